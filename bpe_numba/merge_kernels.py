@@ -1,0 +1,482 @@
+"""Numba kernels for the merge loop: pair counts, the pair -> occurrences index, best-pair selection and
+in-place merge application. Kernels take numpy arrays and scalars only; nothing is compiled at import.
+
+Layout (built by :func:`build_state` from the interned pre-tokens)
+-----------------------------------------------------------------
+Every unique pre-token of two or more bytes is laid out in one flat position array, one position per byte,
+words separated by a SEP position. A *symbol* (a token during training) covering bytes ``[p, p+len)``
+is stored as::
+
+    tok[p]         = symbol id            (p is a live start)
+    tok[p+len-1]   = END(symbol)          (when len >= 2; END(s) = -3 - s, so the left neighbour of any live
+                                           start p is found in O(1) from tok[p-1])
+    tok[interior]  = negative junk        (DEAD or an old END; never read)
+
+``raw`` keeps the original bytes, so a symbol's bytes are ``raw[sym_src[s] : sym_src[s] + sym_len[s]]``
+and never have to be stored; the next symbol after a live start ``p`` begins at ``p + sym_len[tok[p]]``.
+
+Symbols are identified by their bytes, as the contract's pre-tokens are sequences of byte strings: when
+a merge produces bytes that an earlier merge already produced (``(ab, c)`` then ``(a, bc)``), both
+give the same symbol (a hash table over symbol bytes finds it), so pair counts are never split.
+
+``pair_at[p]`` is the id of the pair starting at live start ``p``. Each pair has a linked list of
+*segments* in ``arena``: the positions where it was formed. Entries go stale when a neighbour merges; they
+are skipped by checking ``tok[q] >= 0 and pair_at[q] == pid`` (a position never forms the same pair twice,
+since the symbols at a position only grow). A merge touches only its pair's entries.
+
+Selection is a binary max-heap of ``(count snapshot, pair id)`` ordered by count, then by the greater
+``(bytes_a, bytes_b)``: the byte comparison runs here, on ``raw``. A pair's count only drops after it is
+pushed, except when a merge re-creates an existing symbol; every increase pushes a fresh entry. So a popped
+entry whose snapshot differs from the live count is stale: it is re-pushed with the live count when that
+is lower and positive, and dropped otherwise. Each selection costs O(log pairs) however many pairs tie.
+
+Performance notes (measured on the 2-core dev machine; see README for the whole-run benchmarks)
+-----------------------------------------------------------------------------------------------
+- Word-based application (rewrite each affected word, subtract its old pairs, add its new ones), as HF
+  tokenizers and rustbpe do, costs O(word length) per affected word; a 20 MB file without whitespace is
+  one 20 MB word touched by nearly every merge (hours). The position lists here cost O(occurrences).
+- Byte comparisons for ties in the heap instead of Python-assigned order keys: new tokens are created in
+  the middle of the byte order, so fixed keys would need relabelling; comparing bytes costs a few ns and
+  only runs on equal counts.
+- Growable structures (pairs, segments, arena, heap) are allocated once at an upper bound with
+  ``np.empty``: untouched pages cost no memory, and the kernel never has to return resized arrays. Only
+  the pair hash table, which would touch every page, grows (the kernel asks for it via a status code).
+- Per-step ``(L, new)`` / ``(new, R)`` pair ids are cached in arrays indexed by the neighbour symbol,
+  so the hash table is probed once per distinct new pair rather than twice per occurrence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+SEP = -1
+DEAD = -2
+END_BASE = -3  # tok value END(s) = END_BASE - s
+
+DONE = 0  # the requested number of merges is done
+NO_PAIRS = 1  # no pair is left: the corpus cannot fill the vocabulary
+GROW_HASH = 2  # the pair hash table needs more room (sc[NEED] = pairs needed)
+
+# Slots of the scalar state array ``sc`` (int64).
+N_PAIRS, N_SEGS, ARENA_USED, N_HEAP, N_SYMS, N_MERGES, HASH_USED, NEED = range(8)
+N_SCALARS = 8
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_HASH_B = np.uint64(0x100000001B3)
+
+
+@njit(cache=True)
+def _slot(h, mask):
+    return np.int64((np.uint64(h) * _MIX) >> np.uint64(29)) & mask
+
+
+@njit(cache=True)
+def _sym_cmp(s, t, raw, sym_src, sym_len):
+    """-1, 0, 1 as Python compares the symbols' bytes."""
+    if s == t:
+        return 0
+    ps = sym_src[s]
+    pt = sym_src[t]
+    ls = sym_len[s]
+    lt = sym_len[t]
+    n = min(ls, lt)
+    for i in range(n):
+        x = raw[ps + i]
+        y = raw[pt + i]
+        if x != y:
+            return -1 if x < y else 1
+    if ls == lt:
+        return 0
+    return -1 if ls < lt else 1
+
+
+@njit(cache=True)
+def _before(c1, p1, c2, p2, pair_a, pair_b, raw, sym_src, sym_len):
+    """True when heap entry 1 is selected before entry 2: higher count, then greater (bytes_a, bytes_b)."""
+    if c1 != c2:
+        return c1 > c2
+    if p1 == p2:
+        return False
+    r = _sym_cmp(pair_a[p1], pair_a[p2], raw, sym_src, sym_len)
+    if r == 0:
+        r = _sym_cmp(pair_b[p1], pair_b[p2], raw, sym_src, sym_len)
+    return r > 0
+
+
+@njit(cache=True)
+def _sift_down(i, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
+    c = heap_cnt[i]
+    p = heap_pid[i]
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and _before(
+            heap_cnt[child + 1], heap_pid[child + 1], heap_cnt[child], heap_pid[child], pair_a, pair_b, raw, sym_src, sym_len
+        ):
+            child += 1
+        if not _before(heap_cnt[child], heap_pid[child], c, p, pair_a, pair_b, raw, sym_src, sym_len):
+            break
+        heap_cnt[i] = heap_cnt[child]
+        heap_pid[i] = heap_pid[child]
+        i = child
+    heap_cnt[i] = c
+    heap_pid[i] = p
+
+
+@njit(cache=True)
+def _push(c, p, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
+    """Push (c, p) onto a heap of n entries; returns the new size."""
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not _before(c, p, heap_cnt[parent], heap_pid[parent], pair_a, pair_b, raw, sym_src, sym_len):
+            break
+        heap_cnt[i] = heap_cnt[parent]
+        heap_pid[i] = heap_pid[parent]
+        i = parent
+    heap_cnt[i] = c
+    heap_pid[i] = p
+    return n + 1
+
+
+@njit(cache=True)
+def _pop(n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
+    """Remove the top of a heap of n entries; returns the new size."""
+    n -= 1
+    if n > 0:
+        heap_cnt[0] = heap_cnt[n]
+        heap_pid[0] = heap_pid[n]
+        _sift_down(0, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+    return n
+
+
+@njit(cache=True)
+def rehash(ph_keys, ph_vals, pair_a, pair_b, first, n_pairs):
+    """Fill an empty (all -1) pair hash table with pairs ``first..n_pairs-1``. Byte pairs (ids below 65 536)
+    are never looked up: every pair formed by a merge contains the merged symbol, two bytes or longer."""
+    mask = ph_keys.shape[0] - 1
+    for pid in range(first, n_pairs):
+        key = (np.int64(pair_a[pid]) << 32) | np.int64(pair_b[pid])
+        i = _slot(key, mask)
+        while ph_keys[i] != -1:
+            i = (i + 1) & mask
+        ph_keys[i] = key
+        ph_vals[i] = pid
+    return n_pairs - first
+
+
+@njit(cache=True)
+def build_state(tokens, offsets, counts, tok, raw, word, pair_at,
+                sym_len, sym_src, sym_hash, sym_pow, sym_tab,
+                pair_a, pair_b, pair_cnt, pair_seg, pair_mark, seg, arena, heap_cnt, heap_pid, sc):
+    """Lay out the interned pre-tokens (``tokens[offsets[w]:offsets[w+1]]`` = bytes of word ``w``, each of
+    length >= 2, occurring ``counts[w]`` times), count the byte pairs, index their positions and heapify.
+
+    Initial pair ids are dense: ``pid = 256 * a + b`` for the 65 536 byte pairs.
+    """
+    n_words = offsets.shape[0] - 1
+    n_pos = tokens.shape[0] + n_words + 1
+    # Positions: SEP, word 0 bytes, SEP, word 1 bytes, ..., SEP, then a 256-byte table for the byte symbols.
+    for w in range(n_words):
+        base = offsets[w] + w
+        tok[base] = SEP
+        raw[base] = 0
+        word[base] = -1
+        for j in range(offsets[w], offsets[w + 1]):
+            b = tokens[j]
+            tok[j + w + 1] = b
+            raw[j + w + 1] = b
+            word[j + w + 1] = w
+    tok[n_pos - 1] = SEP
+    raw[n_pos - 1] = 0
+    word[n_pos - 1] = -1
+    for b in range(256):
+        tok[n_pos + b] = SEP
+        raw[n_pos + b] = b
+        word[n_pos + b] = -1
+        sym_len[b] = 1
+        sym_src[b] = n_pos + b
+        sym_hash[b] = np.uint64(b + 1)
+        sym_pow[b] = _HASH_B
+    sym_tab[:] = -1
+    smask = sym_tab.shape[0] - 1
+    for b in range(256):
+        i = _slot(sym_hash[b], smask)
+        while sym_tab[i] != -1:
+            i = (i + 1) & smask
+        sym_tab[i] = b
+    # Byte pairs: counts and the number of positions of each.
+    n_entries = np.zeros(65536, dtype=np.int64)
+    pair_cnt[:65536] = 0
+    for p in range(n_pos - 1):
+        a = tok[p]
+        b = tok[p + 1]
+        if a >= 0 and b >= 0:
+            pid = a * 256 + b
+            pair_at[p] = pid
+            pair_cnt[pid] += counts[word[p]]
+            n_entries[pid] += 1
+        else:
+            pair_at[p] = -1
+    pair_at[n_pos - 1] = -1
+    # One segment per present pair, positions in increasing order.
+    start = np.zeros(65536, dtype=np.int64)
+    total = 0
+    n_segs = 0
+    pair_mark[:65536] = 0
+    for pid in range(65536):
+        pair_a[pid] = pid >> 8
+        pair_b[pid] = pid & 255
+        start[pid] = total
+        total += n_entries[pid]
+        if n_entries[pid] > 0:
+            seg[n_segs, 0] = start[pid]
+            seg[n_segs, 1] = n_entries[pid]
+            seg[n_segs, 2] = -1
+            pair_seg[pid] = n_segs
+            n_segs += 1
+        else:
+            pair_seg[pid] = -1
+    fill = start.copy()
+    for p in range(n_pos - 1):
+        pid = pair_at[p]
+        if pid >= 0:
+            arena[fill[pid]] = p
+            fill[pid] += 1
+    n_heap = 0
+    for pid in range(65536):
+        if pair_cnt[pid] > 0:
+            heap_cnt[n_heap] = pair_cnt[pid]
+            heap_pid[n_heap] = pid
+            n_heap += 1
+    for i in range(n_heap // 2 - 1, -1, -1):
+        _sift_down(i, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+    sc[N_PAIRS] = 65536
+    sc[N_SEGS] = n_segs
+    sc[ARENA_USED] = total
+    sc[N_HEAP] = n_heap
+    sc[N_SYMS] = 256
+    sc[N_MERGES] = 0
+    sc[HASH_USED] = 0
+    sc[NEED] = 0
+
+
+@njit(cache=True)
+def _symbol_for(a, b, raw, sym_len, sym_src, sym_hash, sym_pow, sym_tab, sc):
+    """The symbol whose bytes are bytes(a) + bytes(b): an existing one, or a new id (its ``sym_src`` is set
+    to -1 until the first merged occurrence gives it one)."""
+    h = sym_hash[a] * sym_pow[b] + sym_hash[b]
+    la = sym_len[a]
+    lb = sym_len[b]
+    mask = sym_tab.shape[0] - 1
+    i = _slot(h, mask)
+    while sym_tab[i] != -1:
+        t = sym_tab[i]
+        if sym_hash[t] == h and sym_len[t] == la + lb:
+            pt = sym_src[t]
+            same = True
+            pa = sym_src[a]
+            for k in range(la):
+                if raw[pt + k] != raw[pa + k]:
+                    same = False
+                    break
+            if same:
+                pb = sym_src[b]
+                for k in range(lb):
+                    if raw[pt + la + k] != raw[pb + k]:
+                        same = False
+                        break
+            if same:
+                return t
+        i = (i + 1) & mask
+    c = sc[N_SYMS]
+    sc[N_SYMS] = c + 1
+    sym_len[c] = la + lb
+    sym_src[c] = -1
+    sym_hash[c] = h
+    sym_pow[c] = sym_pow[a] * sym_pow[b]
+    sym_tab[i] = c
+    return c
+
+
+@njit(cache=True)
+def _pair_id(x, y, pair_a, pair_b, pair_cnt, pair_seg, pair_mark, ph_keys, ph_vals, sc):
+    """Id of the pair (x, y), created with count 0 when new."""
+    key = (np.int64(x) << 32) | np.int64(y)
+    mask = ph_keys.shape[0] - 1
+    i = _slot(key, mask)
+    while ph_keys[i] != -1:
+        if ph_keys[i] == key:
+            return ph_vals[i]
+        i = (i + 1) & mask
+    pid = sc[N_PAIRS]
+    sc[N_PAIRS] = pid + 1
+    pair_a[pid] = x
+    pair_b[pid] = y
+    pair_cnt[pid] = 0
+    pair_seg[pid] = -1
+    pair_mark[pid] = 0
+    ph_keys[i] = key
+    ph_vals[i] = pid
+    sc[HASH_USED] += 1
+    return pid
+
+
+@njit(cache=True)
+def run_merges(n_target, tok, raw, word, counts, pair_at,
+               sym_len, sym_src, sym_hash, sym_pow, sym_tab,
+               pair_a, pair_b, pair_cnt, pair_seg, pair_mark, seg, arena,
+               ph_keys, ph_vals, heap_cnt, heap_pid, stamp, buf, touched, merges, sc):
+    """Do merges until ``sc[N_MERGES] == n_target``; returns DONE, NO_PAIRS or GROW_HASH.
+
+    ``merges[i] = (a, b, c)``: merge ``i`` joined symbols ``a`` and ``b`` into symbol ``c`` (``c`` is an
+    earlier symbol when the merge re-creates existing bytes). State lives in the arrays and ``sc``, so the
+    caller can call again after growing the hash table, or to continue in batches (for progress).
+    """
+    n_heap = sc[N_HEAP]
+    while sc[N_MERGES] < n_target:
+        # Select: skip stale heap entries (see module docstring).
+        pid = -1
+        while n_heap > 0:
+            top = heap_pid[0]
+            snap = heap_cnt[0]
+            live = pair_cnt[top]
+            if live == snap:
+                pid = top
+                break
+            n_heap = _pop(n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+            if 0 < live < snap:
+                n_heap = _push(live, top, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+        if pid < 0:
+            sc[N_HEAP] = n_heap
+            return NO_PAIRS
+        # Room: a merge forms at most two new pairs per entry of its lists.
+        n_entries = 0
+        s = pair_seg[pid]
+        while s >= 0:
+            n_entries += seg[s, 1]
+            s = seg[s, 2]
+        if 2 * (sc[HASH_USED] + 2 * n_entries) > ph_keys.shape[0]:
+            sc[N_HEAP] = n_heap
+            sc[NEED] = sc[HASH_USED] + 2 * n_entries
+            return GROW_HASH
+        n_heap = _pop(n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+
+        a = pair_a[pid]
+        b = pair_b[pid]
+        c = _symbol_for(a, b, raw, sym_len, sym_src, sym_hash, sym_pow, sym_tab, sc)
+        step = sc[N_MERGES]
+        merges[step, 0] = a
+        merges[step, 1] = b
+        merges[step, 2] = c
+        la = sym_len[a]
+        lb = sym_len[b]
+        lc = la + lb
+        n_buf = 0
+        n_touched = 0
+        s = pair_seg[pid]
+        while s >= 0:
+            for e in range(seg[s, 0], seg[s, 0] + seg[s, 1]):
+                p = arena[e]
+                if tok[p] < 0 or pair_at[p] != pid:
+                    continue  # stale entry
+                if a == b:
+                    # Overlapping occurrences: merge the whole run left to right from its first symbol.
+                    while True:
+                        v = tok[p - 1]
+                        if v == SEP:
+                            break
+                        lp = p - 1 if v >= 0 else p - sym_len[END_BASE - v]
+                        if pair_at[lp] != pid:
+                            break
+                        p = lp
+                while True:
+                    # Merge the occurrence at p: symbols a at [p, q) and b at [q, r).
+                    q = p + la
+                    r = q + lb
+                    cnt = counts[word[p]]
+                    pair_cnt[pid] -= cnt
+                    v = tok[p - 1]
+                    if v != SEP:
+                        lp = p - 1 if v >= 0 else p - sym_len[END_BASE - v]
+                        left = tok[lp]
+                        pair_cnt[pair_at[lp]] -= cnt
+                        if stamp[left, 0] == step + 1:
+                            npid = stamp[left, 1]
+                        else:
+                            npid = _pair_id(left, c, pair_a, pair_b, pair_cnt, pair_seg, pair_mark, ph_keys, ph_vals, sc)
+                            stamp[left, 0] = step + 1
+                            stamp[left, 1] = npid
+                        if pair_mark[npid] != step + 1:
+                            pair_mark[npid] = step + 1
+                            touched[n_touched] = npid
+                            n_touched += 1
+                        pair_cnt[npid] += cnt
+                        pair_at[lp] = npid
+                        buf[n_buf, 0] = npid
+                        buf[n_buf, 1] = lp
+                        n_buf += 1
+                    right = tok[r]
+                    if right != SEP:
+                        pair_cnt[pair_at[q]] -= cnt
+                        if stamp[right, 2] == step + 1:
+                            npid = stamp[right, 3]
+                        else:
+                            npid = _pair_id(c, right, pair_a, pair_b, pair_cnt, pair_seg, pair_mark, ph_keys, ph_vals, sc)
+                            stamp[right, 2] = step + 1
+                            stamp[right, 3] = npid
+                        if pair_mark[npid] != step + 1:
+                            pair_mark[npid] = step + 1
+                            touched[n_touched] = npid
+                            n_touched += 1
+                        pair_cnt[npid] += cnt
+                        pair_at[p] = npid
+                        buf[n_buf, 0] = npid
+                        buf[n_buf, 1] = p
+                        n_buf += 1
+                    else:
+                        pair_at[p] = -1
+                    pair_at[q] = -1
+                    tok[p] = c
+                    tok[q] = DEAD
+                    tok[r - 1] = END_BASE - c
+                    if sym_src[c] < 0:
+                        sym_src[c] = p
+                    # A run of (x, x) continues at r; any other pair never has an occurrence there.
+                    if a != b or tok[r] < 0 or pair_at[r] != pid:
+                        break
+                    p = r
+            s = seg[s, 2]
+        # Index the new occurrences: one segment per touched pair, grouped by a counting sort of ``buf``.
+        base = sc[ARENA_USED]
+        for i in range(n_touched):
+            pair_mark[touched[i]] = -1 - i  # local index, until the end of this step
+        sizes = np.zeros(n_touched + 1, dtype=np.int64)
+        for i in range(n_buf):
+            sizes[-1 - pair_mark[buf[i, 0]] + 1] += 1
+        for i in range(n_touched):
+            sizes[i + 1] += sizes[i]
+        for i in range(n_buf):
+            k = -1 - pair_mark[buf[i, 0]]
+            arena[base + sizes[k]] = buf[i, 1]
+            sizes[k] += 1
+        n_segs = sc[N_SEGS]
+        seg_start = base
+        for i in range(n_touched):
+            npid = touched[i]
+            seg[n_segs, 0] = seg_start
+            seg[n_segs, 1] = sizes[i] - seg_start + base
+            seg[n_segs, 2] = pair_seg[npid]
+            seg_start = base + sizes[i]
+            pair_seg[npid] = n_segs
+            n_segs += 1
+            pair_mark[npid] = step + 1
+            if pair_cnt[npid] > 0:
+                n_heap = _push(pair_cnt[npid], npid, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+        sc[N_SEGS] = n_segs
+        sc[ARENA_USED] = base + n_buf
+        sc[N_MERGES] = step + 1
+    sc[N_HEAP] = n_heap
+    return DONE

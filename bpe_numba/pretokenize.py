@@ -1,0 +1,421 @@
+"""Pre-tokenization: file bytes -> counts of unique pre-tokens, in worker processes.
+
+The file is cut into chunks at *safe* byte offsets (see :func:`find_safe_cut`), each worker decodes its
+chunk, splits it at special tokens and runs the GPT-2 pattern over every segment, and sends back the
+chunk's unique pre-tokens in a compact form (one bytes blob, a length array and a count array). The main
+process only sums those counts, so peak memory is about ``chunk_size x workers`` plus the table of unique
+pre-tokens.
+
+This module imports no Numba: spawned workers start in a fraction of a second.
+
+>>> import regex
+>>> [m.group() for m in regex.finditer(GPT2_PATTERN, "Hi,  it's 42!")]
+['Hi', ',', ' ', ' it', "'s", ' 42', '!']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import regex
+
+from .errors import BPEInputError, InvalidUTF8Error
+
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+ERRORS_MODES = ("strict", "replace")
+
+# A cut at offset i is safe when the byte before is printable non-space ASCII and the byte at i is ASCII
+# whitespace: no alternative of the pattern continues a non-whitespace run into whitespace and the pattern
+# has no look-behind, so the full-text match sequence has a boundary there. ASCII on both sides also means
+# the cut never splits a UTF-8 sequence (nor an invalid one, so errors="replace" is chunk-independent).
+_CUT_BEFORE = np.zeros(256, dtype=bool)
+_CUT_BEFORE[0x21:0x7F] = True
+_CUT_AT = np.zeros(256, dtype=bool)
+_CUT_AT[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20]] = True
+_SCAN_WINDOW = 1 << 16
+
+
+def check_special_tokens(special_tokens) -> list[str]:
+    """Validate special tokens: a list of distinct, non-empty ``str``. Returns them as a list."""
+    if isinstance(special_tokens, (str, bytes)):
+        raise TypeError(
+            f"special_tokens must be a list of strings, not a single {type(special_tokens).__name__} "
+            f"({special_tokens!r}); write special_tokens=[{special_tokens!r}]"
+        )
+    tokens = list(special_tokens or ())
+    for i, tok in enumerate(tokens):
+        if not isinstance(tok, str):
+            raise TypeError(f"special_tokens[{i}] is {type(tok).__name__} {tok!r}; special tokens must be str")
+        if not tok:
+            raise ValueError(f"special_tokens[{i}] is the empty string; special tokens must be non-empty")
+    seen: dict[str, int] = {}
+    for i, tok in enumerate(tokens):
+        if tok in seen:
+            raise ValueError(f"special_tokens[{i}] {tok!r} repeats special_tokens[{seen[tok]}]; give each once")
+        seen[tok] = i
+    return tokens
+
+
+def special_splitter(special_tokens: Sequence[str]):
+    """A compiled bytes pattern matching special tokens, leftmost and longest first (UTF-8 is
+    self-synchronizing, so matching the encoded tokens in encoded text finds the same occurrences).
+
+    >>> special_splitter(["<a>", "<a><b>"]).split(b"x<a><b>y<a>z")
+    [b'x', b'y', b'z']
+    """
+    if not special_tokens:
+        return None
+    alternatives = sorted(special_tokens, key=len, reverse=True)
+    return regex.compile(b"|".join(regex.escape(t.encode("utf-8")) for t in alternatives))
+
+
+def segment_bounds(data: bytes, splitter) -> np.ndarray:
+    """``(k, 2)`` int64 array of the ``[start, end)`` byte ranges between special-token occurrences."""
+    if splitter is None:
+        return np.array([[0, len(data)]], dtype=np.int64)
+    cuts = [0]
+    for m in splitter.finditer(data):
+        cuts.append(m.start())
+        cuts.append(m.end())
+    cuts.append(len(data))
+    return np.array(cuts, dtype=np.int64).reshape(-1, 2)
+
+
+def count_units_pretokens(data: bytes, splitter, pattern) -> dict[str, int]:
+    """Pre-token counts of ``data`` (valid UTF-8), special tokens removed.
+
+    The Numba kernel counts the distinct units between safe cuts (no pre-token crosses one); the regex
+    then runs once per distinct unit and its pre-tokens are weighted by the unit's count.
+    """
+    from . import scan_kernels as S
+
+    arr = np.frombuffer(data, dtype=np.uint8)
+    bounds = segment_bounds(data, splitter)
+    cap = 1 << 14
+    table = np.full(cap, -1, dtype=np.int64)
+    starts = np.empty(cap // 2, dtype=np.int64)
+    lengths = np.empty(cap // 2, dtype=np.int64)
+    hashes = np.empty(cap // 2, dtype=np.uint64)
+    unit_counts = np.empty(cap // 2, dtype=np.int64)
+    state = np.zeros(3, dtype=np.int64)
+    while not S.count_units(arr, bounds, S._PRINTABLE, S._ASCII_WS, table, starts, lengths, hashes, unit_counts, state):
+        cap *= 2
+        table = np.full(cap, -1, dtype=np.int64)
+        starts, lengths, hashes, unit_counts = (np.resize(a, cap // 2) for a in (starts, lengths, hashes, unit_counts))
+        S.rehash(hashes, state[2], table)
+    n_units = int(state[2])
+    starts, lengths, unit_counts = starts[:n_units], lengths[:n_units], unit_counts[:n_units]
+    counts: dict[str, int] = {}
+    get = counts.get
+    findall = pattern.findall
+    for s, n, c in zip(starts.tolist(), lengths.tolist(), unit_counts.tolist()):
+        for tok in findall(data[s : s + n].decode("utf-8")):
+            counts[tok] = get(tok, 0) + c
+    return counts
+
+
+def check_input_file(input_path) -> str:
+    """Return ``input_path`` as ``str`` if it names a readable regular file, else raise naming it."""
+    path = os.fspath(input_path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file; check the path (relative to {os.getcwd()})")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a directory; pass the path of a text file inside it")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path}: not readable; check its permissions")
+    return path
+
+
+def find_safe_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[bytes]) -> int:
+    """First safe cut offset ``i`` with ``lo <= i < hi`` in ``data``, or -1.
+
+    Safe: ``data[i-1]`` is printable non-space ASCII, ``data[i]`` is ASCII whitespace, and no occurrence of
+    a special token starts before ``i`` and ends after it. The caller gives ``data`` enough context around
+    ``[lo, hi)`` for that check (the longest special token on each side, or the file's ends).
+
+    >>> find_safe_cut(b"ab  cd ef", 0, 9, [])
+    2
+    >>> find_safe_cut(b"<end of>x y", 0, 11, [b"<end of>"])
+    9
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    lo = max(lo, 1)
+    hi = min(hi, len(arr))
+    if lo >= hi:
+        return -1
+    ok = _CUT_AT[arr[lo:hi]] & _CUT_BEFORE[arr[lo - 1 : hi - 1]]
+    long_specials = [s for s in special_bytes if len(s) > 1]
+    for k in np.flatnonzero(ok):
+        i = lo + int(k)
+        if any(s in data[max(i - len(s) + 1, 0) : i + len(s) - 1] for s in long_specials):
+            continue
+        return i
+    return -1
+
+
+def plan_chunks(path: str, size: int, chunk_size: int, special_bytes: Sequence[bytes]) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, end)`` byte ranges covering the file, cut only at safe offsets at or after
+    multiples of ``chunk_size`` from the previous cut. A file with no safe offset is one chunk."""
+    margin = max((len(s) for s in special_bytes), default=1)
+    start = 0
+    with open(path, "rb") as f:
+        while start < size:
+            cut = -1
+            pos = start + chunk_size
+            while pos < size:
+                # Context before the window: a token straddling a cut cannot reach back past ``start``.
+                base = max(pos - margin, start)
+                f.seek(base)
+                window = f.read(pos - base + _SCAN_WINDOW + margin)
+                # Candidates need ``margin`` bytes after them, unless the window reaches the end of file.
+                hi = len(window) if base + len(window) >= size else len(window) - margin
+                found = find_safe_cut(window, pos - base, hi, special_bytes)
+                if found >= 0:
+                    cut = base + found
+                    break
+                pos = base + max(hi, pos - base + 1)
+            end = size if cut < 0 else cut
+            yield start, end
+            start = end
+
+
+@dataclass
+class ChunkResult:
+    """One chunk's unique pre-tokens, compactly: ``blob`` is their UTF-8 bytes concatenated."""
+
+    start: int
+    end: int
+    blob: bytes
+    lengths: np.ndarray  # int32, one per unique pre-token
+    counts: np.ndarray  # int64
+    bad_offset: int = -1  # file offset of invalid UTF-8 (strict mode); the arrays are then empty
+
+    def items(self) -> Iterator[tuple[bytes, int]]:
+        blob = self.blob
+        pos = 0
+        for n, c in zip(self.lengths.tolist(), self.counts.tolist()):
+            yield blob[pos : pos + n], c
+            pos += n
+
+
+_COMPILED: dict = {}
+
+
+def count_chunk(task) -> ChunkResult:
+    """Worker entry point: read ``[start, end)`` of the file and count its pre-tokens."""
+    path, start, end, special_tokens, pattern, errors = task
+    key = (tuple(special_tokens), pattern)
+    if key not in _COMPILED:
+        _COMPILED[key] = (special_splitter(special_tokens), regex.compile(pattern))
+    splitter, compiled = _COMPILED[key]
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    if errors == "strict":
+        from .scan_kernels import utf8_first_invalid
+
+        bad = utf8_first_invalid(np.frombuffer(data, dtype=np.uint8))
+        if bad >= 0:
+            empty = np.zeros(0, dtype=np.int32)
+            return ChunkResult(start, end, b"", empty, empty.astype(np.int64), bad_offset=start + bad)
+    else:
+        data = data.decode("utf-8", errors=errors).encode("utf-8")
+    counter = count_units_pretokens(data, splitter, compiled)
+    keys = [k.encode("utf-8") for k in counter]
+    return ChunkResult(
+        start,
+        end,
+        b"".join(keys),
+        np.fromiter(map(len, keys), dtype=np.int32, count=len(keys)),
+        np.fromiter(counter.values(), dtype=np.int64, count=len(keys)),
+    )
+
+
+def first_invalid_utf8(path: str, start: int = 0) -> tuple[int, str]:
+    """Offset and reason of the first invalid UTF-8 byte at or after ``start`` (-1 if none)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(1 << 22)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                # exc.start is relative to the decoder's buffered bytes plus this block.
+                pending = len(exc.object) - len(block)
+                return offset - pending + exc.start, exc.reason
+            if not block:
+                return -1, ""
+            offset += len(block)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C goes to the whole process group; the parent handles it and terminates the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def default_chunk_size(size: int, workers: int) -> int:
+    """About four chunks per worker for balance, between 32 MiB and 64 MiB each: a worker counts a few
+    hundred MB/s but takes about a second to start (interpreter, Numba), so a file under 32 MiB is
+    counted in this process."""
+    return int(min(max(size // (4 * max(workers, 1)), 32 << 20), 64 << 20))
+
+
+def resolve_workers(num_workers) -> int:
+    if num_workers is None:
+        return os.cpu_count() or 1
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int):
+        raise TypeError(f"num_workers must be an int or None, not {type(num_workers).__name__}")
+    if num_workers < 1:
+        raise ValueError(f"num_workers={num_workers}; use 1 or more, or None for all cores")
+    return num_workers
+
+
+def iter_chunk_results(
+    path: str,
+    special_tokens: Sequence[str],
+    *,
+    num_workers: int,
+    chunk_size: int | None,
+    errors: str,
+    pattern: str = GPT2_PATTERN,
+    progress: bool = False,
+) -> Iterator[ChunkResult]:
+    """Count pre-tokens chunk by chunk, yielding each chunk's result as it arrives (any order).
+
+    With one worker, or a file that is a single chunk, everything runs in this process. Otherwise a
+    ``spawn`` pool works through the chunks with at most two tasks in flight per worker, so results can
+    never pile up in memory. Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset.
+    """
+    size = os.path.getsize(path)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(size, num_workers)
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
+    special_bytes = [t.encode("utf-8") for t in special_tokens]
+    workers = min(num_workers, -(-size // chunk_size)) if size else 1
+    tasks = ((path, s, e, tuple(special_tokens), pattern, errors) for s, e in plan_chunks(path, size, chunk_size, special_bytes))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc="pre-tokenize", disable=not progress, leave=False)
+    try:
+        if workers <= 1:
+            for task in tasks:
+                result = count_chunk(task)
+                _raise_if_invalid(path, result)
+                bar.update(result.end - result.start)
+                yield result
+            return
+
+        import multiprocessing
+
+        in_flight = threading.BoundedSemaphore(2 * workers)
+
+        def throttled():
+            for task in tasks:
+                in_flight.acquire()
+                yield task
+
+        ctx = multiprocessing.get_context("spawn")
+        with _main_module_hidden():
+            pool = ctx.Pool(workers, initializer=_ignore_sigint)
+        try:
+            for result in pool.imap_unordered(count_chunk, throttled()):
+                in_flight.release()
+                _raise_if_invalid(path, result)
+                bar.update(result.end - result.start)
+                yield result
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start spawned workers without re-running the caller's ``__main__``.
+
+    ``spawn`` normally re-imports the main script in every worker, which fails (or trains again) in a
+    script without an ``if __name__ == "__main__"`` guard. The workers only need this module, so while the
+    pool starts, ``__main__`` is made to look like an interactive session (no ``__file__``, no spec).
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        for k in saved:
+            if k == "__spec__":
+                main.__spec__ = None
+            else:
+                del main.__dict__[k]
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+
+
+def _raise_if_invalid(path: str, result: ChunkResult) -> None:
+    if result.bad_offset >= 0:
+        # Chunks finish in any order: report the file's first invalid byte, not this chunk's.
+        offset, reason = first_invalid_utf8(path)
+        if offset < 0:  # the file changed while we read it
+            offset, reason = result.bad_offset, "invalid start byte"
+        raise InvalidUTF8Error(path, offset, reason)
+
+
+def count_pretokens(
+    input_path,
+    special_tokens: Sequence[str] = (),
+    *,
+    num_workers: int | None = None,
+    errors: str = "strict",
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+) -> dict[bytes, int]:
+    """Counts of every pre-token (UTF-8 bytes) in the file: the table the trainer starts from.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.txt"; _ = p.write_bytes(b"the cat<|eot|>the cat")
+    >>> count_pretokens(p, ["<|eot|>"], num_workers=1)
+    {b'the': 2, b' cat': 2}
+    """
+    path = check_input_file(input_path)
+    special_tokens = check_special_tokens(special_tokens)
+    check_errors_mode(errors)
+    workers = resolve_workers(num_workers)
+    table: dict[bytes, int] = {}
+    get = table.get
+    for result in iter_chunk_results(
+        path, special_tokens, num_workers=workers, chunk_size=chunk_size, errors=errors,
+        progress=resolve_progress(progress),
+    ):
+        for key, c in result.items():
+            table[key] = get(key, 0) + c
+    return table
+
+
+def check_errors_mode(errors) -> None:
+    if errors not in ERRORS_MODES:
+        raise ValueError(f"errors={errors!r}; use 'strict' (invalid UTF-8 is an error) or 'replace' (U+FFFD)")
+
+
+def resolve_progress(progress) -> bool:
+    """``None`` means: show bars when stderr is a terminal."""
+    if progress is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(progress)
+
+
+__all__ = ["GPT2_PATTERN", "count_pretokens", "BPEInputError"]
