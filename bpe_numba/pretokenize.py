@@ -259,6 +259,13 @@ def first_invalid_utf8(path: str, start: int = 0) -> tuple[int, str]:
             offset += len(block)
 
 
+def _warm_scan_kernels() -> None:
+    count_units_pretokens(b"a b", None, regex.compile(GPT2_PATTERN))
+    from .scan_kernels import utf8_first_invalid
+
+    utf8_first_invalid(np.frombuffer(b"a", dtype=np.uint8))  # read-only, like the chunks
+
+
 def _ignore_sigint() -> None:
     # Ctrl-C goes to the whole process group; the parent handles it and terminates the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -321,12 +328,22 @@ def iter_chunk_results(
         import multiprocessing
 
         in_flight = threading.BoundedSemaphore(2 * workers)
+        stop = threading.Event()
 
         def throttled():
+            # Runs in the pool's task-feeding thread: it must notice ``stop``, or terminate() would wait
+            # for it forever after an error or Ctrl-C.
             for task in tasks:
-                in_flight.acquire()
+                while not in_flight.acquire(timeout=0.05):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
                 yield task
 
+        # Compile (first run) or load the scan kernels here, once, before the workers load them from
+        # Numba's on-disk cache; otherwise every worker would compile them on a cold cache.
+        _warm_scan_kernels()
         ctx = multiprocessing.get_context("spawn")
         with _main_module_hidden():
             pool = ctx.Pool(workers, initializer=_ignore_sigint)
@@ -338,6 +355,7 @@ def iter_chunk_results(
                 yield result
             pool.close()
         finally:
+            stop.set()
             pool.terminate()
             pool.join()
     finally:

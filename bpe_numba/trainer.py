@@ -177,17 +177,11 @@ def train_bpe(
     t0 = time.perf_counter()
     table: dict[bytes, int] = {}
     get = table.get
-    kernels_loaded = n_merges == 0
     for result in iter_chunk_results(
         path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show
     ):
         for key, c in result.items():
             table[key] = get(key, 0) + c
-        if not kernels_loaded:
-            # Import Numba while the workers are busy with the rest of the file.
-            from . import merge_kernels  # noqa: F401
-
-            kernels_loaded = True
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
     times["unique_pretokens"] = len(table)

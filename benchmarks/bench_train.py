@@ -1,0 +1,304 @@
+"""Side-by-side BPE training benchmark: bpe_numba against rustbpe, HF tokenizers and gigatoken.
+
+    python benchmarks/bench_train.py FILE --vocab-size 10000 [--special-token "<|endoftext|>"]
+        [--repeat 3] [--tools bpe_numba,rustbpe,hf,gigatoken] [--json OUT] [--no-compare]
+
+Each run is a fresh subprocess (``_run_one.py``): wall time is measured from outside (process start to
+exit, so it includes interpreter start-up and imports), and the run also reports the time of the training
+call alone. Peak memory is the peak of the summed RSS of the process and all its descendants, *sampled*
+every ~10 ms with psutil (a spike shorter than that can be missed; pages shared between processes are
+counted once per process). Every tool does the same number of merges, ``vocab_size - 256 -
+len(specials)``; see benchmarks/README.md for how each tool's vocab_size convention is translated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER = os.path.join(HERE, "_run_one.py")
+ALL_TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken")
+EXIT_MISSING = 3
+
+
+def _tree_rss(proc) -> int:
+    import psutil
+
+    total = 0
+    try:
+        procs = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_once(tool: str, file: str, vocab: int, specials: list[str], merges_out: str | None,
+             workers: int | None, timeout: float | None, interval: float = 0.01) -> dict:
+    """Run one tool in a fresh process; return its result plus wall_s and peak_rss."""
+    import psutil
+
+    with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as rf:
+        result_path = rf.name
+    cmd = [sys.executable, RUNNER, tool, file, str(vocab), *specials, "--result", result_path]
+    if merges_out:
+        cmd += ["--merges-out", merges_out]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    peak = 0
+    samples = 0
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+
+    def sampler():
+        nonlocal peak, samples
+        while not stop.is_set():
+            rss = _tree_rss(ps)
+            samples += 1
+            if rss > peak:
+                peak = rss
+            stop.wait(interval)
+
+    th = threading.Thread(target=sampler, daemon=True)
+    th.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for c in ps.children(recursive=True):
+            try:
+                c.kill()
+            except psutil.Error:
+                pass
+        proc.kill()
+        out, err = proc.communicate()
+        stop.set()
+        th.join()
+        os.unlink(result_path)
+        return {"tool": tool, "ok": False, "missing": False, "error": f"timeout after {timeout} s",
+                "wall_s": time.perf_counter() - t0, "peak_rss": peak}
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    try:
+        with open(result_path) as f:
+            res = json.loads(f.read() or "{}")
+    except (OSError, ValueError):
+        res = {}
+    finally:
+        try:
+            os.unlink(result_path)
+        except OSError:
+            pass
+    if not res:
+        res = {"tool": tool, "ok": False, "missing": False,
+               "error": f"runner exited {proc.returncode} without a result: {err.strip()[-2000:]}"}
+    res.update(wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode)
+    if proc.returncode == EXIT_MISSING:
+        res["missing"] = True
+    if not res.get("ok"):
+        res["stderr_tail"] = err.strip()[-4000:]
+    return res
+
+
+def load_merges(path: str) -> list:
+    with open(path) as f:
+        return [tuple(bytes.fromhex(x) for x in m) if m is not None else None for m in json.load(f)]
+
+
+def first_diff(a: list, b: list) -> int | None:
+    """0-based index of the first differing merge, or None when identical (same length)."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y or x is None:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def fmt_mb(n: int) -> str:
+    return f"{n / 2**20:,.0f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file")
+    ap.add_argument("--vocab-size", type=int, default=10000)
+    ap.add_argument("--special-token", action="append", dest="specials", default=None,
+                    help='special token (repeatable); default "<|endoftext|>". Pass --no-special for none')
+    ap.add_argument("--no-special", action="store_true", help="train without special tokens")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tools", default=",".join(ALL_TOOLS))
+    ap.add_argument("--json", dest="json_out", help="write all raw figures here")
+    ap.add_argument("--no-compare", action="store_true", help="skip the merge-by-merge comparison")
+    ap.add_argument("--workers", type=int, default=None, help="num_workers for bpe_numba (default: its own)")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per run before it is killed")
+    a = ap.parse_args(argv)
+
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        print("bench_train.py needs psutil (pip install psutil)", file=sys.stderr)
+        return 2
+    if not os.path.isfile(a.file):
+        print(f"no such file: {a.file}", file=sys.stderr)
+        return 2
+    specials = [] if a.no_special else (a.specials or ["<|endoftext|>"])
+    tools = [t.strip() for t in a.tools.split(",") if t.strip()]
+    bad = [t for t in tools if t not in ALL_TOOLS]
+    if bad:
+        print(f"unknown tool(s) {bad}; choose from {', '.join(ALL_TOOLS)}", file=sys.stderr)
+        return 2
+    expected = a.vocab_size - 256 - len(specials)
+    size = os.path.getsize(a.file)
+    print(f"file: {a.file} ({size / 1e6:,.1f} MB), vocab_size {a.vocab_size}, specials {specials}, "
+          f"expected merges {expected}, repeat {a.repeat}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+
+    tmpdir = tempfile.mkdtemp(prefix="bench_train_")
+    runs: dict[str, list[dict]] = {t: [] for t in tools}
+    skipped: dict[str, str] = {}
+    merges_path = {t: os.path.join(tmpdir, f"{t}.merges.json") for t in tools}
+    try:
+        for r in range(a.repeat):  # round-robin, so slow drift in machine load hits every tool alike
+            for t in tools:
+                if t in skipped:
+                    continue
+                want_merges = (r == 0 and not a.no_compare)
+                res = run_once(t, a.file, a.vocab_size, specials, merges_path[t] if want_merges else None,
+                               a.workers, a.timeout)
+                res["repeat"] = r
+                runs[t].append(res)
+                if res.get("missing"):
+                    skipped[t] = res.get("error", "not installed")
+                    print(f"  {t}: skipped, not installed ({skipped[t]})")
+                    continue
+                if res.get("ok"):
+                    print(f"  {t} run {r + 1}/{a.repeat}: wall {res['wall_s']:.2f} s, train call "
+                          f"{res['train_s']:.2f} s, peak {fmt_mb(res['peak_rss'])} MB, merges {res['merges']}",
+                          flush=True)
+                else:
+                    print(f"  {t} run {r + 1}/{a.repeat}: FAILED: {res.get('error')}", flush=True)
+                    if res.get("traceback"):
+                        print("    " + res["traceback"].strip().replace("\n", "\n    "))
+                    elif res.get("stderr_tail"):
+                        print("    " + res["stderr_tail"][-1500:].replace("\n", "\n    "))
+
+        # ----- summary -----
+        summary: dict[str, dict] = {}
+        for t in tools:
+            ok = [x for x in runs[t] if x.get("ok")]
+            if not ok:
+                continue
+            summary[t] = {
+                "wall_s_median": statistics.median(x["wall_s"] for x in ok),
+                "train_s_median": statistics.median(x["train_s"] for x in ok),
+                "peak_rss_max": max(x["peak_rss"] for x in ok),
+                "merges": ok[0]["merges"],
+                "runs_ok": len(ok),
+            }
+        ref_merges = None
+        if not a.no_compare and "bpe_numba" in summary and os.path.exists(merges_path["bpe_numba"]):
+            ref_merges = load_merges(merges_path["bpe_numba"])
+        for t, s in summary.items():
+            s["first_diff"] = None
+            s["identical_to_bpe_numba"] = None
+            if ref_merges is not None and t != "bpe_numba" and os.path.exists(merges_path[t]):
+                m = load_merges(merges_path[t])
+                d = first_diff(ref_merges, m)
+                s["first_diff"] = d
+                s["identical_to_bpe_numba"] = d is None
+                s["unrecoverable_merges"] = sum(1 for x in m if x is None)
+                shared = set(ref_merges) & {x for x in m if x is not None}
+                s["shared_merges_pct"] = 100.0 * len(shared) / max(1, len(ref_merges))
+                if d is not None:
+                    show = lambda x: None if x is None else [repr(x[0]), repr(x[1])]  # noqa: E731
+                    s["first_diff_bpe_numba"] = show(ref_merges[d]) if d < len(ref_merges) else None
+                    s["first_diff_tool"] = show(m[d]) if d < len(m) else None
+
+        base = summary.get("bpe_numba", {}).get("wall_s_median")
+        print()
+        print(f"Results: median of {a.repeat} run(s); wall = whole fresh process measured from outside "
+              f"(start-up + imports + training); train = the training call alone, timed inside;")
+        print("peak = max over runs of the sampled (every ~10 ms) summed RSS of the process tree.")
+        hdr = ["tool", "wall s", "train s", "peak MB", "merges", "wall vs bpe_numba", "first diff at merge #",
+               "shared merges"]
+        rows = []
+        for t in tools:
+            if t in summary:
+                s = summary[t]
+                ratio = f"{s['wall_s_median'] / base:.2f}x" if base else "n/a"
+                if t == "bpe_numba":
+                    fd = "(reference)"
+                elif s["identical_to_bpe_numba"] is None:
+                    fd = "n/a"
+                elif s["identical_to_bpe_numba"]:
+                    fd = "identical"
+                else:
+                    fd = str(s["first_diff"])
+                merges = str(s["merges"]) + ("" if s["merges"] == expected else f" (!= {expected})")
+                shared = f"{s['shared_merges_pct']:.1f}%" if "shared_merges_pct" in s else "-"
+                rows.append([t, f"{s['wall_s_median']:.2f}", f"{s['train_s_median']:.2f}",
+                             fmt_mb(s["peak_rss_max"]), merges, ratio, fd, shared])
+            elif t in skipped:
+                rows.append([t, "-", "-", "-", "-", "-", "skipped: not installed", "-"])
+            else:
+                rows.append([t, "-", "-", "-", "-", "-", "FAILED (see above)", "-"])
+        widths = [max(len(str(r[i])) for r in [hdr] + rows) for i in range(len(hdr))]
+        line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(hdr, widths)))
+        print(line)
+        print("-" * len(line))
+        for r in rows:
+            print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                            for i, (c, w) in enumerate(zip(r, widths))))
+        print()
+        if "bpe_numba" in summary and "rustbpe" in summary:
+            print(f"bpe_numba / rustbpe wall ratio: "
+                  f"{summary['bpe_numba']['wall_s_median'] / summary['rustbpe']['wall_s_median']:.2f}")
+        else:
+            print("bpe_numba / rustbpe wall ratio: n/a (needs both tools)")
+        if ref_merges is not None:
+            print("first diff at merge #: 0-based index of the first merge that differs from bpe_numba's; "
+                  "the other tools break ties between equal-count pairs differently, after which the lists "
+                  "drift apart. shared merges: share of bpe_numba's merges that the tool also made (any order).")
+
+        if a.json_out:
+            doc = {
+                "file": os.path.abspath(a.file), "file_bytes": size, "vocab_size": a.vocab_size,
+                "specials": specials, "expected_merges": expected, "repeat": a.repeat, "tools": tools,
+                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                            "python": platform.python_version()},
+                "memory_note": "peak_rss: sampled every ~10 ms, sum of RSS over the process tree",
+                "runs": runs, "summary": summary, "skipped": skipped,
+            }
+            with open(a.json_out, "w") as f:
+                json.dump(doc, f, indent=2)
+            print(f"raw figures written to {a.json_out}")
+    finally:
+        for p in merges_path.values():
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        try:
+            os.rmdir(tmpdir)
+        except OSError:
+            pass
+    failed = [t for t in tools if t not in summary and t not in skipped]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Ctrl-C during training: the run stops promptly, leaves no worker process and no temporary file behind."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+SCRIPT = r"""
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks before killing a hang
+from bpe_numba import train_bpe
+
+chunk_size = None if sys.argv[2] == "None" else int(sys.argv[2])
+print("started", flush=True)
+train_bpe(sys.argv[1], 5000, ["<|endoftext|>"], num_workers=2, chunk_size=chunk_size, progress=False)
+print("finished", flush=True)
+"""
+
+EXIT_WITHIN = 10.0  # seconds after SIGINT
+WORKERS_WITHIN = 90.0  # seconds to start workers (a cold Numba cache compiles first)
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory):
+    """~40 MB of text, so pre-tokenization is still running when the signal arrives."""
+    rng = random.Random(7)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 9))) for _ in range(5000)]
+    lines = []
+    size = 0
+    while size < 1_000_000:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 15))) + rng.choice([".\n", "\n", "<|endoftext|>"])
+        lines.append(line)
+        size += len(line)
+    block = "".join(lines).encode()
+    path = tmp_path_factory.mktemp("interrupt") / "big.txt"
+    with open(path, "wb") as f:
+        for _ in range(40):
+            f.write(block)
+    return path
+
+
+def _workers(proc: psutil.Process) -> list[psutil.Process]:
+    found = []
+    for child in proc.children(recursive=True):
+        try:
+            if any("spawn_main" in part or "forkserver" in part for part in child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["parent", "process-group"])
+@pytest.mark.parametrize("chunk_size", [None, 1 << 20])
+def test_sigint_stops_training_and_cleans_up(tmp_path, big_file, package_env, target, chunk_size):
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    env = dict(package_env, TMPDIR=str(tmpdir), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(big_file), str(chunk_size)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,  # its own process group: a group SIGINT cannot reach pytest
+    )
+    ps = psutil.Process(proc.pid)
+    seen: dict[int, psutil.Process] = {}
+    try:
+        deadline = time.monotonic() + WORKERS_WITHIN
+        while time.monotonic() < deadline and proc.poll() is None:
+            for w in _workers(ps):
+                seen.setdefault(w.pid, w)
+            if len(_alive(list(seen.values()))) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"training ended before the signal: {proc.communicate()}"
+        assert len(seen) >= 2, f"no worker processes appeared within {WORKERS_WITHIN:.0f} s"
+        time.sleep(1.0)  # let the workers get into their chunks
+        for w in _workers(ps):
+            seen.setdefault(w.pid, w)
+
+        if target == "parent":
+            os.kill(proc.pid, signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        sent = time.monotonic()
+        while proc.poll() is None and time.monotonic() - sent < EXIT_WITHIN:
+            try:
+                for w in _workers(ps):  # a pool that replaces workers after the signal counts too
+                    seen.setdefault(w.pid, w)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        exited = proc.poll() is not None
+        elapsed = time.monotonic() - sent
+        if not exited:
+            os.kill(proc.pid, signal.SIGUSR1)
+            time.sleep(1.0)
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+        assert exited, f"still running {EXIT_WITHIN:.0f} s after SIGINT; stderr:\n{err.decode()[-6000:]}"
+        assert b"finished" not in out
+        assert proc.returncode != 0
+
+        # Workers must be gone with the parent (a short grace for the OS to deliver their exit).
+        grace = time.monotonic() + 3.0
+        while _alive(list(seen.values())) and time.monotonic() < grace:
+            time.sleep(0.05)
+        leftover = _alive(list(seen.values()))
+        assert not leftover, (
+            f"worker(s) {[p.pid for p in leftover]} still alive after the parent exited in {elapsed:.1f} s"
+        )
+        assert sorted(os.listdir(tmpdir)) == [], "temporary files left behind in TMPDIR"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for p in _alive(list(seen.values())):  # our own descendants: do not leak them into later tests
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
