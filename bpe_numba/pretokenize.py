@@ -313,9 +313,7 @@ def iter_chunk_results(
     workers = min(num_workers, -(-size // chunk_size)) if size else 1
     tasks = ((path, s, e, tuple(special_tokens), pattern, errors) for s, e in plan_chunks(path, size, chunk_size, special_bytes))
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=size, unit="B", unit_scale=True, desc="pre-tokenize", disable=not progress, leave=False)
+    bar = progress_bar(progress, total=size, unit="B", unit_scale=True, desc="pre-tokenize")
     try:
         if workers <= 1:
             for task in tasks:
@@ -427,6 +425,29 @@ def count_pretokens(
 def check_errors_mode(errors) -> None:
     if errors not in ERRORS_MODES:
         raise ValueError(f"errors={errors!r}; use 'strict' (invalid UTF-8 is an error) or 'replace' (U+FFFD)")
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def progress_bar(show: bool, **kwargs):
+    """A tqdm bar on stderr, or a do-nothing stand-in (tqdm is only imported when a bar is shown)."""
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(leave=False, **kwargs)
 
 
 def resolve_progress(progress) -> bool:

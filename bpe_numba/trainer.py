@@ -15,6 +15,7 @@ from .pretokenize import (
     check_input_file,
     check_special_tokens,
     iter_chunk_results,
+    progress_bar,
     resolve_progress,
     resolve_workers,
 )
@@ -214,10 +215,8 @@ def train_bpe(
 
 
 def _run_merges(tokens, offsets, counts, n_merges: int, show: bool) -> np.ndarray:
-    from tqdm.auto import tqdm
-
     loop = _MergeLoop(tokens, offsets, counts, n_merges)
-    with tqdm(total=n_merges, unit="merge", desc="merges", disable=not show, leave=False) as bar:
+    with progress_bar(show, total=n_merges, unit="merge", desc="merges") as bar:
         batch = 64
         while loop.done < n_merges:
             start = time.perf_counter()
