@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import regex
 
-from .errors import BPEInputError, InvalidUTF8Error
+from .errors import InvalidUTF8Error
 
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -457,4 +457,4 @@ def resolve_progress(progress) -> bool:
     return bool(progress)
 
 
-__all__ = ["GPT2_PATTERN", "count_pretokens", "BPEInputError"]
+__all__ = ["GPT2_PATTERN", "count_pretokens"]
