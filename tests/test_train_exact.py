@@ -84,6 +84,7 @@ def test_cs336_pretoken_counts(cs336_dir):
          as_str=False)
 @example(case=("a" * 14 + "<|end of text|>b " * 3, ["<|end of text|>"], 280), chunk_size=16, as_str=False)
 @example(case=("a" * 14 + "<|sp|> x" + " y<|sp|> " * 5, ["<|sp|> "], 280), chunk_size=16, as_str=False)
+@example(case=("\ufeffbom\ufeff \ufeff\x00nul\x00 \ufeff", [], 300), chunk_size=None, as_str=False)  # no BOM stripping
 @example(case=("it's IT'S it\u2019s they'll THEY'LL we've 're 'll'", [], 320), chunk_size=None, as_str=False)
 @example(case=("a\r\nb\r\n\r\nc\rd \r\n e\r\r\n", [], 300), chunk_size=16, as_str=False)
 @example(case=("\U0001f468\u200d\U0001f469\u200d\U0001f467 \U0001f44d\U0001f3fd\U0001f44d\U0001f3fd x", [], 330),
