@@ -93,7 +93,8 @@ def count_units_pretokens(data: bytes, splitter, pattern) -> dict[str, int]:
     """Pre-token counts of ``data`` (valid UTF-8), special tokens removed.
 
     The Numba kernel counts the distinct units between safe cuts (no pre-token crosses one); the regex
-    then runs once per distinct unit and its pre-tokens are weighted by the unit's count.
+    then runs once per distinct unit and its pre-tokens are weighted by the unit's count. The safe-cut
+    argument is specific to the GPT-2 pattern: another pattern needs its own proof before it can use this.
     """
     from . import scan_kernels as S
 
