@@ -15,6 +15,7 @@ Exit status: 0 on success, 3 when the tool is not installed, 1 on any other erro
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 import os
@@ -34,6 +35,16 @@ class ToolMissing(Exception):
 def _missing(e: ImportError, top: str) -> bool:
     """True when the package itself is absent (not when importing it fails for another reason)."""
     return isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] == top
+
+
+def _require(top: str):
+    """Import a peer's package, or raise ToolMissing when it is not installed (a broken install raises)."""
+    try:
+        return importlib.import_module(top)
+    except ImportError as e:
+        if _missing(e, top):
+            raise ToolMissing(f"{top}: {e}") from e
+        raise
 
 
 def iter_documents(path: str, specials: list[str], block_size: int = 16 << 20):
@@ -138,12 +149,7 @@ def run_bpe_numba(path, vocab_size, specials, workers):
 
 
 def run_rustbpe(path, vocab_size, specials, workers):
-    try:
-        import rustbpe
-    except ImportError as e:
-        if _missing(e, "rustbpe"):
-            raise ToolMissing(f"rustbpe: {e}") from e
-        raise
+    rustbpe = _require("rustbpe")
     tok = rustbpe.Tokenizer()
     # rustbpe's vocab_size counts the 256 byte tokens but knows nothing of special tokens, so it does
     # vocab_size - 256 merges; ask for len(specials) fewer to match bpe_numba's merge count.
@@ -155,12 +161,8 @@ def run_rustbpe(path, vocab_size, specials, workers):
 
 
 def run_hf(path, vocab_size, specials, workers):
-    try:
-        from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
-    except ImportError as e:
-        if _missing(e, "tokenizers"):
-            raise ToolMissing(f"tokenizers: {e}") from e
-        raise
+    _require("tokenizers")
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -196,12 +198,7 @@ def run_hf(path, vocab_size, specials, workers):
 def run_gigatoken(path, vocab_size, specials, workers):
     import pathlib
 
-    try:
-        import gigatoken
-    except ImportError as e:
-        if _missing(e, "gigatoken"):
-            raise ToolMissing(f"gigatoken: {e}") from e
-        raise
+    gigatoken = _require("gigatoken")
     # gigatoken's vocab_size counts the 256 bytes and the special tokens (like bpe_numba); it splits the
     # input on the special tokens itself. It prints progress lines to stdout: keep them off our stdout.
     t0 = time.perf_counter()

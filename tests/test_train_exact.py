@@ -13,7 +13,6 @@ from reference import (
     build_vocab,
     incremental_merges_from_counts,
     reference_pretoken_counts,
-    duplicate_concatenations,
     reference_pretoken_counts_text,
     reference_train_text,
 )
