@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import psutil
 import pytest
 
@@ -29,20 +29,14 @@ WORKERS_WITHIN = 90.0  # seconds to start workers (a cold Numba cache compiles f
 
 @pytest.fixture(scope="module")
 def big_file(tmp_path_factory):
-    """~40 MB of text, so pre-tokenization is still running when the signal arrives."""
-    rng = random.Random(7)
-    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 9))) for _ in range(5000)]
-    lines = []
-    size = 0
-    while size < 1_000_000:
-        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 15))) + rng.choice([".\n", "\n", "<|endoftext|>"])
-        lines.append(line)
-        size += len(line)
-    block = "".join(lines).encode()
+    """~40 MB of random lowercase words: nearly every pre-token is distinct, so pre-tokenization takes
+    seconds (repeated text would be counted in a fraction of a second) and the signal lands mid-way."""
+    rng = np.random.default_rng(7)
+    data = rng.integers(ord("a"), ord("z") + 1, size=40_000_000, dtype=np.uint8)
+    data[rng.random(data.size) < 0.15] = ord(" ")
+    data[rng.random(data.size) < 0.002] = ord("\n")
     path = tmp_path_factory.mktemp("interrupt") / "big.txt"
-    with open(path, "wb") as f:
-        for _ in range(40):
-            f.write(block)
+    path.write_bytes(data.tobytes())
     return path
 
 
@@ -69,9 +63,16 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["parent", "process-group"])
-@pytest.mark.parametrize("chunk_size", [None, 1 << 20])
-def test_sigint_stops_training_and_cleans_up(tmp_path, big_file, package_env, target, chunk_size):
+@pytest.mark.parametrize(
+    "chunk_size, target, delay",
+    [
+        pytest.param(None, "parent", 0.5, id="2-chunks-parent-early"),
+        pytest.param(None, "process-group", 3.0, id="2-chunks-group-late"),
+        pytest.param(1 << 20, "parent", 3.0, id="40-chunks-parent-late"),  # the task feeder is throttled
+        pytest.param(1 << 20, "process-group", 0.5, id="40-chunks-group-early"),
+    ],
+)
+def test_sigint_stops_training_and_cleans_up(tmp_path, big_file, package_env, chunk_size, target, delay):
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
     env = dict(package_env, TMPDIR=str(tmpdir), PYTHONUNBUFFERED="1")
@@ -95,7 +96,8 @@ def test_sigint_stops_training_and_cleans_up(tmp_path, big_file, package_env, ta
             time.sleep(0.05)
         assert proc.poll() is None, f"training ended before the signal: {proc.communicate()}"
         assert len(seen) >= 2, f"no worker processes appeared within {WORKERS_WITHIN:.0f} s"
-        time.sleep(1.0)  # let the workers get into their chunks
+        time.sleep(delay)  # early: workers still starting; late: deep in their chunks
+        assert proc.poll() is None, f"training ended before the signal: {proc.communicate()}"
         for w in _workers(ps):
             seen.setdefault(w.pid, w)
 

@@ -11,10 +11,13 @@ import itertools
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpe_numba import count_pretokens, train_bpe
-from reference import reference_pretoken_counts_text, reference_train_text
-from strategies import CONTRACTIONS, DIGITS, EMOJI, LETTERS, PUNCT, WHITESPACE
+from isolated import run_isolated
+from reference import incremental_merges_from_counts, reference_pretoken_counts_text, reference_train_text
+from strategies import CONTRACTIONS, DIGITS, EMOJI, LETTERS, PUNCT, WHITESPACE, corpora
 
 SPECIALS = ["<|endoftext|>", "<|end of text|>", "<|a|>", "<|a|><|b|>", "<|sp|> ", "\n\n"]
 VOCAB_SIZE = 400
@@ -92,3 +95,32 @@ def test_specials_not_special_when_not_given(tmp_path):
     ref = reference_pretoken_counts_text(text, [])
     assert count_pretokens(path, [], num_workers=2, chunk_size=16) == ref
     assert any(b"<|" in tok for tok in ref)
+
+
+def test_result_independent_of_hash_seed(tmp_path, package_env):
+    """Contract 6: no tie-break may lean on set or dict order. Trained to exhaustion (thousands of ties)
+    in two interpreters with different PYTHONHASHSEED, both equal the incremental oracle."""
+    text = generate_text(seed=5, n_items=3000, specials=SPECIALS)
+    path = tmp_path / "ties.txt"
+    path.write_bytes(text.encode("utf-8"))
+    expected = incremental_merges_from_counts(reference_pretoken_counts_text(text, SPECIALS), 10**6)
+    assert len(expected) > 1000
+    call = {"fn": "train_bpe", "args": [str(path), 10**6, SPECIALS], "kwargs": {"num_workers": 1, "progress": False}}
+    for seed in ("0", "12345"):
+        (outcome,) = run_isolated([call], dict(package_env, PYTHONHASHSEED=seed), timeout=120)
+        assert outcome["ok"], outcome
+        merges = [(a.encode("latin-1"), b.encode("latin-1")) for a, b in outcome["merges"]]
+        assert merges == expected, f"PYTHONHASHSEED={seed}"
+
+
+@settings(max_examples=max(3, settings.default.max_examples // 10))
+@given(case=corpora(max_words=200), workers=st.sampled_from([2, 3]), chunk_size=st.sampled_from([16, 32]))
+def test_parallel_matches_reference_on_generated_text(tmp_path, case, workers, chunk_size):
+    """A few generated corpora through a real worker pool (each pool start costs about a second)."""
+    text, specials, vocab_size = case
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(text.encode("utf-8"))
+    ref_vocab, ref_merges = reference_train_text(text, vocab_size, specials)
+    vocab, merges = train_bpe(path, vocab_size, specials, num_workers=workers, chunk_size=chunk_size,
+                              progress=False)
+    assert merges == ref_merges and vocab == ref_vocab
