@@ -100,7 +100,8 @@ def count_units_pretokens(data: bytes, splitter, pattern) -> dict[str, int]:
 
     arr = np.frombuffer(data, dtype=np.uint8)
     bounds = segment_bounds(data, splitter)
-    cap = 1 << 14
+    # Natural text has well under one distinct unit per 512 bytes; the table grows when it must.
+    cap = 1 << max(14, (len(data) // 256).bit_length())
     table = np.full(cap, -1, dtype=np.int64)
     starts = np.empty(cap // 2, dtype=np.int64)
     lengths = np.empty(cap // 2, dtype=np.int64)
