@@ -1,12 +1,11 @@
 """Pre-tokenization: file bytes -> counts of unique pre-tokens, in worker processes.
 
-The file is cut into chunks at *safe* byte offsets (see :func:`find_safe_cut`), each worker decodes its
-chunk, splits it at special tokens and runs the GPT-2 pattern over every segment, and sends back the
-chunk's unique pre-tokens in a compact form (one bytes blob, a length array and a count array). The main
-process only sums those counts, so peak memory is about ``chunk_size x workers`` plus the table of unique
-pre-tokens.
-
-This module imports no Numba: spawned workers start in a fraction of a second.
+The file is cut into chunks at *safe* byte offsets (see :func:`find_safe_cut`). For each chunk, a Numba
+kernel validates UTF-8 and counts the distinct *units* between safe cuts (never crossing a special
+token); the GPT-2 pattern then runs once per distinct unit (see :func:`count_units_pretokens`). A worker
+sends back the chunk's unique pre-tokens compactly (one bytes blob, a length array and a count array) and
+the main process only sums them, so peak memory is about ``chunk_size x workers`` plus the table of
+unique pre-tokens. Numba is imported only when the first chunk is counted, not with this module.
 
 >>> import regex
 >>> [m.group() for m in regex.finditer(GPT2_PATTERN, "Hi,  it's 42!")]
@@ -108,7 +107,7 @@ def count_units_pretokens(data: bytes, splitter, pattern) -> dict[str, int]:
     hashes = np.empty(cap // 2, dtype=np.uint64)
     unit_counts = np.empty(cap // 2, dtype=np.int64)
     state = np.zeros(3, dtype=np.int64)
-    while not S.count_units(arr, bounds, S._PRINTABLE, S._ASCII_WS, table, starts, lengths, hashes, unit_counts, state):
+    while not S.count_units(arr, bounds, _CUT_BEFORE, _CUT_AT, table, starts, lengths, hashes, unit_counts, state):
         cap *= 2
         table = np.full(cap, -1, dtype=np.int64)
         starts, lengths, hashes, unit_counts = (np.resize(a, cap // 2) for a in (starts, lengths, hashes, unit_counts))

@@ -23,11 +23,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# Byte classes for the safe-cut rule.
-_PRINTABLE = np.zeros(256, dtype=np.bool_)
-_PRINTABLE[0x21:0x7F] = True
-_ASCII_WS = np.zeros(256, dtype=np.bool_)
-_ASCII_WS[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20]] = True
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
@@ -103,8 +98,9 @@ def rehash(u_hash, n_units, table):
 
 
 @njit(cache=True)
-def count_units(data, bounds, printable, ascii_ws, table, u_start, u_len, u_hash, u_cnt, state):
-    """Count the distinct units of ``data[bounds[k, 0]:bounds[k, 1]]`` for every segment ``k``.
+def count_units(data, bounds, cut_before, cut_at, table, u_start, u_len, u_hash, u_cnt, state):
+    """Count the distinct units of ``data[bounds[k, 0]:bounds[k, 1]]`` for every segment ``k``: a unit
+    ends before byte ``i`` when ``cut_at[data[i]] and cut_before[data[i - 1]]`` (boolean tables of 256).
 
     Unit ``u`` is ``data[u_start[u] : u_start[u] + u_len[u]]`` (its first occurrence), seen
     ``u_cnt[u]`` times; units never cross a segment bound. ``table`` is an open-addressing index (-1 =
@@ -123,7 +119,7 @@ def count_units(data, bounds, printable, ascii_ws, table, u_start, u_len, u_hash
             if i == hi:
                 cut = i > start
             else:
-                cut = i > start and ascii_ws[data[i]] and printable[data[i - 1]]
+                cut = i > start and cut_at[data[i]] and cut_before[data[i - 1]]
             if cut:
                 length = i - start
                 slot = np.int64((h * _MIX) >> np.uint64(32)) & mask
