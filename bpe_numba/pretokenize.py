@@ -240,8 +240,8 @@ def count_chunk(task) -> ChunkResult:
     )
 
 
-def first_invalid_utf8(path: str, start: int = 0) -> tuple[int, str]:
-    """Offset and reason of the first invalid UTF-8 byte at or after ``start`` (-1 if none)."""
+def first_invalid_utf8(path: str) -> tuple[int, str]:
+    """Offset and reason of the file's first invalid UTF-8 byte (-1 if none)."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
@@ -412,12 +412,17 @@ def count_pretokens(
     special_tokens = check_special_tokens(special_tokens)
     check_errors_mode(errors)
     workers = resolve_workers(num_workers)
-    table: dict[bytes, int] = {}
-    get = table.get
-    for result in iter_chunk_results(
+    return sum_chunk_counts(
         path, special_tokens, num_workers=workers, chunk_size=chunk_size, errors=errors,
         progress=resolve_progress(progress),
-    ):
+    )
+
+
+def sum_chunk_counts(path: str, special_tokens: Sequence[str], **options) -> dict[bytes, int]:
+    """Sum the per-chunk counts of :func:`iter_chunk_results` (arguments already validated)."""
+    table: dict[bytes, int] = {}
+    get = table.get
+    for result in iter_chunk_results(path, special_tokens, **options):
         for key, c in result.items():
             table[key] = get(key, 0) + c
     return table

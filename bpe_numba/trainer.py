@@ -14,10 +14,10 @@ from .pretokenize import (
     check_errors_mode,
     check_input_file,
     check_special_tokens,
-    iter_chunk_results,
     progress_bar,
     resolve_progress,
     resolve_workers,
+    sum_chunk_counts,
 )
 
 _MAX_POSITIONS = 2**31 - 1 - 257  # positions are int32 in the kernels
@@ -176,13 +176,7 @@ def train_bpe(
     times = timings if timings is not None else {}
 
     t0 = time.perf_counter()
-    table: dict[bytes, int] = {}
-    get = table.get
-    for result in iter_chunk_results(
-        path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show
-    ):
-        for key, c in result.items():
-            table[key] = get(key, 0) + c
+    table = sum_chunk_counts(path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show)
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
     times["unique_pretokens"] = len(table)
