@@ -207,6 +207,55 @@ def duplicate_concatenations(merges) -> list[bytes]:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Encoding, straight from the encoding contract
+# ---------------------------------------------------------------------------------------------------------
+
+def reference_encode(text: str, vocab: dict[int, bytes], merges, special_tokens=()) -> list[int]:
+    """Split on specials (leftmost, longest first), pre-tokenize the text between, and merge each
+    pre-token's bytes by repeatedly joining the adjacent pair of lowest merge rank (leftmost on ties).
+
+    A special token takes the highest id whose bytes equal it; one missing from the vocab gets a new id
+    after the largest, in the order given. Ordinary text uses the lowest id of each byte string.
+
+    >>> vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab"}
+    >>> reference_encode("abab<s>a", vocab, [(b"a", b"b")], ["<s>"])
+    [256, 256, 257, 97]
+    """
+    special_tokens = list(special_tokens or ())
+    ids = {tok: i for i, tok in sorted(vocab.items(), reverse=True)}  # lowest id wins for duplicate bytes
+    special_ids = {}
+    next_id = max(vocab) + 1
+    for tok in special_tokens:
+        tok_bytes = tok.encode("utf-8")
+        matching = [i for i, b in vocab.items() if b == tok_bytes]
+        if matching:  # the highest such id: a one-byte special "x" is its own id, not byte 120
+            special_ids[tok] = max(matching)
+        else:
+            special_ids[tok] = next_id
+            next_id += 1
+    rank = {pair: r for r, pair in reversed(list(enumerate(merges)))}
+    out: list[int] = []
+    if special_tokens:
+        ordered = sorted(special_tokens, key=len, reverse=True)
+        parts = regex.split("(" + "|".join(regex.escape(t) for t in ordered) + ")", text)
+    else:
+        parts = [text]
+    for k, part in enumerate(parts):
+        if k % 2 == 1:
+            out.append(special_ids[part])
+            continue
+        for piece in pretokenize(part):
+            symbols = [bytes([b]) for b in piece]
+            while len(symbols) > 1:
+                best = min(range(len(symbols) - 1), key=lambda j: (rank.get((symbols[j], symbols[j + 1]), 1 << 62), j))
+                if (symbols[best], symbols[best + 1]) not in rank:
+                    break
+                symbols[best : best + 2] = [symbols[best] + symbols[best + 1]]
+            out.extend(ids[s] for s in symbols)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
 # GPT-2's byte-to-unicode alphabet, to read the fixture files
 # ---------------------------------------------------------------------------------------------------------
 
