@@ -1,0 +1,302 @@
+"""``Tokenizer``: encode text to ids and back with a trained (or loaded) byte-level BPE model.
+
+Semantics (DESIGN.md, encoding contract): special tokens are split out first (leftmost, longest first),
+the text between is pre-tokenized with the GPT-2 pattern, and each pre-token's bytes are merged by
+repeatedly joining the adjacent pair of lowest merge rank. The work happens in ``encode_kernels``: text is
+cut into units at safe cuts, every distinct unit is encoded once and remembered in a bounded cache.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import regex
+
+from .errors import BPEInputError
+from .pretokenize import _CUT_AT, _CUT_BEFORE, GPT2_PATTERN, check_special_tokens, special_splitter
+
+_CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
+_CACHE_KEY_BYTES = 1 << 22
+_CACHE_IDS = 1 << 21
+_MAX_CACHED_UNIT = 256  # longer units are encoded every time (they are rare and would crowd the cache)
+_WINDOW = 1 << 14  # encode_iterable encodes this many bytes at a time (more if no safe cut is found)
+
+
+class Tokenizer:
+    """Byte-level BPE tokenizer with the CS336 interface.
+
+    ``vocab`` maps ids to token bytes; ``merges`` lists ``(bytes, bytes)`` in creation order (rank order);
+    ``special_tokens`` are strings kept whole, appended to the vocab when their bytes are not in it.
+
+    >>> vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab"}
+    >>> tok = Tokenizer(vocab, [(b"a", b"b")], ["<s>"])
+    >>> tok.encode("abab<s>a")
+    [256, 256, 257, 97]
+    >>> tok.decode([256, 257, 97])
+    'ab<s>a'
+    """
+
+    def __init__(self, vocab: dict[int, bytes], merges: Sequence[tuple[bytes, bytes]], special_tokens=None):
+        special_tokens = check_special_tokens(special_tokens)
+        vocab = _checked_vocab(vocab)
+        merges = _checked_merges(merges)
+        self.vocab: dict[int, bytes] = dict(vocab)
+        self.merges: list[tuple[bytes, bytes]] = list(merges)
+        self.special_tokens: list[str] = special_tokens
+        self.pattern = GPT2_PATTERN
+
+        ids_of: dict[bytes, int] = {}
+        for i in sorted(self.vocab, reverse=True):  # the lowest id wins where byte strings repeat
+            ids_of[self.vocab[i]] = i
+        self.special_ids: dict[str, int] = {}
+        next_id = max(self.vocab, default=-1) + 1
+        for tok in special_tokens:
+            b = tok.encode("utf-8")
+            same = [i for i, v in self.vocab.items() if v == b] if b in ids_of else []
+            if same:  # a one-byte special "x" is its own id, not byte 120
+                self.special_ids[tok] = max(same)
+            else:
+                self.vocab[next_id] = b
+                self.special_ids[tok] = next_id
+                next_id += 1
+        missing = [b for b in range(256) if bytes([b]) not in ids_of]
+        if missing:
+            raise BPEInputError(
+                f"the vocab has no token for byte {missing[0]} (0x{missing[0]:02x})"
+                f"{f' and {len(missing) - 1} other bytes' if len(missing) > 1 else ''}; a byte-level BPE vocab "
+                f"needs all 256 single bytes"
+            )
+        self._byte_ids = np.array([ids_of[bytes([b])] for b in range(256)], dtype=np.int32)
+        left = np.empty(len(merges), dtype=np.int32)
+        right = np.empty(len(merges), dtype=np.int32)
+        merged = np.empty(len(merges), dtype=np.int32)
+        for r, (a, b) in enumerate(merges):
+            for part in (a, b):
+                if part not in ids_of:
+                    raise BPEInputError(f"merges[{r}] = {(a, b)!r}: {part!r} is not in the vocab")
+            if a + b not in ids_of:
+                raise BPEInputError(f"merges[{r}] = {(a, b)!r}: the merged token {a + b!r} is not in the vocab")
+            left[r], right[r], merged[r] = ids_of[a], ids_of[b], ids_of[a + b]
+        self._id_bytes = _decode_table(self.vocab)
+        self._splitter = special_splitter(special_tokens)
+        self._special_by_bytes = {t.encode("utf-8"): i for t, i in self.special_ids.items()}
+        self._max_special = max((len(t.encode("utf-8")) for t in special_tokens), default=0)
+        self._pre = regex.compile(self.pattern)
+
+        from . import encode_kernels as K
+
+        self._K = K
+        cap = 1 << max(4, (2 * len(merges)).bit_length())
+        self._pair_keys = np.full(cap, -1, dtype=np.int64)
+        self._pair_ranks = np.empty(cap, dtype=np.int32)
+        self._pair_results = np.empty(cap, dtype=np.int32)
+        K.build_pair_table(left, right, merged, self._pair_keys, self._pair_ranks, self._pair_results)
+        self._c_table = np.full(2 * _CACHE_UNITS, -1, dtype=np.int64)
+        self._c_hash = np.empty(_CACHE_UNITS, dtype=np.uint64)
+        self._c_kstart = np.empty(_CACHE_UNITS, dtype=np.int64)
+        self._c_klen = np.empty(_CACHE_UNITS, dtype=np.int64)
+        self._c_istart = np.empty(_CACHE_UNITS, dtype=np.int64)
+        self._c_ilen = np.empty(_CACHE_UNITS, dtype=np.int64)
+        self._c_keys = np.empty(_CACHE_KEY_BYTES, dtype=np.uint8)
+        self._c_ids = np.empty(_CACHE_IDS, dtype=np.int32)
+        self._c_state = np.zeros(3, dtype=np.int64)
+        # Compile (or load from Numba's cache) every kernel now, so that encoding never compiles lazily.
+        self.encode("a b\n x" + "y" * (K.SMALL_PIECE + 1) + "".join(special_tokens[:1]))
+        K.cache_clear(self._c_table, self._c_state)
+
+    # -----------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_files(cls, vocab_filepath, merges_filepath, special_tokens=None) -> "Tokenizer":
+        """Load GPT-2 style ``vocab.json`` + ``merges.txt`` (as written by :meth:`save`, or by other tools)."""
+        from .model_io import load_model
+
+        vocab, merges, saved_specials, _pattern = load_model(vocab_filepath, merges_filepath)
+        return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens)
+
+    def save(self, directory) -> None:
+        """Write ``vocab.json`` and ``merges.txt`` (and the metadata) into ``directory``, atomically."""
+        from .model_io import save_model
+
+        save_model(directory, self.vocab, self.merges, self.special_tokens, self.pattern)
+
+    # -----------------------------------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``."""
+        return self.encode_to_array(text).tolist()
+
+    def encode_to_array(self, text: str) -> np.ndarray:
+        """Ids of ``text`` as an int32 array."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode() takes a str, not {type(text).__name__}; decode bytes first")
+        return self._encode_bytes(_utf8(text))
+
+    def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
+        """Ids of ``"".join(iterable)``, lazily, holding about 16 KB of text at a time (more only when no
+        safe cut is found, such as inside one very long word)."""
+        buf = bytearray()
+        margin = max(self._max_special, 1)
+        long_specials = [t for t in self._special_by_bytes if len(t) > 1]
+        searched = 0  # no cut before this offset of ``buf`` (the search never has to look there again)
+        for k, item in enumerate(iterable):
+            if not isinstance(item, str):
+                raise TypeError(f"encode_iterable(): item {k} is {type(item).__name__}, not str")
+            buf += _utf8(item)
+            while len(buf) >= _WINDOW + margin:
+                hi = len(buf) - margin
+                cut = _last_safe_cut(buf, searched, hi, long_specials)
+                if cut < 0:
+                    searched = hi
+                    break
+                ids = self._encode_bytes(bytes(buf[:cut]))
+                del buf[:cut]
+                searched = 0
+                yield from ids.tolist()
+        if buf:
+            yield from self._encode_bytes(bytes(buf)).tolist()
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids`` (invalid UTF-8 in the joined bytes becomes U+FFFD)."""
+        table = self._id_bytes
+        if not isinstance(ids, (list, tuple, np.ndarray)):
+            ids = list(ids)
+        try:
+            if len(ids) == 0 or min(ids) >= 0:  # a negative index would wrap around silently
+                return b"".join([table[i] for i in ids]).decode("utf-8", errors="replace")
+        except (IndexError, TypeError):
+            pass
+        for k, i in enumerate(ids):
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+                raise TypeError(f"decode(): ids[{k}] is {type(i).__name__} {i!r}, not an int")
+            if not 0 <= i < len(table) or table[i] is None:
+                raise BPEInputError(
+                    f"decode(): ids[{k}] = {i} is not a token id of this vocab "
+                    f"(ids are 0..{len(table) - 1}{', with gaps' if None in table else ''})"
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -----------------------------------------------------------------------------------------------------
+
+    def _encode_bytes(self, data: bytes) -> np.ndarray:
+        K = self._K
+        arr = np.frombuffer(data, dtype=np.uint8)
+        if self._splitter is None:
+            bounds = np.array([[0, len(data)]], dtype=np.int64)
+            after = np.full(1, -1, dtype=np.int64)
+        else:
+            cuts = [0]
+            after_list = []
+            for m in self._splitter.finditer(data):
+                cuts += (m.start(), m.end())
+                after_list.append(self._special_by_bytes[m.group()])
+            cuts.append(len(data))
+            after_list.append(-1)
+            bounds = np.array(cuts, dtype=np.int64).reshape(-1, 2)
+            after = np.array(after_list, dtype=np.int64)
+        n = len(data)
+        m_table = np.full(1 << max(4, (2 * n).bit_length()), -1, dtype=np.int64)
+        m_start = np.empty(n, dtype=np.int64)
+        m_len = np.empty(n, dtype=np.int64)
+        m_hash = np.empty(n, dtype=np.uint64)
+        refs = np.empty(n + len(after), dtype=np.int64)
+        counts = np.zeros(2, dtype=np.int64)
+        K.plan_units(
+            arr, bounds, after, _CUT_BEFORE, _CUT_AT, _MAX_CACHED_UNIT,
+            self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_keys,
+            m_table, m_start, m_len, m_hash, refs, counts,
+        )
+        n_refs, n_miss = int(counts[0]), int(counts[1])
+        m_start, m_len, m_hash = m_start[:n_miss], m_len[:n_miss], m_hash[:n_miss]
+        piece_start, piece_len, unit_pieces = self._pretokenize_units(data, m_start, m_len)
+        m_ids = np.empty(int(piece_len.sum()), dtype=np.int32)
+        piece_end = np.empty(len(piece_len), dtype=np.int64)
+        K.bpe_pieces(arr, piece_start, piece_len, self._byte_ids, self._pair_keys, self._pair_ranks,
+                     self._pair_results, m_ids, piece_end)
+        m_end = piece_end[np.cumsum(unit_pieces) - 1] if n_miss else piece_end
+        out = np.empty(n + len(after), dtype=np.int32)
+        n_out = K.gather(refs[:n_refs], self._c_istart, self._c_ilen, self._c_ids, m_ids, m_end, out)
+        K.cache_insert(
+            arr, m_start, m_len, m_hash, m_ids, m_end, _MAX_CACHED_UNIT,
+            self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_istart, self._c_ilen,
+            self._c_keys, self._c_ids, self._c_state,
+        )
+        return out[:n_out]
+
+    def _pretokenize_units(self, data: bytes, starts: np.ndarray, lengths: np.ndarray):
+        """Pre-tokens of each unit, as byte spans: ``(piece_start, piece_len, pieces per unit)``."""
+        findall = self._pre.findall
+        piece_start: list[int] = []
+        piece_len: list[int] = []
+        unit_pieces: list[int] = []
+        for s, n in zip(starts.tolist(), lengths.tolist()):
+            unit = data[s : s + n]
+            toks = findall(unit.decode("utf-8"))
+            lens = list(map(len, toks)) if unit.isascii() else [len(t.encode("utf-8")) for t in toks]
+            unit_pieces.append(len(lens))
+            for ln in lens:
+                piece_start.append(s)
+                piece_len.append(ln)
+                s += ln
+        return (
+            np.array(piece_start, dtype=np.int64),
+            np.array(piece_len, dtype=np.int64),
+            np.array(unit_pieces, dtype=np.int64),
+        )
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab={len(self.vocab):,} tokens, merges={len(self.merges):,}, special_tokens={self.special_tokens!r})"
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BPEInputError(
+            f"the text holds a lone surrogate {text[exc.start]!r} at index {exc.start}, which has no UTF-8 "
+            f"encoding; decode the source with errors='replace' (or 'surrogatepass' upstream) first"
+        ) from None
+
+
+def _last_safe_cut(buf: bytearray, lo: int, hi: int, long_specials: Sequence[bytes]) -> int:
+    """The last offset ``i`` in ``[lo, hi)`` where ``buf`` may be cut (printable ASCII, then ASCII
+    whitespace, and no special token occurrence across it), or -1. ``buf`` extends at least the longest
+    special token past ``hi``. Searches backwards a window at a time, so a cut near ``hi`` is cheap."""
+    lo = max(lo, 1)
+    while hi > lo:
+        start = max(hi - _WINDOW, lo)
+        seg = np.frombuffer(bytes(buf[start - 1 : hi]), dtype=np.uint8)
+        for k in np.flatnonzero(_CUT_AT[seg[1:]] & _CUT_BEFORE[seg[:-1]])[::-1].tolist():
+            i = start + k
+            if not any(t in buf[max(i - len(t) + 1, 0) : i + len(t) - 1] for t in long_specials):
+                return i
+        hi = start
+    return -1
+
+
+def _checked_vocab(vocab) -> dict[int, bytes]:
+    if not isinstance(vocab, dict):
+        raise TypeError(f"vocab must be a dict of int id -> bytes, not {type(vocab).__name__}")
+    for i, b in vocab.items():
+        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+            raise BPEInputError(f"vocab key {i!r} is not a non-negative int id")
+        if not isinstance(b, bytes):
+            raise BPEInputError(f"vocab[{i}] is {type(b).__name__} {b!r}; token values must be bytes")
+    return vocab
+
+
+def _checked_merges(merges) -> list[tuple[bytes, bytes]]:
+    out = []
+    for r, m in enumerate(merges):
+        if not (isinstance(m, (tuple, list)) and len(m) == 2 and all(isinstance(p, bytes) for p in m)):
+            raise BPEInputError(f"merges[{r}] is {m!r}; each merge must be a pair (bytes, bytes)")
+        out.append((m[0], m[1]))
+    return out
+
+
+def _decode_table(vocab: dict[int, bytes]) -> list:
+    table: list = [None] * (max(vocab, default=-1) + 1)
+    for i, b in vocab.items():
+        table[i] = b
+    return table

@@ -1,0 +1,262 @@
+"""Tokenizer: encode / encode_iterable / decode equal the reference encoder and tiktoken's gpt2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from bpe_numba import BPEInputError, Tokenizer
+from reference import read_gpt2_merges, read_gpt2_vocab, reference_encode, reference_train_text
+from strategies import EMOJI, SPECIAL_CANDIDATES, corpora, fragments
+
+ALL_UNICODE = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
+MIXED = st.lists(fragments, max_size=30).map("".join)
+
+
+@pytest.fixture(scope="session")
+def gpt2_model(cs336_dir):
+    vocab = {i: b for b, i in read_gpt2_vocab(cs336_dir / "gpt2_vocab.json").items()}
+    return vocab, read_gpt2_merges(cs336_dir / "gpt2_merges.txt")
+
+
+@pytest.fixture(scope="session")
+def tiktoken_gpt2(cs336_dir):
+    tiktoken = pytest.importorskip("tiktoken")
+    cache = cs336_dir.parent / "tiktoken_cache"
+    if not cache.is_dir():
+        pytest.skip(f"tiktoken's gpt2 files not found at {cache}; it cannot download them offline")
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
+    return tiktoken.get_encoding("gpt2")
+
+
+@pytest.fixture(scope="session")
+def gpt2(gpt2_model):
+    return Tokenizer(*gpt2_model, ["<|endoftext|>"])
+
+
+@pytest.fixture(scope="session")
+def gpt2_plain(gpt2_model):
+    return Tokenizer(*gpt2_model)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GPT-2 against tiktoken
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["corpus.en", "german.txt", "address.txt", "tinystories_sample.txt"])
+def test_gpt2_files_equal_tiktoken(name, cs336_dir, gpt2, gpt2_plain, tiktoken_gpt2):
+    text = (cs336_dir / name).read_text(encoding="utf-8")
+    ids = gpt2.encode(text)
+    assert ids == tiktoken_gpt2.encode(text, allowed_special={"<|endoftext|>"})
+    assert gpt2_plain.encode(text) == tiktoken_gpt2.encode(text, disallowed_special=())
+    assert gpt2.decode(ids) == text
+
+
+@given(st.one_of(ALL_UNICODE, MIXED), st.sampled_from([None, "<|endoftext|>"]))
+@example("Hello, world! It's 2026.\r\n\r\n  <|endoftext|>Next  doc\t\x85x", "<|endoftext|>")
+@example("<|endoftext|><|endoftext|>", None)
+def test_gpt2_equals_tiktoken(gpt2, gpt2_plain, tiktoken_gpt2, text, special):
+    if special is None:
+        ids, expected = gpt2_plain.encode(text), tiktoken_gpt2.encode(text, disallowed_special=())
+    else:
+        ids, expected = gpt2.encode(text), tiktoken_gpt2.encode(text, allowed_special={special})
+    assert ids == expected
+    assert gpt2.decode(ids) == text
+
+
+def test_gpt2_long_runs(gpt2, tiktoken_gpt2):
+    """One pre-token of a megabyte takes the heap path; a megabyte of spaces is one whitespace run."""
+    for text in ["x" * 1_000_000, "\U0001f600" * 100_000, " " * 1_000_000, "ab" * 300_000 + "!"]:
+        start = time.perf_counter()
+        ids = gpt2.encode(text)
+        took = time.perf_counter() - start
+        assert ids == tiktoken_gpt2.encode(text)
+        assert took < 10, f"{len(text):,} chars of {text[:2]!r} took {took:.1f} s: not linear any more?"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trained models against the reference encoder
+# ---------------------------------------------------------------------------------------------------------
+
+@given(corpora(), st.one_of(MIXED, ALL_UNICODE), st.data())
+def test_encode_equals_reference(corpus, text, data):
+    train_text, specials, vocab_size = corpus
+    vocab, merges = reference_train_text(train_text, vocab_size, specials)
+    # Encode with the training specials, a subset, or others that were not in training at all.
+    specials = data.draw(st.one_of(st.just(specials), st.lists(st.sampled_from(SPECIAL_CANDIDATES), unique=True, max_size=3)))
+    tok = Tokenizer(vocab, merges, specials)
+    for sample in (text, train_text, text + "".join(specials) + train_text[:40]):
+        ids = tok.encode(sample)
+        assert ids == reference_encode(sample, vocab, merges, specials)
+        assert tok.decode(ids) == sample
+
+
+@given(corpora(), st.lists(st.integers(0, 10_000), max_size=8), st.data())
+def test_encode_iterable_equals_encode_at_any_split(corpus, cuts, data):
+    text, specials, vocab_size = corpus
+    vocab, merges = reference_train_text(text, vocab_size, specials)
+    tok = Tokenizer(vocab, merges, specials)
+    text = text * data.draw(st.integers(1, 3))
+    bounds = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
+    pieces = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+    assert list(tok.encode_iterable(iter(pieces))) == tok.encode(text)
+
+
+def test_encode_iterable_splits_specials_and_words(monkeypatch):
+    """Small windows force many cuts; items split words and special tokens in every place."""
+    import bpe_numba.tokenizer as T
+
+    monkeypatch.setattr(T, "_WINDOW", 64)
+    specials = ["<|endoftext|>", "<|a|>", "<|a|><|b|>"]
+    text = ("the cat sat<|endoftext|>on the mat.<|a|><|b|> and <|a|> then\n\n  again " * 40) + "end"
+    vocab, merges = reference_train_text(text, 330, specials)
+    tok = Tokenizer(vocab, merges, specials)
+    expected = reference_encode(text, vocab, merges, specials)
+    for step in (1, 2, 3, 5, 7, 13, 64, 1000):
+        pieces = [text[i : i + step] for i in range(0, len(text), step)]
+        assert list(tok.encode_iterable(pieces)) == expected, step
+    assert list(tok.encode_iterable(iter(()))) == []
+    assert list(tok.encode_iterable(["", "", ""])) == []
+
+
+def test_one_byte_special_keeps_its_own_id():
+    vocab, merges = reference_train_text("xyx axa xx", 270, ["x"])
+    tok = Tokenizer(vocab, merges, ["x"])
+    assert tok.encode("x") == [256]
+    assert Tokenizer(vocab, merges).encode("x") == [ord("x")]
+
+
+def test_specials_missing_from_vocab_are_appended():
+    vocab = {i: bytes([i]) for i in range(256)}
+    tok = Tokenizer(vocab, [], ["<|endoftext|>", "<|pad|>"])
+    assert tok.encode("a<|pad|>b<|endoftext|>") == [97, 257, 98, 256]
+    assert tok.vocab[256] == b"<|endoftext|>" and tok.vocab[257] == b"<|pad|>"
+    assert vocab == {i: bytes([i]) for i in range(256)}, "the caller's vocab must not change"
+
+
+def test_cache_eviction_keeps_results_exact(monkeypatch):
+    """A tiny unit cache is emptied again and again while encoding; ids must not change."""
+    import bpe_numba.tokenizer as T
+
+    text = " ".join(f"w{i % 97}x{i % 13}" for i in range(3000)) + " fin"
+    vocab, merges = reference_train_text(text, 400)
+    expected = reference_encode(text, vocab, merges)
+    monkeypatch.setattr(T, "_CACHE_UNITS", 8)
+    monkeypatch.setattr(T, "_CACHE_KEY_BYTES", 64)
+    monkeypatch.setattr(T, "_CACHE_IDS", 32)
+    tok = Tokenizer(vocab, merges)
+    for _ in range(3):
+        assert tok.encode(text) == expected
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small():
+    vocab, merges = reference_train_text("low lower lowest newer wider", 270, ["<|eot|>"])
+    return Tokenizer(vocab, merges, ["<|eot|>"]), vocab, merges
+
+
+def test_decode_unknown_ids_are_named(small):
+    tok = small[0]
+    n = len(tok.vocab)
+    with pytest.raises(BPEInputError, match=rf"ids\[2\] = {n} is not a token id"):
+        tok.decode([1, 2, n])
+    with pytest.raises(BPEInputError, match=r"ids\[1\] = -1 is not a token id"):
+        tok.decode([5, -1])
+    with pytest.raises(TypeError, match=r"ids\[0\] is float"):
+        tok.decode([1.0])
+    assert tok.decode([]) == ""
+    assert tok.decode(iter([104, 105])) == "hi"
+
+
+def test_decode_replaces_invalid_utf8(small):
+    assert small[0].decode([0xE2, 0x82]) == "\ufffd"
+
+
+def test_encode_rejects_non_str(small):
+    tok = small[0]
+    with pytest.raises(TypeError, match="takes a str, not bytes"):
+        tok.encode(b"abc")
+    with pytest.raises(TypeError, match="item 1 is int"):
+        list(tok.encode_iterable(["ok", 3]))
+    with pytest.raises(BPEInputError, match="lone surrogate '\\\\ud800' at index 2"):
+        tok.encode("ab\ud800")
+
+
+def test_bad_models_are_refused(small):
+    _, vocab, merges = small
+    with pytest.raises(ValueError, match="repeats"):
+        Tokenizer(vocab, merges, ["<|eot|>", "<|eot|>"])
+    with pytest.raises(BPEInputError, match=r"merges\[0\].*not in the vocab"):
+        Tokenizer(vocab, [(b"q", b"zz")] + merges)
+    broken = dict(vocab)
+    del broken[ord("e")]
+    with pytest.raises(BPEInputError, match="no token for byte 101"):
+        Tokenizer(broken, merges)
+    with pytest.raises(BPEInputError, match=r"vocab\[3\] is str"):
+        Tokenizer({**vocab, 3: "d"}, merges)
+    with pytest.raises(BPEInputError, match=r"merges\[1\] is"):
+        Tokenizer(vocab, [merges[0], (b"a",)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The CS336 memory test: encode_iterable under an address-space limit of the current RSS + 1 MB
+# ---------------------------------------------------------------------------------------------------------
+
+_MEMORY_SCRIPT = r"""
+import json, resource, sys
+import psutil
+sys.path.insert(0, sys.argv[3])
+from reference import read_gpt2_merges, read_gpt2_vocab
+from bpe_numba import Tokenizer
+
+fixtures, path = sys.argv[1], sys.argv[2]
+vocab = {i: b for b, i in read_gpt2_vocab(fixtures + "/gpt2_vocab.json").items()}
+tok = Tokenizer(vocab, read_gpt2_merges(fixtures + "/gpt2_merges.txt"), ["<|endoftext|>"])
+with open(path, encoding="utf-8") as f:
+    expected = tok.encode(f.read())
+limit = psutil.Process().memory_info().rss + 1_000_000
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+n = mismatches = 0
+with open(path, encoding="utf-8") as f:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        try:
+            bytearray(200_000_000)
+            enforced = False
+        except MemoryError:
+            enforced = True
+        want = iter(expected)
+        for i in tok.encode_iterable(f):
+            n += 1
+            mismatches += i != next(want, None)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+print(json.dumps({"enforced": enforced, "n": n, "expected": len(expected), "mismatches": mismatches}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is only dependable on Linux")
+def test_encode_iterable_under_memory_limit(cs336_dir, tmp_path, package_env):
+    pytest.importorskip("psutil")
+    from bpe_numba.synthetic import write_corpus
+
+    path = tmp_path / "5mb.txt"
+    write_corpus(path, 5_000_000)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(cs336_dir), str(path), os.path.dirname(__file__)],
+        capture_output=True, text=True, env=package_env, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = __import__("json").loads(out.stdout.splitlines()[-1])
+    assert result["enforced"], "the limit did not hold back a 200 MB allocation: the test proves nothing"
+    assert result["n"] == result["expected"] > 1_000_000 and result["mismatches"] == 0, result
