@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import regex
@@ -267,9 +267,11 @@ def _warm_scan_kernels() -> None:
     utf8_first_invalid(np.frombuffer(b"a", dtype=np.uint8))  # read-only, like the chunks
 
 
-def _ignore_sigint() -> None:
+def _worker_init(initializer, initargs) -> None:
     # Ctrl-C goes to the whole process group; the parent handles it and terminates the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def default_chunk_size(size: int, workers: int) -> int:
@@ -316,49 +318,61 @@ def iter_chunk_results(
 
     bar = progress_bar(progress, total=size, unit="B", unit_scale=True, desc="pre-tokenize")
     try:
-        if workers <= 1:
-            for task in tasks:
-                result = count_chunk(task)
-                _raise_if_invalid(path, result)
-                bar.update(result.end - result.start)
-                yield result
-            return
-
-        import multiprocessing
-
-        in_flight = threading.BoundedSemaphore(2 * workers)
-        stop = threading.Event()
-
-        def throttled():
-            # Runs in the pool's task-feeding thread: it must notice ``stop``, or terminate() would wait
-            # for it forever after an error or Ctrl-C.
-            for task in tasks:
-                while not in_flight.acquire(timeout=0.05):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                yield task
-
-        # Compile (first run) or load the scan kernels here, once, before the workers load them from
-        # Numba's on-disk cache; otherwise every worker would compile them on a cold cache.
-        _warm_scan_kernels()
-        ctx = multiprocessing.get_context("spawn")
-        with _main_module_hidden():
-            pool = ctx.Pool(workers, initializer=_ignore_sigint)
-        try:
-            for result in pool.imap_unordered(count_chunk, throttled()):
-                in_flight.release()
-                _raise_if_invalid(path, result)
-                bar.update(result.end - result.start)
-                yield result
-            pool.close()
-        finally:
-            stop.set()
-            pool.terminate()
-            pool.join()
+        if workers > 1:
+            # Compile (first run) or load the scan kernels here, once, before the workers load them from
+            # Numba's on-disk cache; otherwise every worker would compile them on a cold cache.
+            _warm_scan_kernels()
+        for result in map_chunks(count_chunk, tasks, workers=workers, ordered=False):
+            _raise_if_invalid(path, result)
+            bar.update(result.end - result.start)
+            yield result
     finally:
         bar.close()
+
+
+def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=None, initargs=()) -> Iterator:
+    """``fn`` over ``tasks``: in this process with one worker, else in a ``spawn`` pool with at most two
+    tasks in flight per worker (so results never pile up in memory), in task order or as they finish.
+
+    On an error or Ctrl-C in the caller (including a ``GeneratorExit``), the pool is terminated and joined
+    before the exception propagates: no worker outlives the call.
+    """
+    if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        for task in tasks:
+            yield fn(task)
+        return
+
+    import multiprocessing
+
+    in_flight = threading.BoundedSemaphore(2 * workers)
+    stop = threading.Event()
+
+    def throttled():
+        # Runs in the pool's task-feeding thread: it must notice ``stop``, or terminate() would wait
+        # for it forever after an error or Ctrl-C.
+        for task in tasks:
+            while not in_flight.acquire(timeout=0.05):
+                if stop.is_set():
+                    return
+            if stop.is_set():
+                return
+            yield task
+
+    ctx = multiprocessing.get_context("spawn")
+    with _main_module_hidden():
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(initializer, initargs))
+    try:
+        results = pool.imap(fn, throttled()) if ordered else pool.imap_unordered(fn, throttled())
+        for result in results:
+            in_flight.release()
+            yield result
+        pool.close()
+    finally:
+        stop.set()
+        pool.terminate()
+        pool.join()
 
 
 @contextlib.contextmanager

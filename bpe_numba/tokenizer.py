@@ -8,12 +8,15 @@ cut into units at safe cuts, every distinct unit is encoded once and remembered 
 
 from __future__ import annotations
 
+import os
+import struct
+import tempfile
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import regex
 
-from .errors import BPEInputError
+from .errors import BPEInputError, InvalidUTF8Error
 from .pretokenize import _CUT_AT, _CUT_BEFORE, GPT2_PATTERN, check_special_tokens, special_splitter
 
 _CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
@@ -157,6 +160,39 @@ class Tokenizer:
         if buf:
             yield from self._encode_bytes(bytes(buf)).tolist()
 
+    def encode_file(
+        self,
+        input_path,
+        output_path,
+        *,
+        num_workers: int | None = None,
+        progress: bool | None = None,
+        errors: str = "strict",
+        chunk_size: int | None = None,
+    ) -> int:
+        """Encode a whole text file into a ``.npy`` of token ids (``uint16``, or ``uint32`` when an id needs it),
+        for language-model training. Returns the number of ids.
+
+        The file is cut at safe offsets (as in training) and encoded chunk by chunk, by ``num_workers``
+        processes (``None``: all cores). Chunks are 8-16 MiB unless ``chunk_size`` is given, so a file under
+        8 MiB is encoded in this process; memory stays about ``chunk_size x 2 x workers``. The ids equal ``encode`` of the whole file. The output is written to a
+        temporary file beside ``output_path`` and renamed over it only when complete.
+        """
+        from .pretokenize import check_errors_mode, check_input_file, resolve_progress, resolve_workers
+
+        path = check_input_file(input_path)
+        check_errors_mode(errors)
+        workers = resolve_workers(num_workers)
+        out_path = _check_output_path(output_path)
+        size = os.path.getsize(path)
+        if chunk_size is None:
+            # A worker takes about a second to start (interpreter, Numba, the model's tables): files of
+            # one chunk, under 8 MiB, are encoded in this process.
+            chunk_size = int(min(max(size // (4 * workers), 8 << 20), 16 << 20))
+        elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
+        return _encode_file(self, path, size, out_path, workers, chunk_size, errors, resolve_progress(progress))
+
     def decode(self, ids: Iterable[int]) -> str:
         """The text of ``ids`` (invalid UTF-8 in the joined bytes becomes U+FFFD)."""
         table = self._id_bytes
@@ -245,6 +281,10 @@ class Tokenizer:
             np.array(unit_pieces, dtype=np.int64),
         )
 
+    def __reduce__(self):
+        # Worker processes rebuild the tables (and load the kernels) from the model itself.
+        return (_rebuild, (self.vocab, self.merges, self.special_tokens))
+
     def __repr__(self) -> str:
         return f"Tokenizer(vocab={len(self.vocab):,} tokens, merges={len(self.merges):,}, special_tokens={self.special_tokens!r})"
 
@@ -300,3 +340,91 @@ def _decode_table(vocab: dict[int, bytes]) -> list:
     for i, b in vocab.items():
         table[i] = b
     return table
+
+
+def _rebuild(vocab, merges, special_tokens) -> Tokenizer:
+    return Tokenizer(vocab, merges, special_tokens)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# encode_file: chunks in workers, ids streamed into a .npy in file order
+# ---------------------------------------------------------------------------------------------------------
+
+_NPY_HEADER_BYTES = 128  # reserved, so the header can be rewritten with the final length in place
+_WORKER: dict = {}
+
+
+def _check_output_path(output_path) -> str:
+    out = os.fspath(output_path)
+    if os.path.isdir(out):
+        raise IsADirectoryError(f"{out}: is a directory; give the path of the .npy file to write")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"{out}: the directory {parent} does not exist; create it first")
+    return out
+
+
+def _npy_header(dtype: np.dtype, n: int) -> bytes:
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (dtype.str, n)
+    text = text.ljust(_NPY_HEADER_BYTES - 10 - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin-1")
+
+
+def _set_worker_tokenizer(tok) -> None:
+    _WORKER["tok"] = tok
+
+
+def _encode_chunk(task):
+    """Worker: ``(path, start, end, errors, dtype)`` -> ``(start, end, ids, bad_offset)``."""
+    path, start, end, errors, dtype = task
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    if errors == "strict":
+        from .scan_kernels import utf8_first_invalid
+
+        bad = utf8_first_invalid(np.frombuffer(data, dtype=np.uint8))
+        if bad >= 0:
+            return start, end, None, start + bad
+    else:
+        data = data.decode("utf-8", errors=errors).encode("utf-8")
+    return start, end, _WORKER["tok"]._encode_bytes(data).astype(dtype), -1
+
+
+def _encode_file(tok: Tokenizer, path: str, size: int, out_path: str, workers: int, chunk_size: int,
+                 errors: str, show: bool) -> int:
+    from .pretokenize import first_invalid_utf8, map_chunks, plan_chunks, progress_bar
+
+    dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
+    special_bytes = [t.encode("utf-8") for t in tok.special_tokens]
+    chunks = list(plan_chunks(path, size, chunk_size, special_bytes))
+    workers = min(workers, len(chunks))
+    tasks = ((path, s, e, errors, dtype.str) for s, e in chunks)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out_path)),
+                               prefix="." + os.path.basename(out_path) + ".", suffix=".tmp")
+    n = 0
+    bar = progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(_npy_header(dtype, 0))
+            for start, end, ids, bad in map_chunks(_encode_chunk, tasks, workers=workers, ordered=True,
+                                                   initializer=_set_worker_tokenizer, initargs=(tok,)):
+                if bad >= 0:
+                    offset, reason = first_invalid_utf8(path)
+                    raise InvalidUTF8Error(path, offset if offset >= 0 else bad, reason or "invalid start byte")
+                f.write(ids.tobytes())
+                n += len(ids)
+                bar.update(end - start)
+            f.seek(0)
+            f.write(_npy_header(dtype, n))
+        os.replace(tmp, out_path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    finally:
+        bar.close()
+        _WORKER.clear()  # set in this process too when it did the work
+    return n

@@ -9,6 +9,7 @@ step is the plainest Python that states the rule; speed does not matter here.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 
@@ -279,6 +280,7 @@ def gpt2_bytes_to_unicode() -> dict[int, str]:
     return table
 
 
+@functools.lru_cache(maxsize=None)
 def gpt2_unicode_to_bytes() -> dict[str, int]:
     return {c: b for b, c in gpt2_bytes_to_unicode().items()}
 

@@ -1,4 +1,5 @@
-"""Ctrl-C during training: the run stops promptly, leaves no worker process and no temporary file behind."""
+"""Ctrl-C during training or corpus encoding: the run stops promptly, leaves no worker process, no
+temporary file and no partial output behind."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ import pytest
 SCRIPT = r"""
 import faulthandler, signal, sys
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks before killing a hang
-from bpe_numba import train_bpe
+from bpe_numba import Tokenizer, train_bpe
 
 chunk_size = None if sys.argv[2] == "None" else int(sys.argv[2])
 print("started", flush=True)
-train_bpe(sys.argv[1], 5000, ["<|endoftext|>"], num_workers=2, chunk_size=chunk_size, progress=False)
+if sys.argv[3] == "train":
+    train_bpe(sys.argv[1], 5000, ["<|endoftext|>"], num_workers=2, chunk_size=chunk_size, progress=False)
+else:  # no merges: every word is a cache miss, so encoding takes long enough to be interrupted
+    tok = Tokenizer({i: bytes([i]) for i in range(256)}, [], ["<|endoftext|>"])
+    tok.encode_file(sys.argv[1], "out/ids.npy", num_workers=2, chunk_size=chunk_size or (8 << 20), progress=False)
 print("finished", flush=True)
 """
 
@@ -64,20 +69,23 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "chunk_size, target, delay",
+    "job, chunk_size, target, delay",
     [
-        pytest.param(None, "parent", 0.5, id="2-chunks-parent-early"),
-        pytest.param(None, "process-group", 3.0, id="2-chunks-group-late"),
-        pytest.param(1 << 20, "parent", 3.0, id="40-chunks-parent-late"),  # the task feeder is throttled
-        pytest.param(1 << 20, "process-group", 0.5, id="40-chunks-group-early"),
+        pytest.param("train", None, "parent", 0.5, id="train-2-chunks-parent-early"),
+        pytest.param("train", None, "process-group", 3.0, id="train-2-chunks-group-late"),
+        pytest.param("train", 1 << 20, "parent", 3.0, id="train-40-chunks-parent-late"),  # throttled feeder
+        pytest.param("train", 1 << 20, "process-group", 0.5, id="train-40-chunks-group-early"),
+        pytest.param("encode", None, "process-group", 2.0, id="encode-5-chunks-group"),
+        pytest.param("encode", 1 << 20, "parent", 2.0, id="encode-40-chunks-parent"),
     ],
 )
-def test_sigint_stops_training_and_cleans_up(tmp_path, big_file, package_env, chunk_size, target, delay):
+def test_sigint_stops_and_cleans_up(tmp_path, big_file, package_env, job, chunk_size, target, delay):
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
+    (tmp_path / "out").mkdir()
     env = dict(package_env, TMPDIR=str(tmpdir), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(big_file), str(chunk_size)],
+        [sys.executable, "-c", SCRIPT, str(big_file), str(chunk_size), job],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -94,10 +102,10 @@ def test_sigint_stops_training_and_cleans_up(tmp_path, big_file, package_env, ch
             if len(_alive(list(seen.values()))) >= 2:
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, f"training ended before the signal: {proc.communicate()}"
+        assert proc.poll() is None, f"{job} ended before the signal: {proc.communicate()}"
         assert len(seen) >= 2, f"no worker processes appeared within {WORKERS_WITHIN:.0f} s"
         time.sleep(delay)  # early: workers still starting; late: deep in their chunks
-        assert proc.poll() is None, f"training ended before the signal: {proc.communicate()}"
+        assert proc.poll() is None, f"{job} ended before the signal: {proc.communicate()}"
         for w in _workers(ps):
             seen.setdefault(w.pid, w)
 
@@ -133,6 +141,7 @@ def test_sigint_stops_training_and_cleans_up(tmp_path, big_file, package_env, ch
             f"worker(s) {[p.pid for p in leftover]} still alive after the parent exited in {elapsed:.1f} s"
         )
         assert sorted(os.listdir(tmpdir)) == [], "temporary files left behind in TMPDIR"
+        assert sorted(os.listdir(tmp_path / "out")) == [], "partial output or temporary file left behind"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
