@@ -240,28 +240,40 @@ def _same(a, i, b, j, n):
 def plan_units(
     data, bounds, special_after, cut_before, cut_at, max_cached,
     c_table, c_hash, c_kstart, c_klen, c_keys,
-    m_table, m_start, m_len, m_hash, refs, counts,
+    m_table, m_start, m_len, m_hash, refs, state,
 ):
-    """Resolve every unit of ``data[bounds[k, 0]:bounds[k, 1]]`` (segment ``k`` followed by the special
-    token id ``special_after[k]``, or -1) to a ref: a cache entry (>= 0), a miss ``-1 - m`` (misses are
-    deduplicated in ``m_table``, all -1 on entry, at least twice the number of units in size) or a special
-    token ``SPECIAL_REF - id``. Units longer than ``max_cached`` are never looked up in the cache.
-    Writes ``counts = [n_refs, n_misses]``."""
+    """Resolve the units of ``data[bounds[k, 0]:bounds[k, 1]]`` (segment ``k`` followed by the special
+    token id ``special_after[k]``, or -1) to refs, in text order: a cache entry (>= 0), a miss ``-1 - m``
+    (misses are deduplicated in ``m_table``, all -1 on entry) or a special token ``SPECIAL_REF - id``.
+    Units longer than ``max_cached`` are never looked up in the cache.
+
+    ``state = [segment, position, n_refs, n_misses]``: the kernel starts at ``(segment, position)`` and
+    returns False, with the place to resume saved, as soon as ``refs`` is full or ``m_table`` half full;
+    True when every segment is done. So a text of any size is planned in blocks of bounded memory.
+    """
     c_mask = c_table.shape[0] - 1
     m_mask = m_table.shape[0] - 1
+    miss_limit = min(m_table.shape[0] // 2, m_start.shape[0])
+    ref_limit = refs.shape[0]
     n_refs = 0
     n_miss = 0
-    for k in range(bounds.shape[0]):
+    for k in range(state[0], bounds.shape[0]):
         lo = bounds[k, 0]
         hi = bounds[k, 1]
-        start = lo
+        start = state[1] if k == state[0] else lo
         h = _FNV_OFFSET
-        for i in range(lo, hi + 1):
+        for i in range(start, hi + 1):
             if i == hi:
                 cut = i > start
             else:
                 cut = i > start and cut_at[data[i]] and cut_before[data[i - 1]]
             if cut:
+                if n_refs >= ref_limit or n_miss >= miss_limit:
+                    state[0] = k
+                    state[1] = start
+                    state[2] = n_refs
+                    state[3] = n_miss
+                    return False
                 length = i - start
                 ref = np.int64(-1)
                 if length <= max_cached:
@@ -297,10 +309,18 @@ def plan_units(
             if i < hi:
                 h = (h ^ np.uint64(data[i])) * _FNV_PRIME
         if special_after[k] >= 0:
+            if n_refs >= ref_limit:
+                state[0] = k
+                state[1] = hi
+                state[2] = n_refs
+                state[3] = n_miss
+                return False
             refs[n_refs] = SPECIAL_REF - special_after[k]
             n_refs += 1
-    counts[0] = n_refs
-    counts[1] = n_miss
+    state[0] = bounds.shape[0]
+    state[2] = n_refs
+    state[3] = n_miss
+    return True
 
 
 @njit(cache=True)

@@ -23,6 +23,7 @@ _CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots
 _CACHE_KEY_BYTES = 1 << 22
 _CACHE_IDS = 1 << 21
 _MAX_CACHED_UNIT = 256  # longer units are encoded every time (they are rare and would crowd the cache)
+_BLOCK_UNITS = 1 << 16  # units planned per kernel call
 _WINDOW = 1 << 14  # encode_iterable encodes this many bytes at a time (more if no safe cut is found)
 
 
@@ -174,8 +175,9 @@ class Tokenizer:
         for language-model training. Returns the number of ids.
 
         The file is cut at safe offsets (as in training) and encoded chunk by chunk, by ``num_workers``
-        processes (``None``: all cores). Chunks are 8-16 MiB unless ``chunk_size`` is given, so a file under
-        8 MiB is encoded in this process; memory stays about ``chunk_size x 2 x workers``. The ids equal ``encode`` of the whole file. The output is written to a
+        processes (``None``: all cores). Unless ``chunk_size`` is given, a file under 64 MiB is encoded in
+        this process, 16 MiB at a time, and larger files in chunks of 16-64 MiB; memory stays about
+        ``chunk_size x 2 x workers``. The ids equal ``encode`` of the whole file. The output is written to a
         temporary file beside ``output_path`` and renamed over it only when complete.
         """
         from .pretokenize import check_errors_mode, check_input_file, resolve_progress, resolve_workers
@@ -186,9 +188,12 @@ class Tokenizer:
         out_path = _check_output_path(output_path)
         size = os.path.getsize(path)
         if chunk_size is None:
-            # A worker takes about a second to start (interpreter, Numba, the model's tables): files of
-            # one chunk, under 8 MiB, are encoded in this process.
-            chunk_size = int(min(max(size // (4 * workers), 8 << 20), 16 << 20))
+            # A worker takes one to two seconds to start (interpreter, Numba, the model's tables) and this
+            # process encodes 25-50 MB/s: below 64 MiB a pool cannot win, so the file is encoded here.
+            if size < (64 << 20):
+                workers, chunk_size = 1, 16 << 20
+            else:
+                chunk_size = int(min(max(size // (4 * workers), 16 << 20), 64 << 20))
         elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
         return _encode_file(self, path, size, out_path, workers, chunk_size, errors, resolve_progress(progress))
@@ -231,33 +236,39 @@ class Tokenizer:
             after_list.append(-1)
             bounds = np.array(cuts, dtype=np.int64).reshape(-1, 2)
             after = np.array(after_list, dtype=np.int64)
-        n = len(data)
-        m_table = np.full(1 << max(4, (2 * n).bit_length()), -1, dtype=np.int64)
-        m_start = np.empty(n, dtype=np.int64)
-        m_len = np.empty(n, dtype=np.int64)
-        m_hash = np.empty(n, dtype=np.uint64)
-        refs = np.empty(n + len(after), dtype=np.int64)
-        counts = np.zeros(2, dtype=np.int64)
-        K.plan_units(
-            arr, bounds, after, _CUT_BEFORE, _CUT_AT, _MAX_CACHED_UNIT,
-            self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_keys,
-            m_table, m_start, m_len, m_hash, refs, counts,
-        )
-        n_refs, n_miss = int(counts[0]), int(counts[1])
-        m_start, m_len, m_hash = m_start[:n_miss], m_len[:n_miss], m_hash[:n_miss]
-        piece_start, piece_len, unit_pieces = self._pretokenize_units(data, m_start, m_len)
-        m_ids = np.empty(int(piece_len.sum()), dtype=np.int32)
-        piece_end = np.empty(len(piece_len), dtype=np.int64)
-        K.bpe_pieces(arr, piece_start, piece_len, self._byte_ids, self._pair_keys, self._pair_ranks,
-                     self._pair_results, m_ids, piece_end)
-        m_end = piece_end[np.cumsum(unit_pieces) - 1] if n_miss else piece_end
-        out = np.empty(n + len(after), dtype=np.int32)
-        n_out = K.gather(refs[:n_refs], self._c_istart, self._c_ilen, self._c_ids, m_ids, m_end, out)
-        K.cache_insert(
-            arr, m_start, m_len, m_hash, m_ids, m_end, _MAX_CACHED_UNIT,
-            self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_istart, self._c_ilen,
-            self._c_keys, self._c_ids, self._c_state,
-        )
+        # Planned in blocks of at most _BLOCK_UNITS units, so the work arrays stay small for any text.
+        blk = min(_BLOCK_UNITS, len(data) + len(after))
+        m_table = np.empty(1 << max(4, (2 * blk).bit_length()), dtype=np.int64)
+        m_start = np.empty(blk, dtype=np.int64)
+        m_len = np.empty(blk, dtype=np.int64)
+        m_hash = np.empty(blk, dtype=np.uint64)
+        refs = np.empty(blk, dtype=np.int64)
+        state = np.zeros(4, dtype=np.int64)
+        state[1] = bounds[0, 0]
+        out = np.empty(len(data) + len(after), dtype=np.int32)  # at most one id per byte and per special
+        n_out = 0
+        done = False
+        while not done:
+            m_table.fill(-1)
+            done = K.plan_units(
+                arr, bounds, after, _CUT_BEFORE, _CUT_AT, _MAX_CACHED_UNIT,
+                self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_keys,
+                m_table, m_start, m_len, m_hash, refs, state,
+            )
+            n_refs, n_miss = int(state[2]), int(state[3])
+            ms, ml, mh = m_start[:n_miss], m_len[:n_miss], m_hash[:n_miss]
+            piece_start, piece_len, unit_pieces = self._pretokenize_units(data, ms, ml)
+            m_ids = np.empty(int(piece_len.sum()), dtype=np.int32)
+            piece_end = np.empty(len(piece_len), dtype=np.int64)
+            K.bpe_pieces(arr, piece_start, piece_len, self._byte_ids, self._pair_keys, self._pair_ranks,
+                         self._pair_results, m_ids, piece_end)
+            m_end = piece_end[np.cumsum(unit_pieces) - 1] if n_miss else piece_end
+            n_out += K.gather(refs[:n_refs], self._c_istart, self._c_ilen, self._c_ids, m_ids, m_end, out[n_out:])
+            K.cache_insert(
+                arr, ms, ml, mh, m_ids, m_end, _MAX_CACHED_UNIT,
+                self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_istart, self._c_ilen,
+                self._c_keys, self._c_ids, self._c_state,
+            )
         return out[:n_out]
 
     def _pretokenize_units(self, data: bytes, starts: np.ndarray, lengths: np.ndarray):

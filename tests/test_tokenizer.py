@@ -140,6 +140,20 @@ def test_specials_missing_from_vocab_are_appended():
     assert vocab == {i: bytes([i]) for i in range(256)}, "the caller's vocab must not change"
 
 
+@pytest.mark.parametrize("block", [1, 2, 3, 17])
+def test_planning_in_small_blocks_is_exact(monkeypatch, block):
+    """Texts are planned a block of units at a time; a block may end right before a special token."""
+    import bpe_numba.tokenizer as T
+
+    monkeypatch.setattr(T, "_BLOCK_UNITS", block)
+    specials = ["<|endoftext|>", "<|a|>", "<|a|><|b|>"]
+    text = "the cat<|endoftext|><|endoftext|>sat on<|a|><|b|> the mat<|a|>. x " * 7
+    vocab, merges = reference_train_text(text, 300, specials)
+    tok = Tokenizer(vocab, merges, specials)
+    for sample in (text, "<|a|>" + text + "<|a|>", "", "<|a|>"):
+        assert tok.encode(sample) == reference_encode(sample, vocab, merges, specials)
+
+
 def test_cache_eviction_keeps_results_exact(monkeypatch):
     """A tiny unit cache is emptied again and again while encoding; ids must not change."""
     import bpe_numba.tokenizer as T
