@@ -119,6 +119,28 @@ class Tokenizer:
         vocab, merges, saved_specials, _pattern = load_model(vocab_filepath, merges_filepath)
         return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens)
 
+    @classmethod
+    def from_pickle(cls, path, special_tokens=None) -> "Tokenizer":
+        """Load a pickled ``(vocab, merges)`` (or ``{"vocab": ..., "merges": ...}``) as CS336 solutions write
+        it, with an unpickler that refuses every global, so a malicious file cannot run code."""
+        from .model_io import load_pickle
+
+        vocab, merges, saved_specials, _pattern = load_pickle(path)
+        return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens)
+
+    def export_hf(self, path) -> None:
+        """Write a Hugging Face ``tokenizer.json`` (load it with ``tokenizers.Tokenizer.from_file``)."""
+        from .model_io import export_hf_tokenizer_json
+
+        export_hf_tokenizer_json(path, self.vocab, self.merges, self.special_tokens, self.pattern)
+
+    def export_tiktoken(self, path) -> dict[str, int]:
+        """Write a tiktoken rank file; returns the ``special_tokens`` dict for ``tiktoken.Encoding``
+        (see :mod:`bpe_numba.model_io` for the two-line recipe)."""
+        from .model_io import export_tiktoken
+
+        return export_tiktoken(path, self.vocab, self.special_tokens, merges=self.merges)
+
     def save(self, directory) -> None:
         """Write ``vocab.json`` and ``merges.txt`` (and the metadata) into ``directory``, atomically."""
         from .model_io import save_model

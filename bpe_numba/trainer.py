@@ -147,6 +147,7 @@ def train_bpe(
     errors: str = "strict",
     chunk_size: int | None = None,
     timings: dict | None = None,
+    out_dir: str | os.PathLike | None = None,
 ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     """Train a byte-level BPE tokenizer on a UTF-8 text file, with the CS336 assignment-1 semantics.
 
@@ -158,9 +159,12 @@ def train_bpe(
     - ``progress``: tqdm bars on stderr; ``None`` shows them when stderr is a terminal.
     - ``errors``: ``"strict"`` raises :class:`InvalidUTF8Error` (file and byte offset) on invalid UTF-8;
       ``"replace"`` decodes invalid bytes as U+FFFD.
-    - ``chunk_size``: bytes per pre-tokenization task (default: about four tasks per worker, at most 4 MiB).
+    - ``chunk_size``: bytes per pre-tokenization task (default: about four tasks per worker, 32-64 MiB
+      each, so a file under 32 MiB is pre-tokenized in this process).
     - ``timings``: if a dict is given, seconds per phase are stored in it (``pretokenize``, ``intern``,
-      ``merges``) along with ``unique_pretokens``.
+      ``merges``, ``write``) along with ``unique_pretokens``.
+    - ``out_dir``: also write the model there (``vocab.json``, ``merges.txt`` and metadata; see
+      :func:`bpe_numba.model_io.save_model`), each file atomically. The directory is created if needed.
 
     >>> vocab, merges = train_bpe("tinystories.txt", 10_000, ["<|endoftext|>"])  # doctest: +SKIP
     >>> merges[0]  # doctest: +SKIP
@@ -168,6 +172,8 @@ def train_bpe(
     """
     path = check_input_file(input_path)
     specials = check_special_tokens(special_tokens)
+    if out_dir is not None and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise NotADirectoryError(f"out_dir={os.fspath(out_dir)!r} is a file; give a directory for the model files")
     _check_vocab_size(vocab_size, len(specials))
     check_errors_mode(errors)
     workers = resolve_workers(num_workers)
@@ -205,6 +211,13 @@ def train_bpe(
             raise RuntimeError(f"merge {len(merges)}: kernel symbol {c} is {symbols[c]!r}, expected {joined!r}")
         merges.append((left, right))
         vocab[len(vocab)] = joined
+    if out_dir is not None:
+        from .model_io import save_model
+        from .pretokenize import GPT2_PATTERN
+
+        t3 = time.perf_counter()
+        save_model(out_dir, vocab, merges, specials, GPT2_PATTERN)
+        times["write"] = time.perf_counter() - t3
     return vocab, merges
 
 

@@ -274,3 +274,50 @@ def test_encode_iterable_under_memory_limit(cs336_dir, tmp_path, package_env):
     result = __import__("json").loads(out.stdout.splitlines()[-1])
     assert result["enforced"], "the limit did not hold back a 200 MB allocation: the test proves nothing"
     assert result["n"] == result["expected"] > 1_000_000 and result["mismatches"] == 0, result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Round trips: train -> save / pickle / export -> load -> identical model and ids
+# ---------------------------------------------------------------------------------------------------------
+
+def test_round_trips_in_every_format(tmp_path):
+    import pickle
+
+    from bpe_numba import train_bpe
+    from bpe_numba.model_io import read_tiktoken_ranks
+
+    specials = ["<|endoftext|>", "<|a|>", "<|a|><|b|>", "x"]
+    text = ("Once upon a time, Ünïcödé cats 42<|endoftext|> sat\r\n<|a|><|b|> on x mats 😀. " * 50)
+    (tmp_path / "corpus.txt").write_text(text, encoding="utf-8")
+    vocab, merges = train_bpe(tmp_path / "corpus.txt", 420, specials, num_workers=1, progress=False,
+                              out_dir=tmp_path / "model")
+    tok = Tokenizer(vocab, merges, specials)
+    sample = text + " unseen wörds <|a|>x<|endoftext|>"
+    ids = tok.encode(sample)
+    assert ids == reference_encode(sample, vocab, merges, specials)
+
+    loaded = Tokenizer.from_files(tmp_path / "model" / "vocab.json", tmp_path / "model" / "merges.txt")
+    assert (loaded.vocab, loaded.merges, loaded.special_tokens) == (vocab, merges, specials)
+    assert loaded.encode(sample) == ids
+
+    tok.save(tmp_path / "saved")
+    again = Tokenizer.from_files(tmp_path / "saved" / "vocab.json", tmp_path / "saved" / "merges.txt")
+    assert again.encode(sample) == ids
+
+    with open(tmp_path / "model.pkl", "wb") as f:
+        pickle.dump((vocab, merges), f)
+    from_pickle = Tokenizer.from_pickle(tmp_path / "model.pkl", specials)
+    assert (from_pickle.vocab, from_pickle.merges) == (vocab, merges) and from_pickle.encode(sample) == ids
+
+    tokenizers = pytest.importorskip("tokenizers")
+    tok.export_hf(tmp_path / "tokenizer.json")
+    assert tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(sample).ids == ids
+
+    tiktoken = pytest.importorskip("tiktoken")
+    # tiktoken matches special tokens leftmost-first, not longest-first: leave out the prefix-sharing one.
+    plain = [t for t in specials if t != "<|a|>"]
+    tok2 = Tokenizer(vocab, merges, plain)
+    special_ids = tok2.export_tiktoken(tmp_path / "model.tiktoken")
+    enc = tiktoken.Encoding(name="t", pat_str=tok2.pattern, mergeable_ranks=read_tiktoken_ranks(tmp_path / "model.tiktoken"),
+                            special_tokens=special_ids)
+    assert enc.encode(sample, allowed_special="all") == tok2.encode(sample)
