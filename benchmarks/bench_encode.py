@@ -1,0 +1,604 @@
+"""Side-by-side encoding benchmark: bpe_numba's GPT-2 tokenizer against tiktoken's ``gpt2`` encoding.
+
+    python benchmarks/bench_encode.py INPUT [--repeat 3] [--workers K] [--json [OUT]]
+        [--tools tiktoken,tiktoken_batch,bpe_numba,bpe_numba_file] [--timeout S]
+
+Rows (each measured in a fresh process, so caches and memory never carry over from one tool to another):
+
+* ``tiktoken encode, 1 thread``: ``enc.encode(text, allowed_special={"<|endoftext|>"})``, the baseline.
+* ``tiktoken encode_batch, K threads``: the text split after every ``<|endoftext|>`` (one document per
+  item), ``enc.encode_batch(docs, num_threads=K, allowed_special=...)``; the split is inside the timing.
+* ``bpe_numba encode, 1 thread, cold``: the first ``Tokenizer.encode(text)`` on a fresh tokenizer (kernels
+  compiled, unit cache empty). ``... warm``: the same call again in the same process.
+* ``bpe_numba encode_file, K workers``: ``tok.encode_file(INPUT, OUT.npy, num_workers=K)``; reads the file
+  itself, so reading and decoding the input and writing the ``.npy`` are inside the timing.
+
+MB/s is input bytes (10**6) per second of the call alone, median over ``--repeat`` fresh processes; model
+loading (``tiktoken.get_encoding``; bpe_numba: reading the two GPT-2 files and building the ``Tokenizer``)
+is timed separately. Peak memory is the summed RSS of the process and its children, sampled every ~10 ms
+with psutil. Every run's ids are checked against tiktoken's (and the ``.npy`` against ``encode``): any
+difference is printed and the exit status is 1.
+
+The GPT-2 files come from ``$BPE_NUMBA_FIXTURES`` (default ``../shared/cs336`` next to the repository);
+``TIKTOKEN_CACHE_DIR`` defaults to the ``tiktoken_cache`` folder beside that, so tiktoken works offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+EOT = "<|endoftext|>"
+TOOLS = ("tiktoken", "tiktoken_batch", "bpe_numba", "bpe_numba_file")
+EXIT_MISSING = 3
+WORKER_FLAG = "--_run-one"  # internal: run one measurement in this (fresh) process
+
+
+class ToolMissing(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------------------------------------
+
+def fixture_dir() -> str:
+    return os.path.abspath(os.environ.get("BPE_NUMBA_FIXTURES") or os.path.join(REPO, "..", "shared", "cs336"))
+
+
+def model_paths(fixtures: str) -> tuple[str, str]:
+    return os.path.join(fixtures, "gpt2_vocab.json"), os.path.join(fixtures, "gpt2_merges.txt")
+
+
+def tiktoken_cache_dir(fixtures: str) -> str:
+    return os.environ.get("TIKTOKEN_CACHE_DIR") or os.path.join(os.path.dirname(fixtures), "tiktoken_cache")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Worker side: one measurement in a fresh process
+# ---------------------------------------------------------------------------------------------------------
+
+def _gpt2_decode_table() -> dict[str, int]:
+    """GPT-2's byte-to-unicode alphabet, inverted: character -> byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {b: chr(b) for b in printable}
+    n = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + n)
+            n += 1
+    return {c: b for b, c in table.items()}
+
+
+def read_gpt2_model(vocab_path: str, merges_path: str):
+    """``(vocab: {id: bytes}, merges: [(bytes, bytes)])`` from GPT-2 style files, with
+    ``bpe_numba.model_io.load_model`` when this version of the package has it."""
+    try:
+        from bpe_numba.model_io import load_model
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        vocab, merges, _specials, _pattern = load_model(vocab_path, merges_path)
+        return vocab, merges, "bpe_numba.model_io.load_model"
+    u2b = _gpt2_decode_table()
+
+    def dec(tok: str) -> bytes:
+        return bytes(u2b[c] for c in tok)
+
+    with open(vocab_path, encoding="utf-8") as f:
+        vocab = {idx: dec(tok) for tok, idx in json.load(f).items()}
+    merges = []
+    with open(merges_path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line or line.startswith("#version"):
+                continue
+            left, right = line.split(" ")
+            merges.append((dec(left), dec(right)))
+    return vocab, merges, "bench_encode.read_gpt2_model"
+
+
+def _import_bpe_numba():
+    try:
+        import bpe_numba
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "bpe_numba":
+            raise
+        sys.path.append(REPO)  # not installed: use the checkout this script belongs to
+        import bpe_numba
+    return bpe_numba
+
+
+def _import_tiktoken():
+    try:
+        import tiktoken
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] == "tiktoken":
+            raise ToolMissing(f"tiktoken: {e}") from e
+        raise
+    return tiktoken
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (all threads) and of its children that have been waited for."""
+    t = os.times()
+    return time.process_time() + t.children_user + t.children_system
+
+
+def _timed(fn, *args, **kwargs):
+    c0, t0 = _cpu(), time.perf_counter()
+    out = fn(*args, **kwargs)
+    t1, c1 = time.perf_counter(), _cpu()
+    return out, t1 - t0, c1 - c0
+
+
+def _read_text(path: str) -> str:
+    with open(path, "rb") as f:  # no newline translation, as bpe_numba reads files
+        return f.read().decode("utf-8")
+
+
+def _save_ids(path: str, ids) -> None:
+    import numpy as np
+
+    np.save(path, np.asarray(ids, dtype=np.int32))
+
+
+def split_documents(text: str) -> list[str]:
+    """The text cut right after every ``<|endoftext|>``: each document keeps its separator, so encoding the
+    pieces one by one gives exactly the ids of the whole (special tokens are hard boundaries)."""
+    parts = text.split(EOT)
+    docs = [p + EOT for p in parts[:-1]]
+    if parts[-1]:
+        docs.append(parts[-1])
+    return docs
+
+
+def measure(tool: str, input_path: str, ids_out: str, workers: int, vocab_path: str, merges_path: str) -> dict:
+    res: dict = {}
+    if tool in ("tiktoken", "tiktoken_batch"):
+        tiktoken, res["import_s"], _ = _timed(_import_tiktoken)
+        res["tiktoken_version"] = getattr(tiktoken, "__version__", "?")
+        enc, res["load_s"], _ = _timed(tiktoken.get_encoding, "gpt2")
+        text = _read_text(input_path)
+        if tool == "tiktoken":
+            ids, res["call_s"], res["call_cpu_s"] = _timed(enc.encode, text, allowed_special={EOT})
+            # tiktoken keeps no cache between calls; a second call shows whether the first paid a start-up
+            again, res["second_call_s"], _ = _timed(enc.encode, text, allowed_special={EOT})
+            res["second_call_same_ids"] = again == ids
+            del again
+        else:
+            c0, t0 = _cpu(), time.perf_counter()
+            docs = split_documents(text)
+            t_split = time.perf_counter()
+            batches = enc.encode_batch(docs, num_threads=workers, allowed_special={EOT})
+            t1, c1 = time.perf_counter(), _cpu()
+            res.update(call_s=t1 - t0, call_cpu_s=c1 - c0, split_s=t_split - t0, documents=len(docs),
+                       num_threads=workers)
+            ids = list(itertools.chain.from_iterable(batches))
+            del batches
+    elif tool == "bpe_numba":
+        bpe_numba, res["import_s"], _ = _timed(_import_bpe_numba)
+        (vocab, merges, loader), res["read_model_s"], _ = _timed(read_gpt2_model, vocab_path, merges_path)
+        tok, res["build_s"], _ = _timed(bpe_numba.Tokenizer, vocab, merges, [EOT])
+        res.update(load_s=res["read_model_s"] + res["build_s"], model_loader=loader)
+        del vocab, merges
+        text = _read_text(input_path)
+        ids, res["call_s"], res["call_cpu_s"] = _timed(tok.encode, text)  # cold: the unit cache is empty
+        warm, res["warm_s"], res["warm_cpu_s"] = _timed(tok.encode, text)
+        res["warm_same_ids"] = warm == ids
+        del warm
+    elif tool == "bpe_numba_file":
+        bpe_numba, res["import_s"], _ = _timed(_import_bpe_numba)
+        if not hasattr(bpe_numba.Tokenizer, "encode_file"):
+            raise ToolMissing("Tokenizer.encode_file is not available in this version of bpe_numba")
+        (vocab, merges, loader), res["read_model_s"], _ = _timed(read_gpt2_model, vocab_path, merges_path)
+        tok, res["build_s"], _ = _timed(bpe_numba.Tokenizer, vocab, merges, [EOT])
+        res.update(load_s=res["read_model_s"] + res["build_s"], model_loader=loader, num_workers=workers)
+        del vocab, merges
+        n, res["call_s"], res["call_cpu_s"] = _timed(tok.encode_file, input_path, ids_out, num_workers=workers)
+        res["returned_count"] = n
+        return res  # ids_out is the .npy that encode_file wrote
+    else:
+        raise ValueError(f"unknown tool {tool!r}")
+    res["ids"] = len(ids)
+    _save_ids(ids_out, ids)
+    return res
+
+
+def worker_main(argv) -> int:
+    ap = argparse.ArgumentParser(prog="bench_encode.py " + WORKER_FLAG)
+    ap.add_argument("tool", choices=TOOLS)
+    ap.add_argument("input")
+    ap.add_argument("--ids-out", required=True)
+    ap.add_argument("--result", required=True)
+    ap.add_argument("--workers", type=int, required=True)
+    ap.add_argument("--vocab", required=True)
+    ap.add_argument("--merges", required=True)
+    a = ap.parse_args(argv)
+    res = {"tool": a.tool}
+    code = 0
+    try:
+        res.update(measure(a.tool, a.input, a.ids_out, a.workers, a.vocab, a.merges), ok=True)
+        try:
+            import resource
+
+            res["ru_maxrss_self_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        except ImportError:  # not on Windows
+            pass
+    except ToolMissing as e:
+        res.update(ok=False, missing=True, error=str(e))
+        code = EXIT_MISSING
+    except BaseException as e:  # report, then fail
+        res.update(ok=False, missing=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        code = 1
+    with open(a.result, "w") as f:
+        json.dump(res, f)
+    return code
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Orchestrator side
+# ---------------------------------------------------------------------------------------------------------
+
+def _tree_rss(proc) -> int:
+    import psutil
+
+    try:
+        procs = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_once(tool: str, input_path: str, ids_out: str, workers: int, vocab_path: str, merges_path: str,
+             env: dict, timeout: float | None, interval: float = 0.01) -> dict:
+    """Run one measurement in a fresh process; add its wall time (from outside) and sampled peak RSS."""
+    import psutil
+
+    fd, result_path = tempfile.mkstemp(suffix=".json", prefix="bench_encode_")
+    os.close(fd)
+    cmd = [sys.executable, os.path.abspath(__file__), WORKER_FLAG, tool, input_path, "--ids-out", ids_out,
+           "--result", result_path, "--workers", str(workers), "--vocab", vocab_path, "--merges", merges_path]
+    peak = samples = 0
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ps = psutil.Process(proc.pid)
+
+    def sampler():
+        nonlocal peak, samples
+        while not stop.is_set():
+            rss = _tree_rss(ps)
+            samples += 1
+            peak = max(peak, rss)
+            stop.wait(interval)
+
+    th = threading.Thread(target=sampler, daemon=True)
+    th.start()
+    timed_out = False
+    try:
+        _out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        for c in ps.children(recursive=True):
+            try:
+                c.kill()
+            except psutil.Error:
+                pass
+        proc.kill()
+        _out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    try:
+        with open(result_path) as f:
+            res = json.loads(f.read() or "{}")
+    except (OSError, ValueError):
+        res = {}
+    finally:
+        try:
+            os.unlink(result_path)
+        except OSError:
+            pass
+    if timed_out:
+        res = {"tool": tool, "ok": False, "missing": False, "error": f"timeout after {timeout} s"}
+    elif not res:
+        res = {"tool": tool, "ok": False, "missing": False,
+               "error": f"worker exited {proc.returncode} without a result: {err.strip()[-2000:]}"}
+    res.update(process_wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode)
+    if not res.get("ok"):
+        res["stderr_tail"] = err.strip()[-4000:]
+    return res
+
+
+def first_difference(a, b, block: int = 1 << 24) -> int | None:
+    """Index of the first position where two id arrays differ (or where the shorter one ends), None if
+    equal. Compares block by block, so memory-mapped arrays of any size need little memory."""
+    import numpy as np
+
+    n = min(len(a), len(b))
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        diff = np.flatnonzero(np.asarray(a[lo:hi], dtype=np.int64) != np.asarray(b[lo:hi], dtype=np.int64))
+        if len(diff):
+            return lo + int(diff[0])
+    return None if len(a) == len(b) else n
+
+
+def describe_mismatch(got, want, i: int, got_name: str, want_name: str, vocab_path: str) -> str:
+    """Where two id sequences first differ (index ``i``), with the tokens around it."""
+    lines = [f"{got_name}: {len(got):,} ids, {want_name}: {len(want):,} ids; first difference at id #{i:,}"]
+    try:
+        u2b = _gpt2_decode_table()
+        with open(vocab_path, encoding="utf-8") as f:
+            tokens = {idx: bytes(u2b[c] for c in tok) for tok, idx in json.load(f).items()}
+    except (OSError, ValueError, KeyError):
+        tokens = {}
+    lo = max(0, i - 5)
+    for name, ids in ((got_name, got), (want_name, want)):
+        hi = min(len(ids), i + 6)
+        shown = " ".join(f"{x}:{tokens.get(x, b'?')!r}" for x in (int(v) for v in ids[lo:hi]))
+        lines.append(f"  {name} ids[{lo}:{hi}]: {shown}")
+    return "\n".join(lines)
+
+
+ROWS = (
+    # (row key, tool process, label; {K} = workers)
+    ("tiktoken", "tiktoken", "tiktoken encode, 1 thread"),
+    ("tiktoken_batch", "tiktoken_batch", "tiktoken encode_batch, {K} threads"),
+    ("bpe_numba_cold", "bpe_numba", "bpe_numba encode, 1 thread, cold"),
+    ("bpe_numba_warm", "bpe_numba", "bpe_numba encode, 1 thread, warm"),
+    ("bpe_numba_file", "bpe_numba_file", "bpe_numba encode_file, {K} workers"),
+)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == [WORKER_FLAG]:
+        return worker_main(argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("input", help="UTF-8 text file to encode")
+    ap.add_argument("--repeat", type=int, default=3, help="fresh processes per row; the median is shown")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="threads for tiktoken encode_batch and num_workers for encode_file (default: all cores)")
+    ap.add_argument("--json", dest="json_out", nargs="?", const="-", default=None, metavar="OUT",
+                    help="write all figures as JSON to OUT; without OUT, to stdout (the table goes to stderr)")
+    ap.add_argument("--tools", default=",".join(TOOLS), help=f"any of {','.join(TOOLS)}")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per process before it is killed")
+    a = ap.parse_args(argv)
+    out = sys.stderr if a.json_out == "-" else sys.stdout
+
+    def say(*args, **kw):
+        print(*args, file=out, flush=True, **kw)
+
+    try:
+        import numpy as np
+        import psutil  # noqa: F401
+    except ImportError as e:
+        print(f"bench_encode.py needs numpy and psutil ({e}); pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    if not os.path.isfile(a.input):
+        print(f"no such file: {a.input} (make one with: python benchmarks/generate_corpus.py {a.input} "
+              f"--size 10MB)", file=sys.stderr)
+        return 2
+    if a.repeat < 1:
+        print("--repeat must be at least 1", file=sys.stderr)
+        return 2
+    asked = [t.strip() for t in a.tools.split(",") if t.strip()]
+    bad = [t for t in asked if t not in TOOLS]
+    if bad:
+        print(f"unknown tool(s) {bad}; choose from {', '.join(TOOLS)}", file=sys.stderr)
+        return 2
+    tools = [t for t in TOOLS if t in asked]  # the references (tiktoken, bpe_numba encode) run first
+    fixtures = fixture_dir()
+    vocab_path, merges_path = model_paths(fixtures)
+    absent = [p for p in (vocab_path, merges_path) if not os.path.isfile(p)]
+    if absent:
+        print(f"GPT-2 model file not found: {absent[0]}\nSet BPE_NUMBA_FIXTURES to the folder holding "
+              f"gpt2_vocab.json and gpt2_merges.txt (the CS336 test fixtures).", file=sys.stderr)
+        return 2
+    workers = a.workers or os.cpu_count() or 1
+    env = dict(os.environ)
+    env["TIKTOKEN_CACHE_DIR"] = cache = tiktoken_cache_dir(fixtures)
+    if not os.path.isdir(cache) and any(t.startswith("tiktoken") for t in tools):
+        say(f"note: {cache} does not exist; tiktoken will try to download the gpt2 files")
+
+    input_path = os.path.abspath(a.input)
+    size = os.path.getsize(input_path)
+    K = str(workers)
+    say(f"input: {a.input} ({size / 1e6:,.2f} MB), GPT-2 model from {fixtures}, special token {EOT}, "
+        f"repeat {a.repeat}, workers {workers}")
+    say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+
+    tmpdir = tempfile.mkdtemp(prefix="bench_encode_")
+    runs: dict[str, list[dict]] = {t: [] for t in tools}
+    skipped: dict[str, str] = {}
+    mismatches: list[str] = []
+    refs: dict[str, str] = {}  # tiktoken / bpe_numba -> the ids file of its first good run (kept to the end)
+
+    def check_ids(t: str, res: dict, path: str) -> int:
+        """Compare one run's ids with the references; return the number of problems found."""
+        before = len(mismatches)
+        ids = np.load(path, mmap_mode="r")
+        res["ids_dtype"] = str(ids.dtype)
+        res.setdefault("ids", len(ids))
+        name = f"{t} (run {res['repeat'] + 1})"
+        if t == "bpe_numba_file" and res.get("returned_count") != len(ids):
+            mismatches.append(f"{name}: encode_file returned {res.get('returned_count')!r} but its .npy holds "
+                              f"{len(ids):,} ids")
+        if res.get("warm_same_ids") is False:
+            mismatches.append(f"{name}: the warm encode call gave different ids from the cold call")
+        if res.get("second_call_same_ids") is False:
+            mismatches.append(f"{name}: the second encode call gave different ids from the first")
+        if t in ("tiktoken", "bpe_numba") and t not in refs:
+            refs[t] = path
+        for ref_tool, ref_path in refs.items():
+            if ref_path == path or (t == "tiktoken" and ref_tool != "tiktoken"):
+                continue  # tiktoken is the truth: the others are checked against it, not it against them
+            ref = np.load(ref_path, mmap_mode="r")
+            i = first_difference(ids, ref)
+            res[f"same_ids_as_{ref_tool}"] = i is None
+            if i is not None:
+                mismatches.append(describe_mismatch(ids, ref, i, name, f"{ref_tool} (run 1)", vocab_path))
+        del ids
+        if path not in refs.values():
+            os.unlink(path)
+        return len(mismatches) - before
+
+    try:
+        for r in range(a.repeat):  # round-robin, so drift in machine load hits every tool alike
+            for t in tools:
+                if t in skipped:
+                    continue
+                ids_path = os.path.join(tmpdir, f"{t}.{r}.npy")
+                res = run_once(t, input_path, ids_path, workers, vocab_path, merges_path, env, a.timeout)
+                res["repeat"] = r
+                runs[t].append(res)
+                if res.get("missing"):
+                    skipped[t] = res.get("error", "not installed")
+                    say(f"  {t}: not available ({skipped[t]})")
+                    continue
+                if not res.get("ok"):
+                    say(f"  {t} run {r + 1}/{a.repeat}: FAILED: {res.get('error')}")
+                    tail = res.get("traceback") or res.get("stderr_tail") or ""
+                    if tail:
+                        say("    " + tail.strip()[-1500:].replace("\n", "\n    "))
+                    continue
+                bad_ids = check_ids(t, res, ids_path)
+                extra = f", warm {size / 1e6 / res['warm_s']:,.2f} MB/s" if "warm_s" in res else ""
+                say(f"  {t} run {r + 1}/{a.repeat}: {size / 1e6 / res['call_s']:,.2f} MB/s{extra} "
+                    f"(call {res['call_s']:.2f} s, load {res['load_s']:.2f} s, "
+                    f"peak {res['peak_rss'] / 2**20:,.0f} MB)" + ("  IDS MISMATCH" if bad_ids else ""))
+    finally:
+        for name in os.listdir(tmpdir):
+            try:
+                os.unlink(os.path.join(tmpdir, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(tmpdir)
+        except OSError:
+            pass
+
+    # ----- summary rows -----
+    rows: list[dict] = []
+    for key, tool, label in ROWS:
+        if tool not in tools:
+            continue
+        label = label.format(K=K)
+        row = {"row": key, "label": label, "tool": tool, "input_bytes": size, "repeat": a.repeat}
+        ok = [x for x in runs[tool] if x.get("ok")]
+        if tool in skipped:
+            row.update(status="not available", note=skipped[tool])
+        elif not ok:
+            row.update(status="failed", note=(runs[tool][-1].get("error") if runs[tool] else ""))
+        else:
+            secs = [x["warm_s" if key == "bpe_numba_warm" else "call_s"] for x in ok]
+            cpus = [x["warm_cpu_s" if key == "bpe_numba_warm" else "call_cpu_s"] for x in ok]
+            med = statistics.median(secs)
+            same = [x.get("same_ids_as_tiktoken") for x in ok]
+            if key == "bpe_numba_warm":  # the warm call's ids are compared with the cold call's in the worker
+                same = [None if s_ is None else (s_ and x.get("warm_same_ids", False)) for s_, x in zip(same, ok)]
+            row.update(
+                status="ok", runs_ok=len(ok), seconds_median=med, seconds_min=min(secs), seconds_max=max(secs),
+                mb_per_s_median=size / 1e6 / med,
+                cpu_per_wall_median=statistics.median(c / s for c, s in zip(cpus, secs) if s > 0),
+                load_s_median=statistics.median(x["load_s"] for x in ok),
+                load_s_max=max(x["load_s"] for x in ok),
+                peak_rss_max=max(x["peak_rss"] for x in ok),
+                ids=ok[0].get("ids"),
+                ids_dtype=ok[0].get("ids_dtype"),
+                same_ids_as_tiktoken=(None if tool == "tiktoken" or None in same else all(same)),
+                threads=1 if tool in ("tiktoken", "bpe_numba") else workers,
+            )
+            if key == "bpe_numba_warm":
+                row["load_s_median"] = row["load_s_max"] = None  # same process as the cold row
+        rows.append(row)
+    base = next((r["mb_per_s_median"] for r in rows if r["row"] == "tiktoken" and r["status"] == "ok"), None)
+    for row in rows:
+        row["speed_vs_tiktoken_1thread"] = (row["mb_per_s_median"] / base
+                                            if base and row.get("status") == "ok" else None)
+
+    say()
+    say(f"Results: median of {a.repeat} fresh process(es) per row; MB/s = {size / 1e6:,.2f} MB of input / "
+        f"seconds of the encoding call alone;")
+    say("load s = model loading, not in MB/s (tiktoken: get_encoding; bpe_numba: read GPT-2 files + build "
+        "Tokenizer); peak = max sampled RSS of the process tree.")
+    hdr = ["row", "MB/s", "s", "vs tiktoken 1 thread", "cpu/wall", "load s", "peak MB", "ids", "same ids"]
+    table = []
+    for row in rows:
+        if row["status"] != "ok":
+            table.append([row["label"], row["status"], "-", "-", "-", "-", "-", "-", "-"])
+            continue
+        if row["row"] == "tiktoken":
+            same = "(reference)"
+        elif row["same_ids_as_tiktoken"] is None:
+            same = "unchecked"
+        else:
+            same = "yes" if row["same_ids_as_tiktoken"] else "MISMATCH"
+        ratio = f"{row['speed_vs_tiktoken_1thread']:.2f}x" if row["speed_vs_tiktoken_1thread"] else "n/a"
+        load = "(same process)" if row["load_s_median"] is None else f"{row['load_s_median']:.2f}"
+        table.append([row["label"], f"{row['mb_per_s_median']:,.2f}", f"{row['seconds_median']:.2f}", ratio,
+                      f"{row['cpu_per_wall_median']:.2f}", load, f"{row['peak_rss_max'] / 2**20:,.0f}",
+                      f"{row['ids']:,}", same])
+    widths = [max(len(str(r[i])) for r in [hdr] + table) for i in range(len(hdr))]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(hdr, widths)))
+    say(line)
+    say("-" * len(line))
+    for r in table:
+        say("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    say()
+    if mismatches:
+        say("!" * 72)
+        say(f"IDS MISMATCH: {len(mismatches)} problem(s)")
+        for m in mismatches:
+            say(m)
+        say("!" * 72)
+    elif "tiktoken" in refs:
+        say("ids: every run of every row equals tiktoken's ids.")
+    else:
+        say("ids: tiktoken did not run, so nothing was compared with it.")
+
+    if a.json_out:
+        doc = {
+            "input": input_path, "input_bytes": size, "special_tokens": [EOT], "repeat": a.repeat,
+            "workers": workers, "tools": tools, "fixtures": fixtures,
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+            "notes": {
+                "mb_per_s": "input bytes / 1e6 / seconds of the call alone (model loading excluded)",
+                "peak_rss": "bytes; max over runs of the summed RSS of the process tree, sampled every ~10 ms",
+                "cpu_per_wall": "CPU seconds of the process (all threads, plus reaped children) / wall seconds",
+            },
+            "rows": rows, "runs": runs, "skipped": skipped, "mismatches": mismatches,
+        }
+        if a.json_out == "-":
+            json.dump(doc, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            with open(a.json_out, "w") as f:
+                json.dump(doc, f, indent=2)
+            say(f"figures written to {a.json_out}")
+    failed = [r["label"] for r in rows if r["status"] == "failed"]
+    return 1 if mismatches or failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
