@@ -1,0 +1,270 @@
+"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, encode, inspect.
+
+Bad arguments and bad files end in one line on stderr and exit code 2; Ctrl-C in exit code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROG = "bpe-numba"
+DEMO_SPECIAL = "<|endoftext|>"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing: reported in one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, encode, inspect.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,encode,inspect}", parser_class=_Parser)
+
+    train = sub.add_parser(
+        "train",
+        help="train a tokenizer on a text file (or on the embedded synthetic corpus)",
+        description="Train on INPUT, or with no INPUT on a synthetic TinyStories-like corpus the package "
+        "generates (no download; <|endoftext|> separates its stories and is its special token).",
+    )
+    train.add_argument("input", nargs="?", help="UTF-8 text file (default: the embedded synthetic corpus)")
+    train.add_argument("--vocab-size", type=_positive_int, default=10_000, help="default: 10000")
+    train.add_argument("--special-token", action="append", default=None, metavar="T",
+                       help="a special token (repeat for several; the order fixes their ids)")
+    train.add_argument("--workers", type=_positive_int, default=None, help="pre-tokenization processes (default: all cores)")
+    train.add_argument("--out", metavar="DIR", help="write vocab.json, merges.txt and bpe_numba.json here")
+    train.add_argument("--demo-size-mb", type=_positive_float, default=10.0,
+                       help="size of the embedded corpus when no INPUT is given (default: 10)")
+    train.add_argument("--errors", choices=["strict", "replace"], default="strict",
+                       help="invalid UTF-8: stop with its offset (strict) or read it as U+FFFD (replace)")
+    _common(train)
+
+    enc = sub.add_parser("encode", help="encode a text file into a .npy of token ids",
+                         description="Encode INPUT with the model in --model DIR into a .npy of ids "
+                         "(uint16, or uint32 for vocabularies above 65,536).")
+    enc.add_argument("input", help="UTF-8 text file")
+    enc.add_argument("--model", required=True, metavar="DIR", help="a directory written by `train --out`")
+    enc.add_argument("-o", "--output", required=True, metavar="IDS.npy", help="where to write the ids")
+    enc.add_argument("--workers", type=_positive_int, default=None, help="processes (default: all cores)")
+    enc.add_argument("--errors", choices=["strict", "replace"], default="strict")
+    _common(enc)
+
+    ins = sub.add_parser("inspect", help="summarize a trained model",
+                         description="Vocab size, special tokens, longest tokens, and bytes per token on a "
+                         "sample (--sample FILE, or 1 MB of the embedded synthetic corpus).")
+    ins.add_argument("model", metavar="DIR", help="a directory written by `train --out`")
+    ins.add_argument("--sample", metavar="FILE", help="text to measure compression on")
+    _common(ins)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--top", type=_positive_int, default=10, help="how many longest tokens to list (default: 10)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: when stderr is a terminal)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not positive")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+def _peak_rss_mb() -> dict:
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
+    return {"main": round(main / 2**20, 1), "largest_child": round(workers / 2**20, 1)}
+
+
+def _longest(vocab: dict[int, bytes], skip: set[int], top: int) -> list[dict]:
+    ids = sorted((i for i in vocab if i not in skip), key=lambda i: (-len(vocab[i]), i))[:top]
+    return [{"id": i, "bytes": len(vocab[i]), "text": vocab[i].decode("utf-8", errors="replace")} for i in ids]
+
+
+def _print_longest(rows: list[dict]) -> None:
+    print("longest tokens:")
+    for r in rows:
+        print(f"  {r['id']:>7}  {r['bytes']:>3} bytes  {r['text']!r}")
+
+
+def cmd_train(args) -> dict:
+    from . import train_bpe
+
+    specials = args.special_token
+    with tempfile.TemporaryDirectory(prefix="bpe_numba_demo_") as tmp:
+        generated = None
+        if args.input is None:
+            from .synthetic import write_corpus
+
+            path = Path(tmp) / "synthetic_stories.txt"
+            t = time.perf_counter()
+            write_corpus(path, int(args.demo_size_mb * 1_000_000), seed=0, progress=bool(args.progress))
+            generated = time.perf_counter() - t
+            if specials is None:
+                specials = [DEMO_SPECIAL]
+            if not args.json:
+                print(f"no INPUT: generated {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories in "
+                      f"{generated:.1f} s (the embedded default)")
+        else:
+            path = Path(args.input)
+        timings: dict = {}
+        start = time.perf_counter()
+        vocab, merges = train_bpe(path, args.vocab_size, specials or [], num_workers=args.workers,
+                                  progress=args.progress, errors=args.errors, timings=timings, out_dir=args.out)
+        total = time.perf_counter() - start
+        size = os.path.getsize(path)
+    n_special = len(specials or [])
+    report = {
+        "input": args.input if args.input is not None else f"<embedded synthetic corpus, {args.demo_size_mb:g} MB>",
+        "bytes": size,
+        "vocab_size": len(vocab),
+        "merges": len(merges),
+        "requested_vocab_size": args.vocab_size,
+        "special_tokens": specials or [],
+        "unique_pretokens": timings["unique_pretokens"],
+        "seconds": {k: round(timings.get(k, 0.0), 3) for k in ("pretokenize", "intern", "merges", "write")}
+        | {"total": round(total, 3)},
+        "peak_rss_mb": _peak_rss_mb(),
+        "out": os.path.abspath(args.out) if args.out else None,
+        "longest_tokens": _longest(vocab, set(range(256, 256 + n_special)), args.top),
+    }
+    if generated is not None:
+        report["seconds"]["generate_corpus"] = round(generated, 3)
+    if not args.json:
+        s = report["seconds"]
+        print(f"trained {report['vocab_size']:,} tokens ({report['merges']:,} merges) on {size / 1e6:,.1f} MB "
+              f"in {total:.2f} s ({size / 1e6 / max(total, 1e-9):,.1f} MB/s)")
+        if len(vocab) < args.vocab_size:
+            print(f"  the corpus ran out of pairs before vocab size {args.vocab_size:,}")
+        print(f"  pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
+              f"intern {s['intern']:.2f} s, merges {s['merges']:.2f} s, write {s['write']:.2f} s")
+        rss = report["peak_rss_mb"]
+        print(f"  peak RSS: main {rss['main']:,.0f} MB, largest child process {rss['largest_child']:,.0f} MB")
+        _print_longest(report["longest_tokens"])
+        if args.out:
+            print(f"model written to {report['out']} (vocab.json, merges.txt, bpe_numba.json)")
+        else:
+            print("model not saved: pass --out DIR to write vocab.json and merges.txt")
+    return report
+
+
+def _load_tokenizer(directory: str):
+    from . import Tokenizer
+
+    d = Path(directory)
+    if not d.is_dir():
+        raise UsageError(f"{directory}: not a directory; pass the --out directory of `{PROG} train`")
+    for name in ("vocab.json", "merges.txt"):
+        if not (d / name).is_file():
+            raise UsageError(f"{d / name}: missing; a model directory holds vocab.json and merges.txt")
+    return Tokenizer.from_files(d / "vocab.json", d / "merges.txt")
+
+
+def cmd_encode(args) -> dict:
+    tok = _load_tokenizer(args.model)
+    start = time.perf_counter()
+    n = tok.encode_file(args.input, args.output, num_workers=args.workers, progress=args.progress, errors=args.errors)
+    took = time.perf_counter() - start
+    size = os.path.getsize(args.input)
+    report = {
+        "input": args.input,
+        "output": os.path.abspath(args.output),
+        "bytes": size,
+        "tokens": n,
+        "bytes_per_token": round(size / n, 4) if n else None,
+        "seconds": round(took, 3),
+        "mb_per_s": round(size / 1e6 / max(took, 1e-9), 2),
+        "dtype": "uint16" if max(tok.vocab) < 1 << 16 else "uint32",
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    if not args.json:
+        bpt = f"{size / n:.2f}" if n else "n/a"
+        print(f"{n:,} tokens from {size / 1e6:,.1f} MB ({bpt} bytes/token) in {took:.2f} s "
+              f"({report['mb_per_s']:,.1f} MB/s) -> {args.output} ({report['dtype']})")
+    return report
+
+
+def cmd_inspect(args) -> dict:
+    tok = _load_tokenizer(args.model)
+    if args.sample:
+        from .pretokenize import check_input_file
+
+        sample_name = args.sample
+        with open(check_input_file(args.sample), "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
+    else:
+        from .synthetic import generate_text
+
+        sample_name = "<embedded synthetic corpus, 1 MB>"
+        text = generate_text(1_000_000, seed=1)
+    ids = tok.encode_to_array(text)
+    n_bytes = len(text.encode("utf-8"))
+    special_ids = set(tok.special_ids.values())
+    report = {
+        "model": os.path.abspath(args.model),
+        "vocab_size": len(tok.vocab),
+        "merges": len(tok.merges),
+        "special_tokens": {t: i for t, i in tok.special_ids.items()},
+        "sample": sample_name,
+        "sample_bytes": n_bytes,
+        "sample_tokens": int(len(ids)),
+        "bytes_per_token": round(n_bytes / len(ids), 4) if len(ids) else None,
+        "longest_tokens": _longest(tok.vocab, special_ids, args.top),
+    }
+    if not args.json:
+        print(f"{report['model']}: {report['vocab_size']:,} tokens, {report['merges']:,} merges")
+        specials = ", ".join(f"{t!r}={i}" for t, i in report["special_tokens"].items()) or "none"
+        print(f"special tokens: {specials}")
+        bpt = f"{report['bytes_per_token']:.3f}" if len(ids) else "n/a"
+        print(f"sample {sample_name}: {n_bytes:,} bytes -> {len(ids):,} tokens ({bpt} bytes/token)")
+        _print_longest(report["longest_tokens"])
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    run = {"train": cmd_train, "encode": cmd_encode, "inspect": cmd_inspect}[args.command]
+    try:
+        report = run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, TypeError, OSError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
