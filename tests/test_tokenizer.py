@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import unicodedata
 
 import pytest
 from hypothesis import example, given
@@ -62,6 +63,9 @@ def test_gpt2_files_equal_tiktoken(name, cs336_dir, gpt2, gpt2_plain, tiktoken_g
 @example("Hello, world! It's 2026.\r\n\r\n  <|endoftext|>Next  doc\t\x85x", "<|endoftext|>")
 @example("<|endoftext|><|endoftext|>", None)
 def test_gpt2_equals_tiktoken(gpt2, gpt2_plain, tiktoken_gpt2, text, special):
+    # tiktoken's regex engine knows Unicode 16, `regex` knows 17; the characters where they differ are all
+    # unassigned (Cn) in this Python's Unicode database, so they are left out here (see test_model_io.py).
+    text = "".join(c for c in text if unicodedata.category(c) != "Cn")
     if special is None:
         ids, expected = gpt2_plain.encode(text), tiktoken_gpt2.encode(text, disallowed_special=())
     else:
