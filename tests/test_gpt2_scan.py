@@ -1,0 +1,430 @@
+"""The Numba GPT-2 pre-tokenization scanner (``bpe_numba.gpt2_scan``) against the ``regex`` package.
+
+The oracle is always ``regex.finditer(GPT2_PATTERN, ...)``: the class table for every code point, the split
+of hypothesis strings from all of Unicode and from alphabets that attack each rule of the pattern, the
+split of every fixture file, and the pre-token counts with a hash table that has to grow many times.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import regex
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from bpe_numba import gpt2_scan as G
+from bpe_numba.pretokenize import GPT2_PATTERN, segment_bounds, special_splitter
+from strategies import CONTRACTIONS, DIGITS, EMOJI, LETTERS, LINE_BREAKS, PUNCT, WHITESPACE
+
+PATTERN = regex.compile(GPT2_PATTERN)
+SPECIAL = "<|endoftext|>"
+
+
+def regex_split(text: str) -> list[str]:
+    return [m.group() for m in PATTERN.finditer(text)]
+
+
+def all_code_points() -> tuple[np.ndarray, list[str]]:
+    cps = np.concatenate([np.arange(0xD800), np.arange(0xE000, 0x110000)])
+    return cps, list(cps.astype(np.uint32).tobytes().decode("utf-32-le"))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The class table
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_char_classes_equal_regex_for_every_code_point():
+    """Bit 1 = \\p{L}, 2 = \\p{N}, 4 = \\s exactly as ``regex.match`` decides, one code point at a time; the
+    pattern's 'other' class ``[^\\s\\p{L}\\p{N}]`` is exactly the code points with no bit; surrogates are 0."""
+    table = G.char_classes()
+    # The generator itself, not only what an earlier run may have cached on disk.
+    assert np.array_equal(G.generate_char_classes(), table)
+    assert table.dtype == np.uint8 and table.shape == (0x110000,)
+    assert not table[0xD800:0xE000].any()
+    cps, chars = all_code_points()
+    got = table[cps]
+    for bit, pattern in ((1, r"\p{L}"), (2, r"\p{N}"), (4, r"\s")):
+        match = regex.compile(pattern).match
+        want = np.fromiter(map(bool, map(match, chars)), dtype=bool, count=len(chars))
+        bad = np.flatnonzero(want != ((got & bit) != 0))
+        assert not len(bad), f"{pattern}: table differs at {[hex(c) for c in cps[bad[:10]]]}"
+    match = regex.compile(r"[^\s\p{L}\p{N}]").match
+    want = np.fromiter(map(bool, map(match, chars)), dtype=bool, count=len(chars))
+    assert np.array_equal(want, got == 0)
+    # The scanner treats the classes as disjoint kinds.
+    assert set(np.unique(table).tolist()) <= {0, 1, 2, 4}
+
+
+def test_char_classes_is_memoized_and_read_only():
+    a = G.char_classes()
+    assert G.char_classes() is a
+    assert not a.flags.writeable
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty cache folder and no in-process memo."""
+    monkeypatch.setenv("BPE_NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(G, "_memo", None)
+    return tmp_path / "cache"
+
+
+def test_char_classes_cached_on_disk_atomically(fresh_cache, monkeypatch):
+    table = G.char_classes()
+    files = sorted(p.name for p in fresh_cache.iterdir())
+    assert files == [G._cache_name()], files  # no temp file left behind
+    name = files[0]
+    assert regex.__version__ in name and unicodedata.unidata_version in name
+    assert (fresh_cache / name).stat().st_size < 64_000  # runs, compressed: not 1.1 MB
+
+    # A second process (simulated: no memo) loads the file instead of generating.
+    monkeypatch.setattr(G, "_memo", None)
+    monkeypatch.setattr(G, "generate_char_classes", lambda: pytest.fail("regenerated despite the cache"))
+    assert np.array_equal(G.char_classes(), table)
+
+
+def test_char_classes_rebuilds_a_corrupt_cache(fresh_cache):
+    want = G.generate_char_classes()
+    fresh_cache.mkdir(parents=True)
+    (fresh_cache / G._cache_name()).write_bytes(b"not an npz file")
+    assert np.array_equal(G.char_classes(), want)
+    assert G._load(fresh_cache / G._cache_name()) is not None  # rewritten
+
+
+def test_char_classes_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    # Works as root too (permission bits would not stop root): the cache folder cannot be created.
+    monkeypatch.setenv("BPE_NUMBA_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(G, "_memo", None)
+    table = G.char_classes()
+    assert np.array_equal(table, G.generate_char_classes())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_cache_dir_respects_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("BPE_NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert G.cache_dir() == tmp_path / "bpe_numba"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert G.cache_dir() == Path.home() / ".cache" / "bpe_numba"
+    monkeypatch.setenv("BPE_NUMBA_CACHE_DIR", str(tmp_path / "x"))
+    assert G.cache_dir() == tmp_path / "x"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Differential tests: split_text == regex
+# --------------------------------------------------------------------------------------------------------
+
+# Every code point regex's \s matches, the ones str.isspace() adds (\x1c-\x1f: not \s for regex), and
+# look-alikes that are neither (Mongolian vowel separator, zero-width space, BOM, word joiner).
+ALL_WHITESPACE = sorted(
+    {c for c in map(chr, range(0x3001)) if c.isspace() or regex.match(r"\s", c)}
+    | set(WHITESPACE)
+    | {"\u180e", "\u200b", "\ufeff", "\u2060"}
+)
+APOSTROPHES = ["'", "\u2019", "\u2018", "\u02bc", "\uff07", "`", "\u00b4"]
+COMBINING = ["\u0301", "\u0308", "\u20dd", "\u093f", "\u094d", "\u0e31", "\ufe0f", "\U000e0100"]
+CASED_CONTRACTIONS = CONTRACTIONS + [
+    "'s", "'S", "'ll", "'LL", "'lL", "'Ll", "''s", "'''ll", "'v", "'r", "'l",
+    "'ve", "'VE", "'re", "'d", "'m", "'t", "'x",
+]
+
+
+def _regex_newer_letters() -> list[str]:
+    """Letters and numbers for ``regex`` (newer Unicode) that ``unicodedata`` does not know yet."""
+    table = G.char_classes()
+    out = []
+    for cp in np.flatnonzero(table & 3)[::7].tolist():
+        if unicodedata.category(chr(cp))[0] not in "LN":
+            out.append(chr(cp))
+    return out or ["a"]
+
+
+NEWER = _regex_newer_letters()
+
+alphabet_chars = st.one_of(
+    st.sampled_from(ALL_WHITESPACE),
+    st.sampled_from(APOSTROPHES),
+    st.sampled_from(COMBINING),
+    st.sampled_from(LETTERS),
+    st.sampled_from(DIGITS),
+    st.sampled_from(PUNCT),
+    st.sampled_from("sdmtlvreSDMTLVRE"),
+    st.sampled_from(NEWER),
+    st.characters(exclude_categories=("Cs",)),
+)
+
+pieces = st.one_of(
+    alphabet_chars,
+    st.sampled_from(CASED_CONTRACTIONS),
+    st.sampled_from(EMOJI),
+    st.sampled_from(LINE_BREAKS + ["\r", "\r\n", "\n\r", " \r", "\r "]),
+    st.sampled_from([" " * 3, "\t ", " \t", "\u3000 ", " \u3000", "\xa0 ", " \x85", "\x1c ", " \x1f"]),
+)
+
+# Long runs of one class, to stress maximal munch and the whitespace backtracking.
+run_alphabets = [
+    "".join(ALL_WHITESPACE),
+    " ",
+    " \n",
+    LETTERS,
+    DIGITS,
+    PUNCT + "'",
+    "".join(COMBINING),
+    "".join(NEWER[:50]),
+]
+runs = st.sampled_from(run_alphabets).flatmap(lambda a: st.text(alphabet=a, min_size=1, max_size=40))
+
+
+def check_split(text: str) -> None:
+    want = regex_split(text)
+    got = G.split_text(text)
+    assert got == want, f"{text!r}: kernel {got!r} != regex {want!r}"
+
+
+@given(st.text(st.characters(exclude_categories=("Cs",))))
+@example("Hi,  it's 42!")
+@example("   x")
+@example("a\n\n b")
+@example("\x1c\x1d ab")
+@example("'l")
+@example("x'llo 'vex 're're")
+@example("  's")
+@example("\u3000\u3000a")
+@example(" \u3000!")
+@example("\r\n\r\n")
+def test_split_matches_regex_any_unicode(text):
+    """Strings drawn from every general category (surrogates excluded: not valid UTF-8)."""
+    check_split(text)
+
+
+@given(st.lists(pieces, max_size=60).map("".join))
+def test_split_matches_regex_weighted_alphabets(text):
+    """Whitespace of every kind, apostrophes of every kind, contractions in both cases, combining marks,
+    ZWJ emoji, CR/LF, digits of other scripts, letters newer than ``unicodedata``."""
+    check_split(text)
+
+
+@given(st.lists(st.one_of(runs, pieces), max_size=12).map("".join))
+@example(" " * 40 + "word")
+@example("\n" * 30 + "!!")
+@example("x" + " \t" * 20)
+@example("12345" + "\u0661" * 10 + "abc" + "\u0301" * 5)
+def test_split_matches_regex_long_runs(text):
+    """Long runs of each class: whitespace runs before letters, punctuation, numbers and at the end."""
+    check_split(text)
+
+
+def test_split_matches_regex_contractions_in_every_context():
+    """Every contraction form (and near miss), in both cases, after and before each kind of neighbour."""
+    tails = ("s", "S", "ll", "LL", "ve", "re", "Re", "t", "")
+    forms = sorted(set(CASED_CONTRACTIONS) | {a + b for a in APOSTROPHES for b in tails})
+    around = ["", " ", "  ", "a", "S", "7", "!", "'", "\n", "\u3000", "\u0301", "ll", "e"]
+    for form in forms:
+        for before in around:
+            for after in around:
+                check_split(before + form + after)
+
+
+def test_split_matches_regex_on_every_code_point_in_context():
+    """Every code point once, as `` {c}a``: each one's UTF-8 is decoded and classed right, whether it glues
+    to the space before it (letters, numbers, others) or not (whitespace: then the run backtracks)."""
+    _, chars = all_code_points()
+    text = " " + "a ".join(chars) + "a"
+    got = G.split_text(text)
+    want = PATTERN.findall(text)  # the same as finditer's groups (no capture groups), and faster
+    if got != want:
+        bad = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
+        pytest.fail(f"first difference at pre-token {bad}: kernel {got[bad:bad + 3]!r}, regex {want[bad:bad + 3]!r}")
+    assert len(got) == len(want)
+
+
+FIXTURES = [
+    "corpus.en",
+    "german.txt",
+    "address.txt",
+    "tinystories_sample.txt",
+    "gpt2_merges.txt",
+    "gpt2_vocab.json",
+    "train-bpe-reference-merges.txt",
+    "train-bpe-reference-vocab.json",
+]
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_split_and_count_match_regex_on_fixture(cs336_dir, name):
+    path = cs336_dir / name
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    raw = path.read_bytes()
+    text = raw.decode("utf-8")
+    assert G.split_text(text) == regex_split(text)
+    # Counting, split at the special token as the trainer does.
+    bounds = segment_bounds(raw, special_splitter([SPECIAL]))
+    want = collections.Counter()
+    for seg in text.split(SPECIAL):
+        want.update(t.encode("utf-8") for t in regex_split(seg))
+    assert as_counter(*G.count_gpt2_pretokens(raw, bounds)) == want
+
+
+# --------------------------------------------------------------------------------------------------------
+# The kernels' own contract
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_gpt2_split_appends_and_restarts_at_start():
+    raw = "ab  cd's\u3000 x".encode("utf-8")
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    classes = G.char_classes()
+    out = np.full(3 + len(raw), -7, dtype=np.int64)
+    for start in range(len(raw) + 1):
+        for end in range(start, len(raw) + 1):
+            try:
+                seg = raw[start:end].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            n = G.gpt2_split(arr, start, end, classes, out, 3)
+            ends, pos = [], start
+            for tok in regex_split(seg):
+                pos += len(tok.encode("utf-8"))
+                ends.append(pos)
+            assert out[3:n].tolist() == ends, (start, end)
+    # Exactly end - start entries of room is enough (one-byte pre-tokens everywhere).
+    tight = np.empty(4, dtype=np.int64)
+    assert G.gpt2_split(np.frombuffer(b"!a 1", dtype=np.uint8), 0, 4, classes, tight, 0) == 3
+    assert G.gpt2_split(np.frombuffer(b"a\n\n!", dtype=np.uint8), 0, 4, classes, tight, 0) == 4
+    with pytest.raises(ValueError):
+        G.gpt2_split(arr, 0, len(raw), classes, np.empty(len(raw) - 1, dtype=np.int64), 0)
+    with pytest.raises(ValueError):
+        G.gpt2_split(arr, 0, len(raw) + 1, classes, np.empty(len(raw) + 1, dtype=np.int64), 0)
+
+
+def test_gpt2_split_stays_in_bounds_on_invalid_utf8():
+    """Invalid UTF-8 is the caller's to reject, but the kernel must not read or write out of bounds."""
+    classes = G.char_classes()
+    for raw in (b"\xff", b"a\xe2\x82", b"\xf4\x90\x80\x80x", b"\x80\x80 a", b"\xed\xa0\x80", b"\xf7\xbf\xbf\xbf"):
+        out = np.empty(len(raw), dtype=np.int64)
+        n = G.gpt2_split(np.frombuffer(raw, dtype=np.uint8), 0, len(raw), classes, out, 0)
+        ends = out[:n].tolist()
+        assert ends == sorted(set(ends)) and ends[-1] == len(raw)
+
+
+def as_counter(blob: bytes, lengths: np.ndarray, counts: np.ndarray) -> collections.Counter:
+    assert lengths.dtype == np.int32 and counts.dtype == np.int64
+    assert int(lengths.sum()) == len(blob)
+    out = collections.Counter()
+    pos = 0
+    for n, c in zip(lengths.tolist(), counts.tolist()):
+        key = blob[pos : pos + n]
+        assert key not in out, f"{key!r} listed twice"
+        assert c > 0
+        out[key] = c
+        pos += n
+    return out
+
+
+@st.composite
+def segmented(draw):
+    """(data, bounds, segment texts): segments of text with junk between them (special tokens, stray
+    bytes of other segments) that the bounds exclude."""
+    words = st.sampled_from(["the", " cat", " sat", "aaaaaaaaab", "aaaaaaaaac"])  # repeats; 8+ bytes
+    seg = st.lists(st.one_of(pieces, runs, words), max_size=40).map("".join)
+    texts = draw(st.lists(seg, min_size=1, max_size=6))
+    gap = st.sampled_from([b"", b"<|endoftext|>", b"x", b" "])
+    gaps = draw(st.lists(gap, min_size=len(texts) + 1, max_size=len(texts) + 1))
+    data = bytearray(gaps[0])
+    bounds = []
+    for t, gap in zip(texts, gaps[1:]):
+        start = len(data)
+        data += t.encode("utf-8")
+        bounds.append((start, len(data)))
+        data += gap
+    return bytes(data), np.array(bounds, dtype=np.int64).reshape(-1, 2), texts
+
+
+@given(segmented(), st.sampled_from([2, 4, 64, None]))
+def test_count_matches_counter_of_regex_pretokens(case, slots):
+    """Counts over several segments equal ``Counter`` of the regex pre-tokens of each segment, with the
+    hash table starting tiny (2 slots: it grows at every power of two) or at its default size."""
+    data, bounds, texts = case
+    want = collections.Counter()
+    first = {}
+    for t in texts:
+        for tok in regex_split(t):
+            b = tok.encode("utf-8")
+            want[b] += 1
+            first.setdefault(b, len(first))
+    blob, lengths, counts = G.count_gpt2_pretokens(data, bounds, initial_slots=slots)
+    got = as_counter(blob, lengths, counts)
+    assert got == want
+    assert list(got) == list(first)  # order of first occurrence
+
+
+def test_count_grows_many_times_and_handles_long_and_nul_tokens():
+    words = [f"w{i:05d}" for i in range(3000)]  # 3000 distinct letter+number pairs
+    longs = ["a" * 9 + chr(97 + i % 26) * (i % 5 + 1) for i in range(200)]  # share their first 8 bytes
+    nuls = ["\x00", "\x00\x00", "\x00" * 7, "\x00" * 8, "\x00" * 9, "\x07" + "\x00" * 7, "\x01" * 8]
+    text = " ".join(words + longs + words[::-1]) + "".join(f"{n}a" for n in nuls) + "end"
+    raw = text.encode("utf-8")
+    want = collections.Counter(t.encode("utf-8") for t in regex_split(text))
+    for slots in (2, 1 << 16):
+        got = as_counter(*G.count_gpt2_pretokens(raw, initial_slots=slots))
+        assert got == want
+
+
+def test_count_kernel_resumes_from_state():
+    """The raw kernel returns False with a resumable state when the table is half full."""
+    raw = b"a b c d e f g a b c d e f g h"
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    bounds = np.array([[0, len(raw)]], dtype=np.int64)
+    slots = 4
+    table = np.zeros(2 * slots, dtype=np.uint64)
+    cols = [np.empty(slots // 2, dtype=t) for t in (np.int64, np.int64, np.uint64, np.int64)]
+    state = np.zeros(3, dtype=np.int64)
+    buf = np.empty(8, dtype=np.int64)  # tiny: the scanner hands over a few pre-tokens at a time
+    calls = 0
+    while not G.count_gpt2(arr, bounds, G.char_classes(), table, *cols, state, buf):
+        calls += 1
+        assert state[2] == slots // 2
+        slots *= 2
+        table = np.zeros(2 * slots, dtype=np.uint64)
+        cols = [np.resize(a, slots // 2) for a in cols]
+        G.rehash(cols[2], state[2], table)
+    assert calls >= 2
+    n = state[2]
+    got = {raw[s : s + l]: c for s, l, c in zip(cols[0][:n].tolist(), cols[1][:n].tolist(), cols[3][:n].tolist())}
+    assert got == collections.Counter(t.encode() for t in regex_split(raw.decode()))
+
+
+def test_count_kernel_checks_bytes_of_long_pretokens_on_equal_hashes():
+    """A pre-token of 8+ bytes whose hash equals a stored one's (a collision, planted here) is a new entry."""
+    raw = b"bbbbbbbbbb!cccccccccc"
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    h = G._span_hash(arr, 11, 10)  # the hash of "cccccccccc", planted on the span "bbbbbbbbbb"
+    assert h != G._span_hash(arr, 0, 10)
+    slots = 8
+    table = np.zeros(2 * slots, dtype=np.uint64)
+    starts, lengths = np.array([0, 0, 0, 0]), np.array([10, 0, 0, 0])
+    hashes, counts = np.array([h, 0, 0, 0], dtype=np.uint64), np.array([5, 0, 0, 0])
+    G.rehash(hashes, 1, table)
+    state = np.array([0, 0, 1], dtype=np.int64)
+    bounds = np.array([[11, 21]], dtype=np.int64)
+    buf = np.empty(64, dtype=np.int64)
+    assert G.count_gpt2(arr, bounds, G.char_classes(), table, starts, lengths, hashes, counts, state, buf)
+    assert state[2] == 2
+    assert counts[:2].tolist() == [5, 1] and starts[:2].tolist() == [0, 11] and lengths[:2].tolist() == [10, 10]
+
+
+def test_import_does_not_import_numba(package_env):
+    code = "import sys, bpe_numba; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=package_env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
