@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .gpt2_scan import gpt2_split
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
@@ -222,6 +224,25 @@ def bpe_pieces(data, piece_start, piece_len, byte_ids, keys, ranks, results, out
         m += n
         out_end[p] = m
     return m
+
+
+@njit(cache=True)
+def split_units(data, m_start, m_len, classes, piece_start, piece_len, unit_pieces):
+    """Pre-tokenize each unit ``data[m_start[u] : m_start[u] + m_len[u]]`` with the GPT-2 scanner into
+    ``piece_start``/``piece_len`` (room for ``m_len.sum()`` pieces); ``unit_pieces[u]`` counts unit ``u``'s.
+    Returns the number of pieces."""
+    n = 0
+    for u in range(m_len.shape[0]):
+        s = m_start[u]
+        first = n
+        n = gpt2_split(data, s, s + m_len[u], classes, piece_len, n)  # ends, turned into lengths below
+        for k in range(first, n):
+            end = piece_len[k]
+            piece_start[k] = s
+            piece_len[k] = end - s
+            s = end
+        unit_pieces[u] = n - first
+    return n
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,11 +1,17 @@
 """Pre-tokenization: file bytes -> counts of unique pre-tokens, in worker processes.
 
-The file is cut into chunks at *safe* byte offsets (see :func:`find_safe_cut`). For each chunk, a Numba
-kernel validates UTF-8 and counts the distinct *units* between safe cuts (never crossing a special
-token); the GPT-2 pattern then runs once per distinct unit (see :func:`count_units_pretokens`). A worker
-sends back the chunk's unique pre-tokens compactly (one bytes blob, a length array and a count array) and
-the main process only sums them, so peak memory is about ``chunk_size x workers`` plus the table of
-unique pre-tokens. Numba is imported only when the first chunk is counted, not with this module.
+The file is cut into chunks at *safe* byte offsets (see :func:`find_safe_cut`). Each chunk is split at its
+special tokens and its pre-tokens counted by one of two engines:
+
+- ``"numba"``: the GPT-2 pattern's hand-written scanner and an array-backed hash table
+  (:mod:`bpe_numba.gpt2_scan`), a few hundred MB/s per core, no Python object per pre-token;
+- ``"regex"``: the ``regex`` package's ``finditer`` on each segment, exactly as the contract states it; it
+  takes any pattern (``pattern=``) at a few MB/s.
+
+``engine="auto"`` takes the scanner for the GPT-2 pattern and ``regex`` for any other. A worker sends back
+the chunk's unique pre-tokens compactly (one bytes blob, a length array and a count array) and the main
+process only sums them, so peak memory is about ``chunk_size x workers`` plus the table of unique
+pre-tokens. Numba is imported only when the first chunk is counted, not with this module.
 
 >>> import regex
 >>> [m.group() for m in regex.finditer(GPT2_PATTERN, "Hi,  it's 42!")]
@@ -30,6 +36,7 @@ from .errors import InvalidUTF8Error
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 ERRORS_MODES = ("strict", "replace")
+ENGINES = ("auto", "numba", "regex")
 
 # A cut at offset i is safe when the byte before is printable non-space ASCII and the byte at i is ASCII
 # whitespace: no alternative of the pattern continues a non-whitespace run into whitespace and the pattern
@@ -88,39 +95,60 @@ def segment_bounds(data: bytes, splitter) -> np.ndarray:
     return np.array(cuts, dtype=np.int64).reshape(-1, 2)
 
 
-def count_units_pretokens(data: bytes, splitter, pattern) -> dict[str, int]:
-    """Pre-token counts of ``data`` (valid UTF-8), special tokens removed.
-
-    The Numba kernel counts the distinct units between safe cuts (no pre-token crosses one); the regex
-    then runs once per distinct unit and its pre-tokens are weighted by the unit's count. The safe-cut
-    argument is specific to the GPT-2 pattern: another pattern needs its own proof before it can use this.
-    """
-    from . import scan_kernels as S
-
-    arr = np.frombuffer(data, dtype=np.uint8)
+def count_segments(data: bytes, splitter, pattern: str, engine: str) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Unique pre-tokens of ``data`` (valid UTF-8) with special tokens removed, as ``(blob, int32 lengths,
+    int64 counts)``; ``engine`` is ``"numba"`` (GPT-2 pattern only) or ``"regex"``."""
     bounds = segment_bounds(data, splitter)
-    # Natural text has well under one distinct unit per 512 bytes; the table grows when it must.
-    cap = 1 << max(14, (len(data) // 256).bit_length())
-    table = np.full(cap, -1, dtype=np.int64)
-    starts = np.empty(cap // 2, dtype=np.int64)
-    lengths = np.empty(cap // 2, dtype=np.int64)
-    hashes = np.empty(cap // 2, dtype=np.uint64)
-    unit_counts = np.empty(cap // 2, dtype=np.int64)
-    state = np.zeros(3, dtype=np.int64)
-    while not S.count_units(arr, bounds, _CUT_BEFORE, _CUT_AT, table, starts, lengths, hashes, unit_counts, state):
-        cap *= 2
-        table = np.full(cap, -1, dtype=np.int64)
-        starts, lengths, hashes, unit_counts = (np.resize(a, cap // 2) for a in (starts, lengths, hashes, unit_counts))
-        S.rehash(hashes, state[2], table)
-    n_units = int(state[2])
-    starts, lengths, unit_counts = starts[:n_units], lengths[:n_units], unit_counts[:n_units]
+    if engine == "numba":
+        from .gpt2_scan import count_gpt2_pretokens
+
+        return count_gpt2_pretokens(data, bounds)
+    findall = _compiled(pattern).findall
     counts: dict[str, int] = {}
     get = counts.get
-    findall = pattern.findall
-    for s, n, c in zip(starts.tolist(), lengths.tolist(), unit_counts.tolist()):
-        for tok in findall(data[s : s + n].decode("utf-8")):
-            counts[tok] = get(tok, 0) + c
-    return counts
+    for s, e in bounds.tolist():
+        for tok in findall(data[s:e].decode("utf-8")):
+            counts[tok] = get(tok, 0) + 1
+    keys = [k.encode("utf-8") for k in counts]
+    return (
+        b"".join(keys),
+        np.fromiter(map(len, keys), dtype=np.int32, count=len(keys)),
+        np.fromiter(counts.values(), dtype=np.int64, count=len(keys)),
+    )
+
+
+_PATTERNS: dict = {}
+
+
+def _compiled(pattern: str):
+    if pattern not in _PATTERNS:
+        _PATTERNS[pattern] = regex.compile(pattern)
+    return _PATTERNS[pattern]
+
+
+def check_pattern(pattern) -> str:
+    """A pre-tokenization pattern: a ``str`` that ``regex`` compiles."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a str (a regex), not {type(pattern).__name__}")
+    try:
+        _compiled(pattern)
+    except regex.error as exc:
+        raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from None
+    return pattern
+
+
+def resolve_engine(engine, pattern: str) -> str:
+    """``"auto"`` -> ``"numba"`` for the GPT-2 pattern, ``"regex"`` otherwise; ``"numba"`` needs GPT-2's."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}; use 'auto', 'numba' (the GPT-2 pattern's scanner) or 'regex'")
+    if engine == "auto":
+        return "numba" if pattern == GPT2_PATTERN else "regex"
+    if engine == "numba" and pattern != GPT2_PATTERN:
+        raise ValueError(
+            "engine='numba' implements only the GPT-2 pattern (GPT2_PATTERN); use engine='regex' or 'auto' "
+            "for a custom pattern"
+        )
+    return engine
 
 
 def check_input_file(input_path) -> str:
@@ -162,9 +190,36 @@ def find_safe_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[bytes])
     return -1
 
 
-def plan_chunks(path: str, size: int, chunk_size: int, special_bytes: Sequence[bytes]) -> Iterator[tuple[int, int]]:
+def find_special_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[bytes]) -> int:
+    """First offset ``i`` with ``lo <= i < hi`` where a special token occurrence starts and no occurrence
+    crosses (starts before ``i`` and ends after it), or -1: a boundary for *any* pattern, since special
+    tokens split the text before pre-tokenization. Context as for :func:`find_safe_cut`.
+
+    >>> find_special_cut(b"ab<s>cd<s>", 1, 10, [b"<s>"])
+    2
+    """
+    lo = max(lo, 1)
+    starts = set()
+    for t in special_bytes:
+        i = data.find(t, lo)
+        while 0 <= i < hi:
+            starts.add(i)
+            i = data.find(t, i + 1)
+    for i in sorted(starts):
+        if not any(t in data[max(i - len(t) + 1, 0) : i + len(t) - 1] for t in special_bytes if len(t) > 1):
+            return i
+    return -1
+
+
+def plan_chunks(
+    path: str, size: int, chunk_size: int, special_bytes: Sequence[bytes], gpt2: bool = True
+) -> Iterator[tuple[int, int]]:
     """Yield ``(start, end)`` byte ranges covering the file, cut only at safe offsets at or after
-    multiples of ``chunk_size`` from the previous cut. A file with no safe offset is one chunk."""
+    multiples of ``chunk_size`` from the previous cut. A file with no safe offset is one chunk.
+
+    Safe offsets are :func:`find_safe_cut`'s for the GPT-2 pattern (``gpt2``), else only the starts of
+    special token occurrences (:func:`find_special_cut`), the one boundary every pattern respects."""
+    find = find_safe_cut if gpt2 else find_special_cut
     margin = max((len(s) for s in special_bytes), default=1)
     start = 0
     with open(path, "rb") as f:
@@ -178,7 +233,7 @@ def plan_chunks(path: str, size: int, chunk_size: int, special_bytes: Sequence[b
                 window = f.read(pos - base + _SCAN_WINDOW + margin)
                 # Candidates need ``margin`` bytes after them, unless the window reaches the end of file.
                 hi = len(window) if base + len(window) >= size else len(window) - margin
-                found = find_safe_cut(window, pos - base, hi, special_bytes)
+                found = find(window, pos - base, hi, special_bytes)
                 if found >= 0:
                     cut = base + found
                     break
@@ -207,16 +262,15 @@ class ChunkResult:
             pos += n
 
 
-_COMPILED: dict = {}
+_SPLITTERS: dict = {}
 
 
 def count_chunk(task) -> ChunkResult:
     """Worker entry point: read ``[start, end)`` of the file and count its pre-tokens."""
-    path, start, end, special_tokens, pattern, errors = task
-    key = (tuple(special_tokens), pattern)
-    if key not in _COMPILED:
-        _COMPILED[key] = (special_splitter(special_tokens), regex.compile(pattern))
-    splitter, compiled = _COMPILED[key]
+    path, start, end, special_tokens, pattern, errors, engine = task
+    key = tuple(special_tokens)
+    if key not in _SPLITTERS:
+        _SPLITTERS[key] = special_splitter(special_tokens)
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
@@ -229,15 +283,8 @@ def count_chunk(task) -> ChunkResult:
             return ChunkResult(start, end, b"", empty, empty.astype(np.int64), bad_offset=start + bad)
     else:
         data = data.decode("utf-8", errors=errors).encode("utf-8")
-    counter = count_units_pretokens(data, splitter, compiled)
-    keys = [k.encode("utf-8") for k in counter]
-    return ChunkResult(
-        start,
-        end,
-        b"".join(keys),
-        np.fromiter(map(len, keys), dtype=np.int32, count=len(keys)),
-        np.fromiter(counter.values(), dtype=np.int64, count=len(keys)),
-    )
+    blob, lengths, counts = count_segments(data, _SPLITTERS[key], pattern, engine)
+    return ChunkResult(start, end, blob, lengths, counts)
 
 
 def first_invalid_utf8(path: str) -> tuple[int, str]:
@@ -260,8 +307,9 @@ def first_invalid_utf8(path: str) -> tuple[int, str]:
             offset += len(block)
 
 
-def _warm_scan_kernels() -> None:
-    count_units_pretokens(b"a b", None, regex.compile(GPT2_PATTERN))
+def _warm_scan_kernels(engine: str) -> None:
+    if engine == "numba":
+        count_segments(b"a b", None, GPT2_PATTERN, engine)
     from .scan_kernels import utf8_first_invalid
 
     utf8_first_invalid(np.frombuffer(b"a", dtype=np.uint8))  # read-only, like the chunks
@@ -299,6 +347,7 @@ def iter_chunk_results(
     chunk_size: int | None,
     errors: str,
     pattern: str = GPT2_PATTERN,
+    engine: str = "numba",
     progress: bool = False,
 ) -> Iterator[ChunkResult]:
     """Count pre-tokens chunk by chunk, yielding each chunk's result as it arrives (any order).
@@ -314,14 +363,15 @@ def iter_chunk_results(
         raise ValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
     special_bytes = [t.encode("utf-8") for t in special_tokens]
     workers = min(num_workers, -(-size // chunk_size)) if size else 1
-    tasks = ((path, s, e, tuple(special_tokens), pattern, errors) for s, e in plan_chunks(path, size, chunk_size, special_bytes))
+    chunks = plan_chunks(path, size, chunk_size, special_bytes, gpt2=pattern == GPT2_PATTERN)
+    tasks = ((path, s, e, tuple(special_tokens), pattern, errors, engine) for s, e in chunks)
 
     bar = progress_bar(progress, total=size, unit="B", unit_scale=True, desc="pre-tokenize")
     try:
         if workers > 1:
             # Compile (first run) or load the scan kernels here, once, before the workers load them from
             # Numba's on-disk cache; otherwise every worker would compile them on a cold cache.
-            _warm_scan_kernels()
+            _warm_scan_kernels(engine)
         for result in map_chunks(count_chunk, tasks, workers=workers, ordered=False):
             _raise_if_invalid(path, result)
             bar.update(result.end - result.start)
@@ -414,8 +464,14 @@ def count_pretokens(
     errors: str = "strict",
     chunk_size: int | None = None,
     progress: bool | None = None,
+    pattern: str = GPT2_PATTERN,
+    engine: str = "auto",
 ) -> dict[bytes, int]:
     """Counts of every pre-token (UTF-8 bytes) in the file: the table the trainer starts from.
+
+    ``pattern`` is the pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2
+    scanner (``"numba"``), the ``regex`` package (``"regex"``), or the scanner when the pattern allows
+    (``"auto"``). Both engines give the same table for the GPT-2 pattern.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.txt"; _ = p.write_bytes(b"the cat<|eot|>the cat")
@@ -425,10 +481,12 @@ def count_pretokens(
     path = check_input_file(input_path)
     special_tokens = check_special_tokens(special_tokens)
     check_errors_mode(errors)
+    pattern = check_pattern(pattern)
+    engine = resolve_engine(engine, pattern)
     workers = resolve_workers(num_workers)
     return sum_chunk_counts(
         path, special_tokens, num_workers=workers, chunk_size=chunk_size, errors=errors,
-        progress=resolve_progress(progress),
+        progress=resolve_progress(progress), pattern=pattern, engine=engine,
     )
 
 

@@ -17,7 +17,15 @@ import numpy as np
 import regex
 
 from .errors import BPEInputError, InvalidUTF8Error
-from .pretokenize import _CUT_AT, _CUT_BEFORE, GPT2_PATTERN, check_special_tokens, special_splitter
+from .pretokenize import (
+    _CUT_AT,
+    _CUT_BEFORE,
+    GPT2_PATTERN,
+    check_pattern,
+    check_special_tokens,
+    resolve_engine,
+    special_splitter,
+)
 
 _CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
 _CACHE_KEY_BYTES = 1 << 22
@@ -32,6 +40,9 @@ class Tokenizer:
 
     ``vocab`` maps ids to token bytes; ``merges`` lists ``(bytes, bytes)`` in creation order (rank order);
     ``special_tokens`` are strings kept whole, appended to the vocab when their bytes are not in it.
+    ``pattern`` is the pre-tokenization regex (GPT-2's by default; saved models carry theirs) and ``engine``
+    pre-tokenizes with the Numba GPT-2 scanner (``"numba"``), the ``regex`` package (``"regex"``), or the
+    scanner when the pattern is GPT-2's (``"auto"``); the ids are the same.
 
     >>> vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab"}
     >>> tok = Tokenizer(vocab, [(b"a", b"b")], ["<s>"])
@@ -41,14 +52,23 @@ class Tokenizer:
     'ab<s>a'
     """
 
-    def __init__(self, vocab: dict[int, bytes], merges: Sequence[tuple[bytes, bytes]], special_tokens=None):
+    def __init__(
+        self,
+        vocab: dict[int, bytes],
+        merges: Sequence[tuple[bytes, bytes]],
+        special_tokens=None,
+        *,
+        pattern: str = GPT2_PATTERN,
+        engine: str = "auto",
+    ):
         special_tokens = check_special_tokens(special_tokens)
+        self.pattern = check_pattern(pattern)
+        self.engine = resolve_engine(engine, self.pattern)
         vocab = _checked_vocab(vocab)
         merges = _checked_merges(merges)
         self.vocab: dict[int, bytes] = dict(vocab)
         self.merges: list[tuple[bytes, bytes]] = list(merges)
         self.special_tokens: list[str] = special_tokens
-        self.pattern = GPT2_PATTERN
 
         ids_of: dict[bytes, int] = {}
         for i in sorted(self.vocab, reverse=True):  # the lowest id wins where byte strings repeat
@@ -87,6 +107,15 @@ class Tokenizer:
         self._special_by_bytes = {t.encode("utf-8"): i for t, i in self.special_ids.items()}
         self._max_special = max((len(t.encode("utf-8")) for t in special_tokens), default=0)
         self._pre = regex.compile(self.pattern)
+        # Units (runs between safe cuts, each encoded once and cached) are sound for the GPT-2 pattern only;
+        # with another pattern, no byte is a cut and every segment between special tokens is one unit.
+        gpt2 = self.pattern == GPT2_PATTERN
+        self._cut_before = _CUT_BEFORE if gpt2 else np.zeros(256, dtype=bool)
+        self._cut_at = _CUT_AT if gpt2 else np.zeros(256, dtype=bool)
+        if self.engine == "numba":
+            from .gpt2_scan import char_classes
+
+            self._classes = char_classes()
 
         from . import encode_kernels as K
 
@@ -116,8 +145,8 @@ class Tokenizer:
         """Load GPT-2 style ``vocab.json`` + ``merges.txt`` (as written by :meth:`save`, or by other tools)."""
         from .model_io import load_model
 
-        vocab, merges, saved_specials, _pattern = load_model(vocab_filepath, merges_filepath)
-        return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens)
+        vocab, merges, saved_specials, pattern = load_model(vocab_filepath, merges_filepath)
+        return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens, pattern=pattern)
 
     @classmethod
     def from_pickle(cls, path, special_tokens=None) -> "Tokenizer":
@@ -125,8 +154,8 @@ class Tokenizer:
         it, with an unpickler that refuses every global, so a malicious file cannot run code."""
         from .model_io import load_pickle
 
-        vocab, merges, saved_specials, _pattern = load_pickle(path)
-        return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens)
+        vocab, merges, saved_specials, pattern = load_pickle(path)
+        return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens, pattern=pattern)
 
     def export_hf(self, path) -> None:
         """Write a Hugging Face ``tokenizer.json`` (load it with ``tokenizers.Tokenizer.from_file``)."""
@@ -161,10 +190,12 @@ class Tokenizer:
 
     def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
         """Ids of ``"".join(iterable)``, lazily, holding about 16 KB of text at a time (more only when no
-        safe cut is found, such as inside one very long word)."""
+        safe cut is found, such as inside one very long word; with a custom pattern, text is only cut where
+        a special token starts)."""
         buf = bytearray()
         margin = max(self._max_special, 1)
-        long_specials = [t for t in self._special_by_bytes if len(t) > 1]
+        specials = list(self._special_by_bytes)
+        gpt2 = self.pattern == GPT2_PATTERN
         searched = 0  # no cut before this offset of ``buf`` (the search never has to look there again)
         for k, item in enumerate(iterable):
             if not isinstance(item, str):
@@ -172,7 +203,7 @@ class Tokenizer:
             buf += _utf8(item)
             while len(buf) >= _WINDOW + margin:
                 hi = len(buf) - margin
-                cut = _last_safe_cut(buf, searched, hi, long_specials)
+                cut = _last_safe_cut(buf, searched, hi, specials, gpt2)
                 if cut < 0:
                     searched = hi
                     break
@@ -273,18 +304,26 @@ class Tokenizer:
         while not done:
             m_table.fill(-1)
             done = K.plan_units(
-                arr, bounds, after, _CUT_BEFORE, _CUT_AT, _MAX_CACHED_UNIT,
+                arr, bounds, after, self._cut_before, self._cut_at, _MAX_CACHED_UNIT,
                 self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_keys,
                 m_table, m_start, m_len, m_hash, refs, state,
             )
             n_refs, n_miss = int(state[2]), int(state[3])
             ms, ml, mh = m_start[:n_miss], m_len[:n_miss], m_hash[:n_miss]
-            piece_start, piece_len, unit_pieces = self._pretokenize_units(data, ms, ml)
+            if self.engine == "numba":
+                piece_start = np.empty(int(ml.sum()), dtype=np.int64)
+                piece_len = np.empty_like(piece_start)
+                unit_pieces = np.empty(n_miss, dtype=np.int64)
+                n_pieces = K.split_units(arr, ms, ml, self._classes, piece_start, piece_len, unit_pieces)
+                piece_start, piece_len = piece_start[:n_pieces], piece_len[:n_pieces]
+            else:
+                piece_start, piece_len, unit_pieces = self._pretokenize_units(data, ms, ml)
             m_ids = np.empty(int(piece_len.sum()), dtype=np.int32)
             piece_end = np.empty(len(piece_len), dtype=np.int64)
             K.bpe_pieces(arr, piece_start, piece_len, self._byte_ids, self._pair_keys, self._pair_ranks,
                          self._pair_results, m_ids, piece_end)
-            m_end = piece_end[np.cumsum(unit_pieces) - 1] if n_miss else piece_end
+            # Where each miss's ids end (a unit may have no pre-token at all under a custom pattern).
+            m_end = np.concatenate((np.zeros(1, dtype=np.int64), piece_end))[np.cumsum(unit_pieces)]
             n_out += K.gather(refs[:n_refs], self._c_istart, self._c_ilen, self._c_ids, m_ids, m_end, out[n_out:])
             K.cache_insert(
                 arr, ms, ml, mh, m_ids, m_end, _MAX_CACHED_UNIT,
@@ -294,20 +333,25 @@ class Tokenizer:
         return out[:n_out]
 
     def _pretokenize_units(self, data: bytes, starts: np.ndarray, lengths: np.ndarray):
-        """Pre-tokens of each unit, as byte spans: ``(piece_start, piece_len, pieces per unit)``."""
-        findall = self._pre.findall
+        """Pre-tokens of each unit by ``regex``, as byte spans: ``(piece_start, piece_len, pieces per unit)``.
+        Text that no match covers (possible with a custom pattern) yields no pre-token, as in ``finditer``."""
+        finditer = self._pre.finditer
         piece_start: list[int] = []
         piece_len: list[int] = []
         unit_pieces: list[int] = []
         for s, n in zip(starts.tolist(), lengths.tolist()):
             unit = data[s : s + n]
-            toks = findall(unit.decode("utf-8"))
-            lens = list(map(len, toks)) if unit.isascii() else [len(t.encode("utf-8")) for t in toks]
-            unit_pieces.append(len(lens))
-            for ln in lens:
-                piece_start.append(s)
-                piece_len.append(ln)
-                s += ln
+            text = unit.decode("utf-8")
+            spans = [m.span() for m in finditer(text)]
+            if not unit.isascii():  # character offsets -> byte offsets
+                cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+                width = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
+                at = np.concatenate(([0], np.cumsum(width))).tolist()
+                spans = [(at[a], at[b]) for a, b in spans]
+            unit_pieces.append(len(spans))
+            for a, b in spans:
+                piece_start.append(s + a)
+                piece_len.append(b - a)
         return (
             np.array(piece_start, dtype=np.int64),
             np.array(piece_len, dtype=np.int64),
@@ -316,7 +360,7 @@ class Tokenizer:
 
     def __reduce__(self):
         # Worker processes rebuild the tables (and load the kernels) from the model itself.
-        return (_rebuild, (self.vocab, self.merges, self.special_tokens))
+        return (_rebuild, (self.vocab, self.merges, self.special_tokens, self.pattern, self.engine))
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab={len(self.vocab):,} tokens, merges={len(self.merges):,}, special_tokens={self.special_tokens!r})"
@@ -332,16 +376,27 @@ def _utf8(text: str) -> bytes:
         ) from None
 
 
-def _last_safe_cut(buf: bytearray, lo: int, hi: int, long_specials: Sequence[bytes]) -> int:
-    """The last offset ``i`` in ``[lo, hi)`` where ``buf`` may be cut (printable ASCII, then ASCII
-    whitespace, and no special token occurrence across it), or -1. ``buf`` extends at least the longest
-    special token past ``hi``. Searches backwards a window at a time, so a cut near ``hi`` is cheap."""
+def _last_safe_cut(buf: bytearray, lo: int, hi: int, specials: Sequence[bytes], gpt2: bool) -> int:
+    """The last offset ``i`` in ``[lo, hi)`` where ``buf`` may be cut, or -1: for the GPT-2 pattern a safe cut
+    (printable ASCII, then ASCII whitespace), for any other pattern the start of a special token occurrence;
+    never where a special token occurrence crosses. ``buf`` extends at least the longest special token past
+    ``hi``. Searches backwards a window at a time, so a cut near ``hi`` is cheap."""
     lo = max(lo, 1)
+    long_specials = [t for t in specials if len(t) > 1]
     while hi > lo:
         start = max(hi - _WINDOW, lo)
-        seg = np.frombuffer(bytes(buf[start - 1 : hi]), dtype=np.uint8)
-        for k in np.flatnonzero(_CUT_AT[seg[1:]] & _CUT_BEFORE[seg[:-1]])[::-1].tolist():
-            i = start + k
+        if gpt2:
+            seg = np.frombuffer(bytes(buf[start - 1 : hi]), dtype=np.uint8)
+            candidates = (start + np.flatnonzero(_CUT_AT[seg[1:]] & _CUT_BEFORE[seg[:-1]])).tolist()
+        else:
+            found = set()
+            for t in specials:
+                i = buf.find(t, start, hi + len(t) - 1)
+                while 0 <= i < hi:
+                    found.add(i)
+                    i = buf.find(t, i + 1, hi + len(t) - 1)
+            candidates = sorted(found)
+        for i in reversed(candidates):
             if not any(t in buf[max(i - len(t) + 1, 0) : i + len(t) - 1] for t in long_specials):
                 return i
         hi = start
@@ -375,8 +430,8 @@ def _decode_table(vocab: dict[int, bytes]) -> list:
     return table
 
 
-def _rebuild(vocab, merges, special_tokens) -> Tokenizer:
-    return Tokenizer(vocab, merges, special_tokens)
+def _rebuild(vocab, merges, special_tokens, pattern, engine) -> Tokenizer:
+    return Tokenizer(vocab, merges, special_tokens, pattern=pattern, engine=engine)
 
 
 # ---------------------------------------------------------------------------------------------------------

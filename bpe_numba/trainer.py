@@ -11,10 +11,13 @@ import numpy as np
 
 from .errors import BPEInputError
 from .pretokenize import (
+    GPT2_PATTERN,
     check_errors_mode,
     check_input_file,
+    check_pattern,
     check_special_tokens,
     progress_bar,
+    resolve_engine,
     resolve_progress,
     resolve_workers,
     sum_chunk_counts,
@@ -148,6 +151,8 @@ def train_bpe(
     chunk_size: int | None = None,
     timings: dict | None = None,
     out_dir: str | os.PathLike | None = None,
+    pattern: str = GPT2_PATTERN,
+    engine: str = "auto",
 ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     """Train a byte-level BPE tokenizer on a UTF-8 text file, with the CS336 assignment-1 semantics.
 
@@ -163,6 +168,10 @@ def train_bpe(
       each, so a file under 32 MiB is pre-tokenized in this process).
     - ``timings``: if a dict is given, seconds per phase are stored in it (``pretokenize``, ``intern``,
       ``merges``, ``write``) along with ``unique_pretokens``.
+    - ``pattern``: the pre-tokenization regex (default: GPT-2's, which the contract fixes; another one is
+      run with the ``regex`` package, and the file is then cut for workers only where special tokens start).
+    - ``engine``: ``"auto"`` (the Numba GPT-2 scanner for the GPT-2 pattern, else ``regex``), ``"numba"`` or
+      ``"regex"``; both give the same result for the GPT-2 pattern.
     - ``out_dir``: also write the model there (``vocab.json``, ``merges.txt`` and metadata; see
       :func:`bpe_numba.model_io.save_model`), each file atomically. The directory is created if needed.
 
@@ -176,13 +185,16 @@ def train_bpe(
         raise NotADirectoryError(f"out_dir={os.fspath(out_dir)!r} is a file; give a directory for the model files")
     _check_vocab_size(vocab_size, len(specials))
     check_errors_mode(errors)
+    pattern = check_pattern(pattern)
+    engine = resolve_engine(engine, pattern)
     workers = resolve_workers(num_workers)
     show = resolve_progress(progress)
     n_merges = int(vocab_size) - 256 - len(specials)
     times = timings if timings is not None else {}
 
     t0 = time.perf_counter()
-    table = sum_chunk_counts(path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show)
+    table = sum_chunk_counts(path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show,
+                             pattern=pattern, engine=engine)
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
     times["unique_pretokens"] = len(table)
@@ -213,10 +225,9 @@ def train_bpe(
         vocab[len(vocab)] = joined
     if out_dir is not None:
         from .model_io import save_model
-        from .pretokenize import GPT2_PATTERN
 
         t3 = time.perf_counter()
-        save_model(out_dir, vocab, merges, specials, GPT2_PATTERN)
+        save_model(out_dir, vocab, merges, specials, pattern)
         times["write"] = time.perf_counter() - t3
     return vocab, merges
 

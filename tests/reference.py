@@ -211,7 +211,7 @@ def duplicate_concatenations(merges) -> list[bytes]:
 # Encoding, straight from the encoding contract
 # ---------------------------------------------------------------------------------------------------------
 
-def reference_encode(text: str, vocab: dict[int, bytes], merges, special_tokens=()) -> list[int]:
+def reference_encode(text: str, vocab: dict[int, bytes], merges, special_tokens=(), pattern: str | None = None) -> list[int]:
     """Split on specials (leftmost, longest first), pre-tokenize the text between, and merge each
     pre-token's bytes by repeatedly joining the adjacent pair of lowest merge rank (leftmost on ties).
 
@@ -245,7 +245,8 @@ def reference_encode(text: str, vocab: dict[int, bytes], merges, special_tokens=
         if k % 2 == 1:
             out.append(special_ids[part])
             continue
-        for piece in pretokenize(part):
+        pieces = pretokenize(part) if pattern is None else [m.group().encode() for m in regex.finditer(pattern, part)]
+        for piece in pieces:
             symbols = [bytes([b]) for b in piece]
             while len(symbols) > 1:
                 best = min(range(len(symbols) - 1), key=lambda j: (rank.get((symbols[j], symbols[j + 1]), 1 << 62), j))

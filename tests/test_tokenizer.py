@@ -88,13 +88,14 @@ def test_gpt2_long_runs(gpt2, tiktoken_gpt2):
 # Trained models against the reference encoder
 # ---------------------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("engine", ["numba", "regex"])
 @given(corpora(), st.one_of(MIXED, ALL_UNICODE), st.data())
-def test_encode_equals_reference(corpus, text, data):
+def test_encode_equals_reference(engine, corpus, text, data):
     train_text, specials, vocab_size = corpus
     vocab, merges = reference_train_text(train_text, vocab_size, specials)
     # Encode with the training specials, a subset, or others that were not in training at all.
     specials = data.draw(st.one_of(st.just(specials), st.lists(st.sampled_from(SPECIAL_CANDIDATES), unique=True, max_size=3)))
-    tok = Tokenizer(vocab, merges, specials)
+    tok = Tokenizer(vocab, merges, specials, engine=engine)
     for sample in (text, train_text, text + "".join(specials) + train_text[:40]):
         ids = tok.encode(sample)
         assert ids == reference_encode(sample, vocab, merges, specials)
@@ -127,6 +128,30 @@ def test_encode_iterable_splits_specials_and_words(monkeypatch):
         assert list(tok.encode_iterable(pieces)) == expected, step
     assert list(tok.encode_iterable(iter(()))) == []
     assert list(tok.encode_iterable(["", "", ""])) == []
+
+
+@pytest.mark.parametrize("window", [64, 1 << 14])
+def test_custom_pattern(monkeypatch, window):
+    """Another pattern goes through regex; units are whole segments, encode_iterable cuts only at specials."""
+    import bpe_numba.tokenizer as T
+
+    monkeypatch.setattr(T, "_WINDOW", window)
+    pattern = r"\w+ \w+|\s+|\W"
+    specials = ["<|e|>", "<|e|><|f|>"]
+    text = "alpha beta gamma<|e|>delta epsilon<|e|><|f|> zeta eta theta, " * 30 + "end word"
+    vocab, merges = reference_train_text(text, 320, specials)
+    tok = Tokenizer(vocab, merges, specials, pattern=pattern)
+    assert tok.engine == "regex"
+    expected = reference_encode(text, vocab, merges, specials, pattern=pattern)
+    assert expected != reference_encode(text, vocab, merges, specials)  # the pattern matters here
+    assert tok.encode(text) == expected
+    for step in (1, 7, 100):
+        assert list(tok.encode_iterable(text[i : i + step] for i in range(0, len(text), step))) == expected
+    with pytest.raises(ValueError, match="engine='numba' implements only the GPT-2 pattern"):
+        Tokenizer(vocab, merges, specials, pattern=pattern, engine="numba")
+    words = Tokenizer(vocab, merges, specials, pattern=r"\w+")  # punctuation and spaces match nothing
+    for sample in ("!!<|e|>ab, cd", "?", "<|e|>", "", "x y"):
+        assert words.encode(sample) == reference_encode(sample, vocab, merges, specials, pattern=r"\w+")
 
 
 def test_one_byte_special_keeps_its_own_id():

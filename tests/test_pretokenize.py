@@ -1,0 +1,89 @@
+"""Pre-tokenization engines and chunking against the plain regex over the whole text, on inputs large
+enough to grow the scanner's table several times and cut into many chunks; custom patterns."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bpe_numba import count_pretokens
+from bpe_numba.pretokenize import find_safe_cut, find_special_cut
+from reference import reference_pretoken_counts_text
+
+SPECIALS = ["<|endoftext|>", "<|end of text|>"]
+
+
+def _many_distinct_units(seed: int) -> str:
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz\u00e9\u00df\u0436"
+    seps = [" ", "  ", "\n", " \n", "\t", "\u00a0", "\r\n", ", ", ". ", "'s ", " 42 "]
+    parts = []
+    for i in range(60_000):  # ~50 000 distinct units: the table starts with room for 8 192
+        parts.append("".join(rng.choice(letters) for _ in range(rng.randint(1, 9))))
+        parts.append(rng.choice(seps))
+        if i % 997 == 0:
+            parts.append(rng.choice(SPECIALS))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("engine", ["numba", "regex"])
+@pytest.mark.parametrize("workers, chunk_size", [(1, None), (2, 4096)])
+def test_counting_equals_regex_over_whole_text(tmp_path, workers, chunk_size, engine):
+    text = _many_distinct_units(1)
+    path = tmp_path / "units.txt"
+    path.write_bytes(text.encode("utf-8"))
+    got = count_pretokens(path, SPECIALS, num_workers=workers, chunk_size=chunk_size, engine=engine)
+    assert got == reference_pretoken_counts_text(text, SPECIALS)
+
+
+@pytest.mark.parametrize("workers, chunk_size", [(1, None), (1, 64), (2, 300)])
+def test_custom_pattern_counts_and_chunks_only_at_special_tokens(tmp_path, workers, chunk_size):
+    """A pattern whose matches cross whitespace: chunks may only be cut where a special token starts."""
+    import regex
+
+    pattern = r"\w+ \w+|\s+|\W"
+    specials = ["<|e|>", "<|e|><|f|>"]
+    text = "alpha beta gamma<|e|>delta epsilon<|e|><|f|> zeta eta theta " * 40 + "<|e|>end word"
+    path = tmp_path / "custom.txt"
+    path.write_bytes(text.encode("utf-8"))
+    expected: dict[bytes, int] = {}
+    for seg in regex.split("<\\|e\\|><\\|f\\|>|<\\|e\\|>", text):
+        for m in regex.finditer(pattern, seg):
+            expected[m.group().encode()] = expected.get(m.group().encode(), 0) + 1
+    got = count_pretokens(path, specials, num_workers=workers, chunk_size=chunk_size, pattern=pattern)
+    assert got == expected
+    with pytest.raises(ValueError, match="engine='numba' implements only the GPT-2 pattern"):
+        count_pretokens(path, specials, pattern=pattern, engine="numba")
+    with pytest.raises(ValueError, match="does not compile"):
+        count_pretokens(path, specials, pattern="(")
+    with pytest.raises(ValueError, match="engine='fast'"):
+        count_pretokens(path, specials, engine="fast")
+
+
+@pytest.mark.parametrize(
+    "data, lo, hi, specials, expected",
+    [
+        (b"ab<s>cd<s>", 1, 10, [b"<s>"], 2),
+        (b"ab<s>cd<s>", 3, 10, [b"<s>"], 7),
+        (b"aaa", 1, 3, [b"aa"], -1),  # the occurrence at 1 is crossed by the one at 0
+        (b"x<a><b>", 0, 7, [b"<a>", b"<a><b>", b"<b>"], 1),  # <b> at 4 is inside <a><b>
+        (b"x<a><b>", 2, 7, [b"<a>", b"<a><b>", b"<b>"], -1),
+    ],
+)
+def test_find_special_cut(data, lo, hi, specials, expected):
+    assert find_special_cut(data, lo, hi, specials) == expected
+
+
+@pytest.mark.parametrize(
+    "data, lo, hi, specials, expected",
+    [
+        (b"ab cd", 0, 5, [], 2),  # 'b' then ' '
+        (b"a\n\nb", 0, 4, [], 1),  # only the first whitespace after a printable byte
+        (b"\xc3\xa9 x", 0, 4, [], -1),  # the byte before is not ASCII: not provably safe
+        (b"<end of> x", 0, 10, [b"<end of>"], 8),  # never inside a special token
+        (b"x y", 2, 3, [], -1),  # the window [lo, hi) excludes the only cut
+    ],
+)
+def test_find_safe_cut(data, lo, hi, specials, expected):
+    assert find_safe_cut(data, lo, hi, specials) == expected
