@@ -40,7 +40,8 @@ Performance notes (``python -m bpe_numba.gpt2_scan FILE``: warm, one core, best 
 distinct), on the shared 2-core dev machine, whose figures moved by up to 30% with other load:
 
 - ``regex.findall`` over the decoded text: 4.3-7.4 s (5.4-9.3 MB/s), ``Counter`` on top 0.9-1.5 s.
-- ``pretokenize.count_units_pretokens`` (unit counting + regex per distinct unit): 0.59 s (68 MB/s).
+- The former training path (Numba counting of the runs between safe cuts + regex once per distinct run):
+  0.59 s (68 MB/s).
 - ``gpt2_split``: 0.115-0.14 s (290-345 MB/s). ``count_gpt2_pretokens``: 0.18-0.25 s (160-225 MB/s).
 - Other text: the CS336 fixtures repeated to 20 MB, 340 / 174 MB/s; random CJK + punctuation (18 MB,
   300 K distinct pre-tokens, so the table outgrows the caches), 200 / 61 MB/s; regex 6.8 MB/s on both.
@@ -52,7 +53,7 @@ What was tried (same file, same machine):
   as one loop. The automaton (branch-free emission, one table load per byte) reached 290-330 MB/s, and
   storing the next state's row offset (``x & 0xF0``) rather than the state took one operation off the
   loop-carried chain (+10%).
-- Counting with per-byte FNV-1a and a byte-by-byte comparison on each hit (``count_units``' layout):
+- Counting with per-byte FNV-1a and a byte-by-byte comparison on each hit (the former unit counter's layout):
   51-97 MB/s: two extra unpredictable loops per pre-token. Now the hash is one 8-byte load, masked, times
   an odd constant: a bijection of (length, bytes) below 8 bytes, so a hit needs no comparison at all;
   longer pre-tokens (a few %) hash and compare 8 bytes at a time. Indexing with unsigned integers drops
@@ -64,7 +65,7 @@ What was tried (same file, same machine):
   (at most 32 K slots): starting at 1 M slots was ~10% slower, at 4 M ~25% (cache misses, zeroing);
   starting at 4 K and doubling three times, ~5%.
 - The scanner hands the counter 4096 ends at a time (16384: no difference); a resumable table-full exit
-  keeps the arrays fixed inside the kernel, as in ``scan_kernels.count_units``.
+  keeps the arrays fixed inside the kernel (reassigning them inside made an earlier counter 10x slower).
 """
 
 from __future__ import annotations
