@@ -3,11 +3,12 @@
     python benchmarks/_run_one.py TOOL FILE VOCAB [SPECIAL ...] [--result OUT.json] [--merges-out M.json]
                                   [--workers N]
 
-TOOL is one of: bpe_numba, rustbpe, hf, gigatoken. Every tool is set up to do the same work as
+TOOL is one of: bpe_numba, rustbpe, hf, gigatoken, python_baseline (``baseline_python.py``, the
+textbook pure-Python trainer). Every tool is set up to do the same work as
 ``bpe_numba.train_bpe(FILE, VOCAB, SPECIALS)``: GPT-2 pre-tokenization, no pre-token or merge across a
 special token, and exactly ``VOCAB - 256 - len(SPECIALS)`` merges (each tool's vocab_size convention is
 translated; see README.md). Prints one JSON line (and writes it to --result): the in-process time of the
-training call, the number of merges, and for --merges-out the merges as [hex, hex] pairs.
+training call, the number of merges, the tool's version, and for --merges-out the merges as [hex, hex] pairs.
 
 Exit status: 0 on success, 3 when the tool is not installed, 1 on any other error.
 """
@@ -24,7 +25,7 @@ import time
 import traceback
 
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken")
+TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken", "python_baseline")
 EXIT_MISSING = 3
 
 
@@ -214,7 +215,39 @@ def run_gigatoken(path, vocab_size, specials, workers):
     return dt, list(merges), {"vocab_len": len(vocab), "tie_breaking": "huggingface (default)"}
 
 
-RUNNERS = {"bpe_numba": run_bpe_numba, "rustbpe": run_rustbpe, "hf": run_hf, "gigatoken": run_gigatoken}
+def run_python_baseline(path, vocab_size, specials, workers):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import baseline_python
+
+    t0 = time.perf_counter()
+    vocab, merges = baseline_python.train(path, vocab_size, specials)
+    dt = time.perf_counter() - t0
+    return dt, merges, {"vocab_len": len(vocab)}
+
+
+RUNNERS = {"bpe_numba": run_bpe_numba, "rustbpe": run_rustbpe, "hf": run_hf, "gigatoken": run_gigatoken,
+           "python_baseline": run_python_baseline}
+# the distribution whose version a tool's result reports
+DISTRIBUTIONS = {"bpe_numba": "bpe_numba", "rustbpe": "rustbpe", "hf": "tokenizers", "gigatoken": "gigatoken",
+                 "python_baseline": "regex"}
+
+
+def tool_version(tool: str) -> str:
+    """``"0.23.3"``-style version of the package behind a tool (for python_baseline: the interpreter's
+    version and the ``regex`` package's)."""
+    from importlib import metadata
+
+    dist = DISTRIBUTIONS[tool]
+    try:
+        v = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        mod = sys.modules.get(dist)
+        v = getattr(mod, "__version__", "?")
+    if tool == "python_baseline":
+        import platform
+
+        return f"Python {platform.python_version()}, regex {v}"
+    return v
 
 
 def main(argv=None) -> int:
@@ -231,7 +264,7 @@ def main(argv=None) -> int:
     code = 0
     try:
         dt, merges, extra = RUNNERS[a.tool](a.file, a.vocab_size, a.specials, a.workers)
-        res.update(ok=True, train_s=dt, merges=len(merges), **extra)
+        res.update(ok=True, train_s=dt, merges=len(merges), version=tool_version(a.tool), **extra)
         if a.merges_out:
             with open(a.merges_out, "w") as f:
                 json.dump([[m[0].hex(), m[1].hex()] if m is not None else None for m in merges], f)

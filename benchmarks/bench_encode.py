@@ -10,8 +10,9 @@ Rows (each measured in a fresh process, so caches and memory never carry over fr
   item), ``enc.encode_batch(docs, num_threads=K, allowed_special=...)``; the split is inside the timing.
 * ``bpe_numba encode, 1 thread, cold``: the first ``Tokenizer.encode(text)`` on a fresh tokenizer (kernels
   compiled, unit cache empty). ``... warm``: the same call again in the same process.
-* ``bpe_numba encode_file, K workers``: ``tok.encode_file(INPUT, OUT.npy, num_workers=K)``; reads the file
-  itself, so reading and decoding the input and writing the ``.npy`` are inside the timing.
+* ``bpe_numba encode_file, num_workers=K``: ``tok.encode_file(INPUT, OUT.npy, num_workers=K)``; reads the
+  file itself, so reading and decoding the input and writing the ``.npy`` are inside the timing. A file
+  under 64 MiB is encoded in the calling process whatever K is (a worker pool cannot pay for its start-up).
 
 MB/s is input bytes (10**6) per second of the call alone, median over ``--repeat`` fresh processes; model
 loading (``tiktoken.get_encoding``; bpe_numba: reading the two GPT-2 files and building the ``Tokenizer``)
@@ -366,8 +367,135 @@ ROWS = (
     ("tiktoken_batch", "tiktoken_batch", "tiktoken encode_batch, {K} threads"),
     ("bpe_numba_cold", "bpe_numba", "bpe_numba encode, 1 thread, cold"),
     ("bpe_numba_warm", "bpe_numba", "bpe_numba encode, 1 thread, warm"),
-    ("bpe_numba_file", "bpe_numba_file", "bpe_numba encode_file, {K} workers"),
+    ("bpe_numba_file", "bpe_numba_file", "bpe_numba encode_file, num_workers={K}"),
 )
+
+
+def run_rows(input_path: str, tools: list[str], repeat: int, workers: int, vocab_path: str, merges_path: str,
+             env: dict, timeout: float | None, say=print, before_run=None) -> dict:
+    """Run every tool ``repeat`` times (fresh processes, round-robin), check every run's ids against
+    tiktoken's (and bpe_numba ``encode``'s), and summarize. ``before_run(tool, r)`` is called before each
+    process starts (for progress lines). Returns ``{"rows", "runs", "skipped", "mismatches", "compared"}``:
+    ``rows`` one flat summary record per table row (see ROWS), ``runs`` every process's raw figures,
+    ``compared`` whether tiktoken ran so that ids were checked against it."""
+    import numpy as np
+
+    size = os.path.getsize(input_path)
+    tmpdir = tempfile.mkdtemp(prefix="bench_encode_")
+    runs: dict[str, list[dict]] = {t: [] for t in tools}
+    skipped: dict[str, str] = {}
+    mismatches: list[str] = []
+    refs: dict[str, str] = {}  # tiktoken / bpe_numba -> the ids file of its first good run (kept to the end)
+
+    def check_ids(t: str, res: dict, path: str) -> int:
+        """Compare one run's ids with the references; return the number of problems found."""
+        before = len(mismatches)
+        ids = np.load(path, mmap_mode="r")
+        res["ids_dtype"] = str(ids.dtype)
+        res.setdefault("ids", len(ids))
+        name = f"{t} (run {res['repeat'] + 1})"
+        if t == "bpe_numba_file" and res.get("returned_count") != len(ids):
+            mismatches.append(f"{name}: encode_file returned {res.get('returned_count')!r} but its .npy holds "
+                              f"{len(ids):,} ids")
+        if res.get("warm_same_ids") is False:
+            mismatches.append(f"{name}: the warm encode call gave different ids from the cold call")
+        if res.get("second_call_same_ids") is False:
+            mismatches.append(f"{name}: the second encode call gave different ids from the first")
+        if t in ("tiktoken", "bpe_numba") and t not in refs:
+            refs[t] = path
+        for ref_tool, ref_path in refs.items():
+            if ref_path == path or (t == "tiktoken" and ref_tool != "tiktoken"):
+                continue  # tiktoken is the truth: the others are checked against it, not it against them
+            ref = np.load(ref_path, mmap_mode="r")
+            i = first_difference(ids, ref)
+            res[f"same_ids_as_{ref_tool}"] = i is None
+            res[f"first_diff_vs_{ref_tool}"] = i
+            if i is not None:
+                mismatches.append(describe_mismatch(ids, ref, i, name, f"{ref_tool} (run 1)", vocab_path))
+        del ids
+        if path not in refs.values():
+            os.unlink(path)
+        return len(mismatches) - before
+
+    try:
+        for r in range(repeat):  # round-robin, so drift in machine load hits every tool alike
+            for t in tools:
+                if t in skipped:
+                    continue
+                ids_path = os.path.join(tmpdir, f"{t}.{r}.npy")
+                if before_run is not None:
+                    before_run(t, r)
+                res = run_once(t, input_path, ids_path, workers, vocab_path, merges_path, env, timeout)
+                res["repeat"] = r
+                runs[t].append(res)
+                if res.get("missing"):
+                    skipped[t] = res.get("error", "not installed")
+                    say(f"  {t}: not available ({skipped[t]})")
+                    continue
+                if not res.get("ok"):
+                    say(f"  {t} run {r + 1}/{repeat}: FAILED: {res.get('error')}")
+                    tail = res.get("traceback") or res.get("stderr_tail") or ""
+                    if tail:
+                        say("    " + tail.strip()[-1500:].replace("\n", "\n    "))
+                    continue
+                bad_ids = check_ids(t, res, ids_path)
+                extra = f", warm {size / 1e6 / res['warm_s']:,.2f} MB/s" if "warm_s" in res else ""
+                say(f"  {t} run {r + 1}/{repeat}: {size / 1e6 / res['call_s']:,.2f} MB/s{extra} "
+                    f"(call {res['call_s']:.2f} s, load {res['load_s']:.2f} s, "
+                    f"peak {res['peak_rss'] / 2**20:,.0f} MB)" + ("  IDS MISMATCH" if bad_ids else ""))
+    finally:
+        for name in os.listdir(tmpdir):
+            try:
+                os.unlink(os.path.join(tmpdir, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(tmpdir)
+        except OSError:
+            pass
+
+    # ----- summary rows -----
+    rows: list[dict] = []
+    for key, tool, label in ROWS:
+        if tool not in tools:
+            continue
+        label = label.format(K=workers)
+        row = {"row": key, "label": label, "tool": tool, "input_bytes": size, "repeat": repeat}
+        ok = [x for x in runs[tool] if x.get("ok")]
+        if tool in skipped:
+            row.update(status="not available", note=skipped[tool])
+        elif not ok:
+            row.update(status="failed", note=(runs[tool][-1].get("error") if runs[tool] else ""))
+        else:
+            secs = [x["warm_s" if key == "bpe_numba_warm" else "call_s"] for x in ok]
+            cpus = [x["warm_cpu_s" if key == "bpe_numba_warm" else "call_cpu_s"] for x in ok]
+            med = statistics.median(secs)
+            same = [x.get("same_ids_as_tiktoken") for x in ok]
+            if key == "bpe_numba_warm":  # the warm call's ids are compared with the cold call's in the worker
+                same = [None if s_ is None else (s_ and x.get("warm_same_ids", False)) for s_, x in zip(same, ok)]
+            row.update(
+                status="ok", runs_ok=len(ok), seconds_median=med, seconds_min=min(secs), seconds_max=max(secs),
+                mb_per_s_median=size / 1e6 / med,
+                cpu_per_wall_median=statistics.median(c / s for c, s in zip(cpus, secs) if s > 0),
+                process_wall_s_median=statistics.median(x["process_wall_s"] for x in ok),
+                load_s_median=statistics.median(x["load_s"] for x in ok),
+                load_s_max=max(x["load_s"] for x in ok),
+                peak_rss_max=max(x["peak_rss"] for x in ok),
+                ids=ok[0].get("ids"),
+                ids_dtype=ok[0].get("ids_dtype"),
+                same_ids_as_tiktoken=(None if tool == "tiktoken" or None in same else all(same)),
+                first_diff_vs_tiktoken=min((x["first_diff_vs_tiktoken"] for x in ok
+                                            if x.get("first_diff_vs_tiktoken") is not None), default=None),
+                threads=1 if tool in ("tiktoken", "bpe_numba") else workers,
+            )
+            if key == "bpe_numba_warm":
+                row["load_s_median"] = row["load_s_max"] = None  # same process as the cold row
+        rows.append(row)
+    base = next((r["mb_per_s_median"] for r in rows if r["row"] == "tiktoken" and r["status"] == "ok"), None)
+    for row in rows:
+        row["speed_vs_tiktoken_1thread"] = (row["mb_per_s_median"] / base
+                                            if base and row.get("status") == "ok" else None)
+    return {"rows": rows, "runs": runs, "skipped": skipped, "mismatches": mismatches, "compared": "tiktoken" in refs}
 
 
 def main(argv=None) -> int:
@@ -390,7 +518,7 @@ def main(argv=None) -> int:
         print(*args, file=out, flush=True, **kw)
 
     try:
-        import numpy as np
+        import numpy  # noqa: F401
         import psutil  # noqa: F401
     except ImportError as e:
         print(f"bench_encode.py needs numpy and psutil ({e}); pip install -e '.[bench]'", file=sys.stderr)
@@ -423,119 +551,12 @@ def main(argv=None) -> int:
 
     input_path = os.path.abspath(a.input)
     size = os.path.getsize(input_path)
-    K = str(workers)
     say(f"input: {a.input} ({size / 1e6:,.2f} MB), GPT-2 model from {fixtures}, special token {EOT}, "
         f"repeat {a.repeat}, workers {workers}")
     say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
 
-    tmpdir = tempfile.mkdtemp(prefix="bench_encode_")
-    runs: dict[str, list[dict]] = {t: [] for t in tools}
-    skipped: dict[str, str] = {}
-    mismatches: list[str] = []
-    refs: dict[str, str] = {}  # tiktoken / bpe_numba -> the ids file of its first good run (kept to the end)
-
-    def check_ids(t: str, res: dict, path: str) -> int:
-        """Compare one run's ids with the references; return the number of problems found."""
-        before = len(mismatches)
-        ids = np.load(path, mmap_mode="r")
-        res["ids_dtype"] = str(ids.dtype)
-        res.setdefault("ids", len(ids))
-        name = f"{t} (run {res['repeat'] + 1})"
-        if t == "bpe_numba_file" and res.get("returned_count") != len(ids):
-            mismatches.append(f"{name}: encode_file returned {res.get('returned_count')!r} but its .npy holds "
-                              f"{len(ids):,} ids")
-        if res.get("warm_same_ids") is False:
-            mismatches.append(f"{name}: the warm encode call gave different ids from the cold call")
-        if res.get("second_call_same_ids") is False:
-            mismatches.append(f"{name}: the second encode call gave different ids from the first")
-        if t in ("tiktoken", "bpe_numba") and t not in refs:
-            refs[t] = path
-        for ref_tool, ref_path in refs.items():
-            if ref_path == path or (t == "tiktoken" and ref_tool != "tiktoken"):
-                continue  # tiktoken is the truth: the others are checked against it, not it against them
-            ref = np.load(ref_path, mmap_mode="r")
-            i = first_difference(ids, ref)
-            res[f"same_ids_as_{ref_tool}"] = i is None
-            if i is not None:
-                mismatches.append(describe_mismatch(ids, ref, i, name, f"{ref_tool} (run 1)", vocab_path))
-        del ids
-        if path not in refs.values():
-            os.unlink(path)
-        return len(mismatches) - before
-
-    try:
-        for r in range(a.repeat):  # round-robin, so drift in machine load hits every tool alike
-            for t in tools:
-                if t in skipped:
-                    continue
-                ids_path = os.path.join(tmpdir, f"{t}.{r}.npy")
-                res = run_once(t, input_path, ids_path, workers, vocab_path, merges_path, env, a.timeout)
-                res["repeat"] = r
-                runs[t].append(res)
-                if res.get("missing"):
-                    skipped[t] = res.get("error", "not installed")
-                    say(f"  {t}: not available ({skipped[t]})")
-                    continue
-                if not res.get("ok"):
-                    say(f"  {t} run {r + 1}/{a.repeat}: FAILED: {res.get('error')}")
-                    tail = res.get("traceback") or res.get("stderr_tail") or ""
-                    if tail:
-                        say("    " + tail.strip()[-1500:].replace("\n", "\n    "))
-                    continue
-                bad_ids = check_ids(t, res, ids_path)
-                extra = f", warm {size / 1e6 / res['warm_s']:,.2f} MB/s" if "warm_s" in res else ""
-                say(f"  {t} run {r + 1}/{a.repeat}: {size / 1e6 / res['call_s']:,.2f} MB/s{extra} "
-                    f"(call {res['call_s']:.2f} s, load {res['load_s']:.2f} s, "
-                    f"peak {res['peak_rss'] / 2**20:,.0f} MB)" + ("  IDS MISMATCH" if bad_ids else ""))
-    finally:
-        for name in os.listdir(tmpdir):
-            try:
-                os.unlink(os.path.join(tmpdir, name))
-            except OSError:
-                pass
-        try:
-            os.rmdir(tmpdir)
-        except OSError:
-            pass
-
-    # ----- summary rows -----
-    rows: list[dict] = []
-    for key, tool, label in ROWS:
-        if tool not in tools:
-            continue
-        label = label.format(K=K)
-        row = {"row": key, "label": label, "tool": tool, "input_bytes": size, "repeat": a.repeat}
-        ok = [x for x in runs[tool] if x.get("ok")]
-        if tool in skipped:
-            row.update(status="not available", note=skipped[tool])
-        elif not ok:
-            row.update(status="failed", note=(runs[tool][-1].get("error") if runs[tool] else ""))
-        else:
-            secs = [x["warm_s" if key == "bpe_numba_warm" else "call_s"] for x in ok]
-            cpus = [x["warm_cpu_s" if key == "bpe_numba_warm" else "call_cpu_s"] for x in ok]
-            med = statistics.median(secs)
-            same = [x.get("same_ids_as_tiktoken") for x in ok]
-            if key == "bpe_numba_warm":  # the warm call's ids are compared with the cold call's in the worker
-                same = [None if s_ is None else (s_ and x.get("warm_same_ids", False)) for s_, x in zip(same, ok)]
-            row.update(
-                status="ok", runs_ok=len(ok), seconds_median=med, seconds_min=min(secs), seconds_max=max(secs),
-                mb_per_s_median=size / 1e6 / med,
-                cpu_per_wall_median=statistics.median(c / s for c, s in zip(cpus, secs) if s > 0),
-                load_s_median=statistics.median(x["load_s"] for x in ok),
-                load_s_max=max(x["load_s"] for x in ok),
-                peak_rss_max=max(x["peak_rss"] for x in ok),
-                ids=ok[0].get("ids"),
-                ids_dtype=ok[0].get("ids_dtype"),
-                same_ids_as_tiktoken=(None if tool == "tiktoken" or None in same else all(same)),
-                threads=1 if tool in ("tiktoken", "bpe_numba") else workers,
-            )
-            if key == "bpe_numba_warm":
-                row["load_s_median"] = row["load_s_max"] = None  # same process as the cold row
-        rows.append(row)
-    base = next((r["mb_per_s_median"] for r in rows if r["row"] == "tiktoken" and r["status"] == "ok"), None)
-    for row in rows:
-        row["speed_vs_tiktoken_1thread"] = (row["mb_per_s_median"] / base
-                                            if base and row.get("status") == "ok" else None)
+    result = run_rows(input_path, tools, a.repeat, workers, vocab_path, merges_path, env, a.timeout, say)
+    rows, runs, skipped, mismatches = result["rows"], result["runs"], result["skipped"], result["mismatches"]
 
     say()
     say(f"Results: median of {a.repeat} fresh process(es) per row; MB/s = {size / 1e6:,.2f} MB of input / "
@@ -572,7 +593,7 @@ def main(argv=None) -> int:
         for m in mismatches:
             say(m)
         say("!" * 72)
-    elif "tiktoken" in refs:
+    elif result["compared"]:
         say("ids: every run of every row equals tiktoken's ids.")
     else:
         say("ids: tiktoken did not run, so nothing was compared with it.")

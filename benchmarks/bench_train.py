@@ -1,7 +1,7 @@
 """Side-by-side BPE training benchmark: bpe_numba against rustbpe, HF tokenizers and gigatoken.
 
     python benchmarks/bench_train.py FILE --vocab-size 10000 [--special-token "<|endoftext|>"]
-        [--repeat 3] [--tools bpe_numba,rustbpe,hf,gigatoken] [--json OUT] [--no-compare]
+        [--repeat 3] [--tools bpe_numba,rustbpe,hf,gigatoken[,python_baseline]] [--json OUT] [--no-compare]
 
 Each run is a fresh subprocess (``_run_one.py``): wall time is measured from outside (process start to
 exit, so it includes interpreter start-up and imports), and the run also reports the time of the training
@@ -26,7 +26,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "_run_one.py")
-ALL_TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken")
+ALL_TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken")  # the default --tools
+TOOLS = ALL_TOOLS + ("python_baseline",)  # python_baseline: benchmarks/baseline_python.py (slow; opt in)
 EXIT_MISSING = 3
 
 
@@ -128,6 +129,23 @@ def first_diff(a: list, b: list) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
+def compare_merges(ref: list, m: list) -> dict:
+    """How a tool's merges compare with the reference's (bpe_numba's): ``first_diff`` (0-based index of
+    the first differing merge, None when identical), ``identical_to_bpe_numba``, ``shared_merges_pct``
+    (share of the reference's merges the tool also made, in any order), ``unrecoverable_merges`` and, when
+    they differ, the two merges at ``first_diff`` as reprs."""
+    d = first_diff(ref, m)
+    shared = set(ref) & {x for x in m if x is not None}
+    out = {"first_diff": d, "identical_to_bpe_numba": d is None,
+           "unrecoverable_merges": sum(1 for x in m if x is None),
+           "shared_merges_pct": 100.0 * len(shared) / max(1, len(ref))}
+    if d is not None:
+        show = lambda x: None if x is None else [repr(x[0]), repr(x[1])]  # noqa: E731
+        out["first_diff_bpe_numba"] = show(ref[d]) if d < len(ref) else None
+        out["first_diff_tool"] = show(m[d]) if d < len(m) else None
+    return out
+
+
 def fmt_mb(n: int) -> str:
     return f"{n / 2**20:,.0f}"
 
@@ -140,7 +158,8 @@ def main(argv=None) -> int:
                     help='special token (repeatable); default "<|endoftext|>". Pass --no-special for none')
     ap.add_argument("--no-special", action="store_true", help="train without special tokens")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--tools", default=",".join(ALL_TOOLS))
+    ap.add_argument("--tools", default=",".join(ALL_TOOLS),
+                    help=f"any of {','.join(TOOLS)} (python_baseline: the pure-Python trainer, slow)")
     ap.add_argument("--json", dest="json_out", help="write all raw figures here")
     ap.add_argument("--no-compare", action="store_true", help="skip the merge-by-merge comparison")
     ap.add_argument("--workers", type=int, default=None, help="num_workers for bpe_numba (default: its own)")
@@ -157,9 +176,9 @@ def main(argv=None) -> int:
         return 2
     specials = [] if a.no_special else (a.specials or ["<|endoftext|>"])
     tools = [t.strip() for t in a.tools.split(",") if t.strip()]
-    bad = [t for t in tools if t not in ALL_TOOLS]
+    bad = [t for t in tools if t not in TOOLS]
     if bad:
-        print(f"unknown tool(s) {bad}; choose from {', '.join(ALL_TOOLS)}", file=sys.stderr)
+        print(f"unknown tool(s) {bad}; choose from {', '.join(TOOLS)}", file=sys.stderr)
         return 2
     expected = a.vocab_size - 256 - len(specials)
     size = os.path.getsize(a.file)
@@ -216,17 +235,7 @@ def main(argv=None) -> int:
             s["first_diff"] = None
             s["identical_to_bpe_numba"] = None
             if ref_merges is not None and t != "bpe_numba" and os.path.exists(merges_path[t]):
-                m = load_merges(merges_path[t])
-                d = first_diff(ref_merges, m)
-                s["first_diff"] = d
-                s["identical_to_bpe_numba"] = d is None
-                s["unrecoverable_merges"] = sum(1 for x in m if x is None)
-                shared = set(ref_merges) & {x for x in m if x is not None}
-                s["shared_merges_pct"] = 100.0 * len(shared) / max(1, len(ref_merges))
-                if d is not None:
-                    show = lambda x: None if x is None else [repr(x[0]), repr(x[1])]  # noqa: E731
-                    s["first_diff_bpe_numba"] = show(ref_merges[d]) if d < len(ref_merges) else None
-                    s["first_diff_tool"] = show(m[d]) if d < len(m) else None
+                s.update(compare_merges(ref_merges, load_merges(merges_path[t])))
 
         base = summary.get("bpe_numba", {}).get("wall_s_median")
         print()
