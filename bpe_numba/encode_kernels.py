@@ -265,77 +265,106 @@ def _same(a, i, b, j, n):
 
 
 @njit(cache=True)
+def _key(packed, h, length):
+    """A unit's 64-bit key, never 0: up to 7 bytes, the bytes themselves with the length in the top byte
+    (so equal keys mean equal units); longer, 56 bits of its FNV hash with min(length, 255) on top."""
+    if length <= 7:
+        return packed | (np.uint64(length) << np.uint64(56))
+    return (h >> np.uint64(8)) | (np.uint64(min(length, 255)) << np.uint64(56))
+
+
+@njit(cache=True)
+def _home(key, mask):
+    return np.int64((key * _MIX) >> np.uint64(40)) & mask
+
+
+@njit(cache=True)
 def plan_units(
     data, bounds, special_after, cut_before, cut_at, max_cached,
-    c_table, c_hash, c_kstart, c_klen, c_keys,
-    m_table, m_start, m_len, m_hash, refs, state,
+    c_slots, c_kstart, c_keys,
+    m_slots, m_start, m_len, m_key, refs, state,
 ):
     """Resolve the units of ``data[bounds[k, 0]:bounds[k, 1]]`` (segment ``k`` followed by the special
-    token id ``special_after[k]``, or -1) to refs, in text order: a cache entry (>= 0), a miss ``-1 - m``
-    (misses are deduplicated in ``m_table``, all -1 on entry) or a special token ``SPECIAL_REF - id``.
-    Units longer than ``max_cached`` are never looked up in the cache.
+    token id ``special_after[k]``, or -1) to refs, in text order: a cached unit's ids ``istart << 16 |
+    n_ids`` in the cache (>= 0), a miss ``-1 - m`` (misses are deduplicated in ``m_slots``, all 0 on entry)
+    or a special token ``SPECIAL_REF - id``. Units longer than ``max_cached`` (at most 255) are never
+    looked up in the cache.
+
+    The cache and miss tables hold ``(key, value)`` pairs side by side (one cache line per probe); units of
+    up to 7 bytes are identified by their key alone, longer ones are compared byte by byte.
 
     ``state = [segment, position, n_refs, n_misses]``: the kernel starts at ``(segment, position)`` and
-    returns False, with the place to resume saved, as soon as ``refs`` is full or ``m_table`` half full;
+    returns False, with the place to resume saved, as soon as ``refs`` is full or ``m_slots`` half full;
     True when every segment is done. So a text of any size is planned in blocks of bounded memory.
     """
-    c_mask = c_table.shape[0] - 1
-    m_mask = m_table.shape[0] - 1
-    miss_limit = min(m_table.shape[0] // 2, m_start.shape[0])
+    c_mask = c_slots.shape[0] // 2 - 1
+    m_mask = m_slots.shape[0] // 2 - 1
+    miss_limit = min(m_slots.shape[0] // 4, m_start.shape[0])
     ref_limit = refs.shape[0]
     n_refs = 0
     n_miss = 0
     for k in range(state[0], bounds.shape[0]):
-        lo = bounds[k, 0]
         hi = bounds[k, 1]
-        start = state[1] if k == state[0] else lo
-        h = _FNV_OFFSET
-        for i in range(start, hi + 1):
-            if i == hi:
-                cut = i > start
+        start = state[1] if k == state[0] else bounds[k, 0]
+        while start < hi:
+            # The unit is data[start:j]: it ends before the first safe cut after its first byte.
+            prev = data[start]
+            j = start + 1
+            while j < hi:
+                b = data[j]
+                if cut_at[b] and cut_before[prev]:
+                    break
+                prev = b
+                j += 1
+            if n_refs >= ref_limit or n_miss >= miss_limit:
+                state[0] = k
+                state[1] = start
+                state[2] = n_refs
+                state[3] = n_miss
+                return False
+            length = j - start
+            packed = np.uint64(0)
+            h = _FNV_OFFSET
+            if length <= 7:
+                for t in range(length):
+                    packed |= np.uint64(data[start + t]) << np.uint64(8 * t)
             else:
-                cut = i > start and cut_at[data[i]] and cut_before[data[i - 1]]
-            if cut:
-                if n_refs >= ref_limit or n_miss >= miss_limit:
-                    state[0] = k
-                    state[1] = start
-                    state[2] = n_refs
-                    state[3] = n_miss
-                    return False
-                length = i - start
-                ref = np.int64(-1)
-                if length <= max_cached:
-                    s = np.int64((h * _MIX) >> np.uint64(32)) & c_mask
-                    while True:
-                        e = c_table[s]
-                        if e < 0:
-                            break
-                        if c_hash[e] == h and c_klen[e] == length and _same(c_keys, c_kstart[e], data, start, length):
-                            ref = e
-                            break
-                        s = (s + 1) & c_mask
-                if ref < 0:
-                    s = np.int64((h * _MIX) >> np.uint64(32)) & m_mask
-                    while True:
-                        e = m_table[s]
-                        if e < 0:
-                            m_table[s] = n_miss
-                            m_start[n_miss] = start
-                            m_len[n_miss] = length
-                            m_hash[n_miss] = h
-                            ref = -1 - n_miss
-                            n_miss += 1
-                            break
-                        if m_hash[e] == h and m_len[e] == length and _same(data, m_start[e], data, start, length):
+                for t in range(start, j):
+                    h = (h ^ np.uint64(data[t])) * _FNV_PRIME
+            key = _key(packed, h, length)
+            ref = np.int64(-1)
+            if length <= max_cached:
+                s = _home(key, c_mask)
+                while True:
+                    kk = c_slots[2 * s]
+                    if kk == 0:
+                        break
+                    if kk == key and (length <= 7 or _same(c_keys, c_kstart[s], data, start, length)):
+                        ref = np.int64(c_slots[2 * s + 1])
+                        break
+                    s = (s + 1) & c_mask
+            if ref < 0:
+                s = _home(key, m_mask)
+                while True:
+                    kk = m_slots[2 * s]
+                    if kk == 0:
+                        m_slots[2 * s] = key
+                        m_slots[2 * s + 1] = n_miss
+                        m_start[n_miss] = start
+                        m_len[n_miss] = length
+                        m_key[n_miss] = key
+                        ref = -1 - n_miss
+                        n_miss += 1
+                        break
+                    if kk == key:
+                        e = np.int64(m_slots[2 * s + 1])
+                        if length <= 7 or (m_len[e] == length and _same(data, m_start[e], data, start, length)):
                             ref = -1 - e
                             break
-                        s = (s + 1) & m_mask
-                refs[n_refs] = ref
-                n_refs += 1
-                start = i
-                h = _FNV_OFFSET
-            if i < hi:
-                h = (h ^ np.uint64(data[i])) * _FNV_PRIME
+                    s = (s + 1) & m_mask
+            refs[n_refs] = ref
+            n_refs += 1
+            start = j
         if special_after[k] >= 0:
             if n_refs >= ref_limit:
                 state[0] = k
@@ -352,16 +381,17 @@ def plan_units(
 
 
 @njit(cache=True)
-def gather(refs, c_istart, c_ilen, c_ids, m_ids, m_end, out):
+def gather(refs, c_ids, m_ids, m_end, out):
     """Write the ids of every ref into ``out`` (room for all of them); returns the count."""
     m = 0
     for r in range(refs.shape[0]):
         ref = refs[r]
         if ref >= 0:
-            s = c_istart[ref]
-            for j in range(c_ilen[ref]):
+            s = ref >> 16
+            n = ref & 0xFFFF
+            for j in range(n):
                 out[m + j] = c_ids[s + j]
-            m += c_ilen[ref]
+            m += n
         elif ref <= SPECIAL_REF:
             out[m] = SPECIAL_REF - ref
             m += 1
@@ -375,48 +405,44 @@ def gather(refs, c_istart, c_ilen, c_ids, m_ids, m_end, out):
 
 
 @njit(cache=True)
-def cache_clear(c_table, c_state):
-    c_table[:] = -1
+def cache_clear(c_slots, c_state):
+    c_slots[:] = 0
     c_state[:] = 0
 
 
 @njit(cache=True)
-def cache_insert(
-    data, m_start, m_len, m_hash, m_ids, m_end, max_cached,
-    c_table, c_hash, c_kstart, c_klen, c_istart, c_ilen, c_keys, c_ids, c_state,
-):
-    """Add the misses no longer than ``max_cached`` (and that fit at all) to the cache; when it is full (entries at half the
-    table, key bytes or ids storage), it is emptied first. ``c_state = [entries, key bytes, ids]``."""
-    mask = c_table.shape[0] - 1
+def cache_insert(data, m_start, m_len, m_key, m_ids, m_end, max_cached, c_slots, c_kstart, c_keys, c_ids, c_state):
+    """Add the misses no longer than ``max_cached`` (and that fit at all) to the cache; when it is full
+    (entries at half the slots, key bytes or ids storage), it is emptied first. ``c_state = [entries, key
+    bytes, ids]``. Only units longer than 7 bytes keep their bytes (shorter ones are their key)."""
+    slots = c_slots.shape[0] // 2
+    mask = slots - 1
     for e in range(m_len.shape[0]):
-        length = m_len[e]
         i0 = 0 if e == 0 else m_end[e - 1]
         n_ids = m_end[e] - i0
-        if length > max_cached or length > c_keys.shape[0] or n_ids > c_ids.shape[0]:
+        length = m_len[e]
+        stored = length if length > 7 else 0
+        if length > max_cached or stored > c_keys.shape[0] or n_ids > c_ids.shape[0]:
             continue
         if (
-            c_state[0] + 1 > c_table.shape[0] // 2
-            or c_state[0] + 1 > c_hash.shape[0]
-            or c_state[1] + length > c_keys.shape[0]
+            c_state[0] + 1 > slots // 2
+            or c_state[1] + stored > c_keys.shape[0]
             or c_state[2] + n_ids > c_ids.shape[0]
         ):
-            c_table[:] = -1
+            c_slots[:] = 0
             c_state[:] = 0
-        n = c_state[0]
-        s = np.int64((m_hash[e] * _MIX) >> np.uint64(32)) & mask
-        while c_table[s] >= 0:
+        key = m_key[e]
+        s = _home(key, mask)
+        while c_slots[2 * s] != 0:
             s = (s + 1) & mask
-        c_table[s] = n
-        c_hash[n] = m_hash[e]
-        c_kstart[n] = c_state[1]
-        c_klen[n] = length
-        c_istart[n] = c_state[2]
-        c_ilen[n] = n_ids
+        c_slots[2 * s] = key
+        c_slots[2 * s + 1] = np.uint64((c_state[2] << 16) | n_ids)
+        c_kstart[s] = c_state[1]
         src = m_start[e]
-        for j in range(length):
+        for j in range(stored):
             c_keys[c_state[1] + j] = data[src + j]
         for j in range(n_ids):
             c_ids[c_state[2] + j] = m_ids[i0 + j]
-        c_state[0] = n + 1
-        c_state[1] += length
+        c_state[0] += 1
+        c_state[1] += stored
         c_state[2] += n_ids

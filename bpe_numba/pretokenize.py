@@ -70,35 +70,48 @@ def check_special_tokens(special_tokens) -> list[str]:
     return tokens
 
 
-def special_splitter(special_tokens: Sequence[str]):
-    """A compiled bytes pattern matching special tokens, leftmost and longest first (UTF-8 is
-    self-synchronizing, so matching the encoded tokens in encoded text finds the same occurrences).
+class SpecialSplitter:
+    """Splits UTF-8 bytes at special token occurrences: leftmost first, and the longest token where several
+    start at one position (UTF-8 is self-synchronizing, so matching the encoded tokens in encoded text finds
+    the same occurrences as matching the text).
 
-    >>> special_splitter(["<a>", "<a><b>"]).split(b"x<a><b>y<a>z")
-    [b'x', b'y', b'z']
+    >>> bounds, which = SpecialSplitter(["<a>", "<a><b>"]).split(b"x<a><b>y<a>z")
+    >>> bounds.tolist(), which.tolist()
+    ([[0, 1], [7, 8], [11, 12]], [1, 0, -1])
     """
-    if not special_tokens:
-        return None
-    alternatives = sorted(special_tokens, key=len, reverse=True)
-    return regex.compile(b"|".join(regex.escape(t.encode("utf-8")) for t in alternatives))
+
+    def __init__(self, special_tokens: Sequence[str]):
+        encoded = [t.encode("utf-8") for t in special_tokens]
+        self.order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+        ordered = [encoded[i] for i in self.order]
+        self.blob = np.frombuffer(b"".join(ordered) or b"\0", dtype=np.uint8)
+        self.offsets = np.zeros(len(ordered) + 1, dtype=np.int64)
+        np.cumsum([len(t) for t in ordered], out=self.offsets[1:])
+        self.first = np.zeros(256, dtype=bool)
+        for t in ordered:
+            self.first[t[0]] = True
+        self.shortest = min((len(t) for t in ordered), default=1)
+        self._index = np.array(self.order + [-1], dtype=np.int64)  # which[k] == -1 stays -1
+
+    def split(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """``(bounds, which)``: the ``[start, end)`` byte ranges between occurrences (``(k, 2)`` int64) and,
+        for each, the index in ``special_tokens`` of the token that follows it (-1 after the last)."""
+        arr = np.frombuffer(data, dtype=np.uint8)
+        if len(self.order) == 0:
+            return np.array([[0, len(arr)]], dtype=np.int64), np.full(1, -1, dtype=np.int64)
+        from .scan_kernels import split_specials
+
+        cap = len(arr) // self.shortest + 2
+        bounds = np.empty((cap, 2), dtype=np.int64)
+        which = np.empty(cap, dtype=np.int64)
+        k = split_specials(arr, self.blob, self.offsets, self.first, bounds, which)
+        return bounds[:k], self._index[which[:k]]
 
 
-def segment_bounds(data: bytes, splitter) -> np.ndarray:
-    """``(k, 2)`` int64 array of the ``[start, end)`` byte ranges between special-token occurrences."""
-    if splitter is None:
-        return np.array([[0, len(data)]], dtype=np.int64)
-    cuts = [0]
-    for m in splitter.finditer(data):
-        cuts.append(m.start())
-        cuts.append(m.end())
-    cuts.append(len(data))
-    return np.array(cuts, dtype=np.int64).reshape(-1, 2)
-
-
-def count_segments(data: bytes, splitter, pattern: str, engine: str) -> tuple[bytes, np.ndarray, np.ndarray]:
+def count_segments(data: bytes, splitter: SpecialSplitter, pattern: str, engine: str) -> tuple[bytes, np.ndarray, np.ndarray]:
     """Unique pre-tokens of ``data`` (valid UTF-8) with special tokens removed, as ``(blob, int32 lengths,
     int64 counts)``; ``engine`` is ``"numba"`` (GPT-2 pattern only) or ``"regex"``."""
-    bounds = segment_bounds(data, splitter)
+    bounds, _ = splitter.split(data)
     if engine == "numba":
         from .gpt2_scan import count_gpt2_pretokens
 
@@ -270,7 +283,7 @@ def count_chunk(task) -> ChunkResult:
     path, start, end, special_tokens, pattern, errors, engine = task
     key = tuple(special_tokens)
     if key not in _SPLITTERS:
-        _SPLITTERS[key] = special_splitter(special_tokens)
+        _SPLITTERS[key] = SpecialSplitter(special_tokens)
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
@@ -308,8 +321,7 @@ def first_invalid_utf8(path: str) -> tuple[int, str]:
 
 
 def _warm_scan_kernels(engine: str) -> None:
-    if engine == "numba":
-        count_segments(b"a b", None, GPT2_PATTERN, engine)
+    count_segments(b"a<s>b", SpecialSplitter(["<s>"]), GPT2_PATTERN, engine)
     from .scan_kernels import utf8_first_invalid
 
     utf8_first_invalid(np.frombuffer(b"a", dtype=np.uint8))  # read-only, like the chunks

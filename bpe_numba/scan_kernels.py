@@ -1,4 +1,5 @@
-"""Numba kernel for the pre-tokenization stage: UTF-8 validation (strict, with Python's offsets).
+"""Numba kernels for the pre-tokenization stage: UTF-8 validation (strict, with Python's offsets) and the
+split at special tokens (leftmost, longest first), shared by training and encoding.
 
 The counting itself is the GPT-2 scanner's (:mod:`bpe_numba.gpt2_scan`). Kernels take arrays and scalars.
 
@@ -9,6 +10,9 @@ Performance notes
 - An earlier design counted the distinct *units* between safe cuts here and ran ``regex`` once per distinct
   unit (0.13 s per 10 MB of synthetic English, 68 MB/s on 40 MB); the GPT-2 scanner now counts pre-tokens
   directly at 160-230 MB/s, so that path is gone. Encoding still caches units (``encode_kernels``).
+- ``split_specials`` replaced ``regex`` alternation over the bytes (``finditer`` plus a Python list of the
+  offsets): 0.1 s -> 0.01 s per 64 MiB of TinyStories-like text (90 K ``<|endoftext|>``), and 0.04 s of
+  the 0.25 s that encoding 10 MB took.
 """
 
 from __future__ import annotations
@@ -65,3 +69,44 @@ def utf8_first_invalid(data):
                 return i
         i += need + 1
     return -1
+
+
+@njit(cache=True)
+def split_specials(data, blob, offsets, first, bounds, which):
+    """Split ``data`` at special token occurrences, leftmost first and, at one position, the first token in
+    ``blob`` order that matches (the caller orders them longest first, so the longest wins); matching
+    resumes after each occurrence. Token ``t`` is ``blob[offsets[t]:offsets[t + 1]]``; ``first[b]`` says
+    whether some token starts with byte ``b``. Writes segment ``k`` as ``bounds[k] = [start, end)`` and the
+    token that follows it as ``which[k]`` (-1 after the last); returns the number of segments. ``bounds``
+    needs room for ``len(data) // shortest token + 2`` rows."""
+    n = data.shape[0]
+    n_tok = offsets.shape[0] - 1
+    k = 0
+    seg = 0
+    i = 0
+    while i < n:
+        matched = -1
+        if first[data[i]]:
+            for t in range(n_tok):
+                a = offsets[t]
+                m = offsets[t + 1] - a
+                if i + m <= n:
+                    q = 0
+                    while q < m and data[i + q] == blob[a + q]:
+                        q += 1
+                    if q == m:
+                        matched = t
+                        break
+        if matched < 0:
+            i += 1
+            continue
+        bounds[k, 0] = seg
+        bounds[k, 1] = i
+        which[k] = matched
+        k += 1
+        i += offsets[matched + 1] - offsets[matched]
+        seg = i
+    bounds[k, 0] = seg
+    bounds[k, 1] = n
+    which[k] = -1
+    return k + 1

@@ -24,13 +24,13 @@ from .pretokenize import (
     check_pattern,
     check_special_tokens,
     resolve_engine,
-    special_splitter,
+    SpecialSplitter,
 )
 
 _CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
 _CACHE_KEY_BYTES = 1 << 22
 _CACHE_IDS = 1 << 21
-_MAX_CACHED_UNIT = 256  # longer units are encoded every time (they are rare and would crowd the cache)
+_MAX_CACHED_UNIT = 255  # longer units are encoded every time (they are rare and would crowd the cache)
 _BLOCK_UNITS = 1 << 16  # units planned per kernel call
 _WINDOW = 1 << 14  # encode_iterable encodes this many bytes at a time (more if no safe cut is found)
 
@@ -103,7 +103,8 @@ class Tokenizer:
                 raise BPEInputError(f"merges[{r}] = {(a, b)!r}: the merged token {a + b!r} is not in the vocab")
             left[r], right[r], merged[r] = ids_of[a], ids_of[b], ids_of[a + b]
         self._id_bytes = _decode_table(self.vocab)
-        self._splitter = special_splitter(special_tokens)
+        self._splitter = SpecialSplitter(special_tokens)
+        self._special_id_array = np.array([self.special_ids[t] for t in special_tokens] + [-1], dtype=np.int64)
         self._special_by_bytes = {t.encode("utf-8"): i for t, i in self.special_ids.items()}
         self._max_special = max((len(t.encode("utf-8")) for t in special_tokens), default=0)
         self._pre = regex.compile(self.pattern)
@@ -125,18 +126,14 @@ class Tokenizer:
         self._pair_ranks = np.empty(cap, dtype=np.int32)
         self._pair_results = np.empty(cap, dtype=np.int32)
         K.build_pair_table(left, right, merged, self._pair_keys, self._pair_ranks, self._pair_results)
-        self._c_table = np.full(2 * _CACHE_UNITS, -1, dtype=np.int64)
-        self._c_hash = np.empty(_CACHE_UNITS, dtype=np.uint64)
-        self._c_kstart = np.empty(_CACHE_UNITS, dtype=np.int64)
-        self._c_klen = np.empty(_CACHE_UNITS, dtype=np.int64)
-        self._c_istart = np.empty(_CACHE_UNITS, dtype=np.int64)
-        self._c_ilen = np.empty(_CACHE_UNITS, dtype=np.int64)
+        self._c_slots = np.zeros(4 * _CACHE_UNITS, dtype=np.uint64)  # (key, value) x 2 * _CACHE_UNITS slots
+        self._c_kstart = np.empty(2 * _CACHE_UNITS, dtype=np.int64)
         self._c_keys = np.empty(_CACHE_KEY_BYTES, dtype=np.uint8)
         self._c_ids = np.empty(_CACHE_IDS, dtype=np.int32)
         self._c_state = np.zeros(3, dtype=np.int64)
         # Compile (or load from Numba's cache) every kernel now, so that encoding never compiles lazily.
         self.encode("a b\n x" + "y" * (K.SMALL_PIECE + 1) + "".join(special_tokens[:1]))
-        K.cache_clear(self._c_table, self._c_state)
+        K.cache_clear(self._c_slots, self._c_state)
 
     # -----------------------------------------------------------------------------------------------------
 
@@ -276,25 +273,14 @@ class Tokenizer:
     def _encode_bytes(self, data: bytes) -> np.ndarray:
         K = self._K
         arr = np.frombuffer(data, dtype=np.uint8)
-        if self._splitter is None:
-            bounds = np.array([[0, len(data)]], dtype=np.int64)
-            after = np.full(1, -1, dtype=np.int64)
-        else:
-            cuts = [0]
-            after_list = []
-            for m in self._splitter.finditer(data):
-                cuts += (m.start(), m.end())
-                after_list.append(self._special_by_bytes[m.group()])
-            cuts.append(len(data))
-            after_list.append(-1)
-            bounds = np.array(cuts, dtype=np.int64).reshape(-1, 2)
-            after = np.array(after_list, dtype=np.int64)
+        bounds, which = self._splitter.split(data)
+        after = self._special_id_array[which]  # -1 after the last segment
         # Planned in blocks of at most _BLOCK_UNITS units, so the work arrays stay small for any text.
         blk = min(_BLOCK_UNITS, len(data) + len(after))
-        m_table = np.empty(1 << max(4, (2 * blk).bit_length()), dtype=np.int64)
+        m_slots = np.empty(2 << max(4, (2 * blk).bit_length()), dtype=np.uint64)
         m_start = np.empty(blk, dtype=np.int64)
         m_len = np.empty(blk, dtype=np.int64)
-        m_hash = np.empty(blk, dtype=np.uint64)
+        m_key = np.empty(blk, dtype=np.uint64)
         refs = np.empty(blk, dtype=np.int64)
         state = np.zeros(4, dtype=np.int64)
         state[1] = bounds[0, 0]
@@ -302,14 +288,14 @@ class Tokenizer:
         n_out = 0
         done = False
         while not done:
-            m_table.fill(-1)
+            m_slots.fill(0)
             done = K.plan_units(
                 arr, bounds, after, self._cut_before, self._cut_at, _MAX_CACHED_UNIT,
-                self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_keys,
-                m_table, m_start, m_len, m_hash, refs, state,
+                self._c_slots, self._c_kstart, self._c_keys,
+                m_slots, m_start, m_len, m_key, refs, state,
             )
             n_refs, n_miss = int(state[2]), int(state[3])
-            ms, ml, mh = m_start[:n_miss], m_len[:n_miss], m_hash[:n_miss]
+            ms, ml, mk = m_start[:n_miss], m_len[:n_miss], m_key[:n_miss]
             if self.engine == "numba":
                 piece_start = np.empty(int(ml.sum()), dtype=np.int64)
                 piece_len = np.empty_like(piece_start)
@@ -324,12 +310,9 @@ class Tokenizer:
                          self._pair_results, m_ids, piece_end)
             # Where each miss's ids end (a unit may have no pre-token at all under a custom pattern).
             m_end = np.concatenate((np.zeros(1, dtype=np.int64), piece_end))[np.cumsum(unit_pieces)]
-            n_out += K.gather(refs[:n_refs], self._c_istart, self._c_ilen, self._c_ids, m_ids, m_end, out[n_out:])
-            K.cache_insert(
-                arr, ms, ml, mh, m_ids, m_end, _MAX_CACHED_UNIT,
-                self._c_table, self._c_hash, self._c_kstart, self._c_klen, self._c_istart, self._c_ilen,
-                self._c_keys, self._c_ids, self._c_state,
-            )
+            n_out += K.gather(refs[:n_refs], self._c_ids, m_ids, m_end, out[n_out:])
+            K.cache_insert(arr, ms, ml, mk, m_ids, m_end, _MAX_CACHED_UNIT, self._c_slots, self._c_kstart,
+                           self._c_keys, self._c_ids, self._c_state)
         return out[:n_out]
 
     def _pretokenize_units(self, data: bytes, starts: np.ndarray, lengths: np.ndarray):

@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bpe_numba import gpt2_scan as G
-from bpe_numba.pretokenize import GPT2_PATTERN, segment_bounds, special_splitter
+from bpe_numba.pretokenize import GPT2_PATTERN, SpecialSplitter
 from strategies import CONTRACTIONS, DIGITS, EMOJI, LETTERS, LINE_BREAKS, PUNCT, WHITESPACE
 
 PATTERN = regex.compile(GPT2_PATTERN)
@@ -269,7 +269,7 @@ def test_split_and_count_match_regex_on_fixture(cs336_dir, name):
     text = raw.decode("utf-8")
     assert G.split_text(text) == regex_split(text)
     # Counting, split at the special token as the trainer does.
-    bounds = segment_bounds(raw, special_splitter([SPECIAL]))
+    bounds, _ = SpecialSplitter([SPECIAL]).split(raw)
     want = collections.Counter()
     for seg in text.split(SPECIAL):
         want.update(t.encode("utf-8") for t in regex_split(seg))

@@ -6,10 +6,13 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bpe_numba import count_pretokens
-from bpe_numba.pretokenize import find_safe_cut, find_special_cut
-from reference import reference_pretoken_counts_text
+from bpe_numba.pretokenize import SpecialSplitter, find_safe_cut, find_special_cut
+from reference import reference_pretoken_counts_text, split_on_specials
+from strategies import SPECIAL_CANDIDATES
 
 SPECIALS = ["<|endoftext|>", "<|end of text|>"]
 
@@ -87,3 +90,19 @@ def test_find_special_cut(data, lo, hi, specials, expected):
 )
 def test_find_safe_cut(data, lo, hi, specials, expected):
     assert find_safe_cut(data, lo, hi, specials) == expected
+
+
+@given(
+    st.lists(st.sampled_from(SPECIAL_CANDIDATES), unique=True, min_size=1, max_size=5),
+    st.lists(st.sampled_from(SPECIAL_CANDIDATES + ["a", "b", "<", "|", ">", " ", "é", "<|", "|>"]), max_size=40),
+)
+def test_special_splitter_is_leftmost_longest(specials, pieces):
+    import regex
+
+    text = "".join(pieces)
+    data = text.encode("utf-8")
+    bounds, which = SpecialSplitter(specials).split(data)
+    assert [data[a:b].decode() for a, b in bounds.tolist()] == split_on_specials(text, specials)
+    ordered = sorted(specials, key=len, reverse=True)
+    matched = [m.group() for m in regex.finditer("|".join(regex.escape(t) for t in ordered), text)]
+    assert [specials[i] for i in which.tolist()[:-1]] == matched and which[-1] == -1
