@@ -24,7 +24,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -393,11 +392,14 @@ def iter_chunk_results(
 
 
 def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=None, initargs=()) -> Iterator:
-    """``fn`` over ``tasks``: in this process with one worker, else in a ``spawn`` pool with at most two
-    tasks in flight per worker (so results never pile up in memory), in task order or as they finish.
+    """``fn`` over ``tasks``: in this process with one worker, else in ``workers`` spawned processes with at
+    most two tasks in flight per worker (so results never pile up in memory), in task order or as they
+    finish.
 
-    On an error or Ctrl-C in the caller (including a ``GeneratorExit``), the pool is terminated and joined
-    before the exception propagates: no worker outlives the call.
+    Each worker has a private pipe to this process, so no lock is ever shared with a worker: on an error or
+    Ctrl-C in the caller (including a ``GeneratorExit``) every worker is killed and reaped before the
+    exception propagates, and none can outlive the call. (``multiprocessing.Pool.terminate`` can hang when a
+    worker holds the shared result queue's lock while writing a large result.)
     """
     if workers <= 1:
         if initializer is not None:
@@ -407,34 +409,91 @@ def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=
         return
 
     import multiprocessing
-
-    in_flight = threading.BoundedSemaphore(2 * workers)
-    stop = threading.Event()
-
-    def throttled():
-        # Runs in the pool's task-feeding thread: it must notice ``stop``, or terminate() would wait
-        # for it forever after an error or Ctrl-C.
-        for task in tasks:
-            while not in_flight.acquire(timeout=0.05):
-                if stop.is_set():
-                    return
-            if stop.is_set():
-                return
-            yield task
+    from multiprocessing.connection import wait
 
     ctx = multiprocessing.get_context("spawn")
-    with _main_module_hidden():
-        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(initializer, initargs))
+    procs, conns = [], []
     try:
-        results = pool.imap(fn, throttled()) if ordered else pool.imap_unordered(fn, throttled())
-        for result in results:
-            in_flight.release()
-            yield result
-        pool.close()
+        with _main_module_hidden():
+            for _ in range(workers):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker_main, args=(child, fn, initializer, initargs), daemon=True)
+                proc.start()
+                child.close()
+                procs.append(proc)
+                conns.append(parent)
+        tasks = iter(tasks)
+        busy = {c: 0 for c in conns}
+        owner = {c: p for c, p in zip(conns, procs)}
+        n_sent = 0
+        done: dict[int, object] = {}  # finished out of order (ordered mode)
+        next_out = 0
+        exhausted = False
+        while True:
+            if not exhausted:
+                for c in conns:
+                    while busy[c] < 2 and not exhausted:
+                        task = next(tasks, None)
+                        if task is None:
+                            exhausted = True
+                            break
+                        c.send((n_sent, task))
+                        busy[c] += 1
+                        n_sent += 1
+            if exhausted and not any(busy.values()):
+                break
+            for c in wait([c for c in conns if busy[c]]):
+                try:
+                    kind, index, payload = c.recv()
+                except EOFError:
+                    proc = owner[c]
+                    proc.join(1)
+                    raise RuntimeError(
+                        f"a worker process died (exit code {proc.exitcode}); if the system ran out of memory, "
+                        f"use fewer workers or a smaller chunk_size"
+                    ) from None
+                busy[c] -= 1
+                if kind == "error":
+                    raise RuntimeError(f"a worker process failed:\n{payload}")
+                if not ordered:
+                    yield payload
+                    continue
+                done[index] = payload
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
+        for c in conns:
+            c.send(None)
+        for proc in procs:
+            proc.join(10)
     finally:
-        stop.set()
-        pool.terminate()
-        pool.join()
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        for proc in procs:
+            proc.join()
+        for c in conns:
+            c.close()
+
+
+def _worker_main(conn, fn, initializer, initargs) -> None:
+    """A worker: run ``fn`` on each ``(index, task)`` received until ``None``; send back each result or the
+    traceback of its exception."""
+    import traceback
+
+    _worker_init(initializer, initargs)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        index, task = message
+        try:
+            conn.send(("ok", index, fn(task)))
+        except Exception:  # noqa: BLE001 - reported to the parent, which raises it
+            conn.send(("error", index, traceback.format_exc()))
 
 
 @contextlib.contextmanager
