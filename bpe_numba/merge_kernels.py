@@ -379,7 +379,6 @@ def run_merges(n_target, tok, raw, word, counts, pair_at,
         merges[step, 2] = c
         la = sym_len[a]
         lb = sym_len[b]
-        lc = la + lb
         n_buf = 0
         n_touched = 0
         s = pair_seg[pid]

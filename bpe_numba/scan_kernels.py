@@ -18,7 +18,6 @@ Performance notes
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 

@@ -235,7 +235,7 @@ def train_bpe(
 def _run_merges(tokens, offsets, counts, n_merges: int, show: bool) -> np.ndarray:
     loop = _MergeLoop(tokens, offsets, counts, n_merges)
     with progress_bar(show, total=n_merges, unit="merge", desc="merges") as bar:
-        batch = 64
+        batch = 1
         while loop.done < n_merges:
             start = time.perf_counter()
             before = loop.done
@@ -243,7 +243,8 @@ def _run_merges(tokens, offsets, counts, n_merges: int, show: bool) -> np.ndarra
             bar.update(loop.done - before)
             if not more:
                 break
-            # Aim for about ten progress updates a second.
+            # Aim for about ten kernel returns a second (progress updates, and Ctrl-C is only seen between
+            # kernel calls); early merges on a huge corpus can take 0.1 s each, so start with one and grow.
             elapsed = time.perf_counter() - start
-            batch = int(min(max(batch * (0.1 / max(elapsed, 1e-4)), 16), 1 << 20))
+            batch = int(min(max(batch * min(0.1 / max(elapsed, 1e-4), 8.0), 1), 1 << 20))
     return loop.merged_ids()

@@ -16,6 +16,8 @@ import pytest
 SCRIPT = r"""
 import faulthandler, signal, sys
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks before killing a hang
+# As in a terminal: a background job of a non-interactive shell (CI scripts) inherits SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from bpe_numba import Tokenizer, train_bpe
 
 chunk_size = None if sys.argv[2] == "None" else int(sys.argv[2])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bpe_numba import BPEInputError, Tokenizer
 from reference import read_gpt2_merges, read_gpt2_vocab, reference_encode, reference_train_text
-from strategies import EMOJI, SPECIAL_CANDIDATES, corpora, fragments
+from strategies import SPECIAL_CANDIDATES, corpora, fragments
 
 ALL_UNICODE = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
 MIXED = st.lists(fragments, max_size=30).map("".join)
