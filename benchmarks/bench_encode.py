@@ -12,7 +12,7 @@ Rows (each measured in a fresh process, so caches and memory never carry over fr
   compiled, unit cache empty). ``... warm``: the same call again in the same process.
 * ``bpe_numba encode_file, num_workers=K``: ``tok.encode_file(INPUT, OUT.npy, num_workers=K)``; reads the
   file itself, so reading and decoding the input and writing the ``.npy`` are inside the timing. A file
-  under 64 MiB is encoded in the calling process whatever K is (a worker pool cannot pay for its start-up).
+  under 256 MiB is encoded in the calling process whatever K is (a worker pool cannot pay for its start-up).
 
 MB/s is input bytes (10**6) per second of the call alone, median over ``--repeat`` fresh processes; model
 loading (``tiktoken.get_encoding``; bpe_numba: reading the two GPT-2 files and building the ``Tokenizer``)
