@@ -4,7 +4,9 @@ A model is ``vocab: dict[int, bytes]``, ``merges: list[tuple[bytes, bytes]]`` (c
 ``special_tokens: list[str]`` and ``pattern: str`` (the pre-tokenization regex).
 
 On disk, ``save_model(directory, ...)`` writes three files, each atomically (a temporary file in the same
-directory, then ``os.replace``), so an interrupted save never leaves a half-written file:
+directory, then ``os.replace``), so an interrupted save never leaves a half-written file; a directory that
+does not exist yet is filled under a temporary name and renamed into place, so it appears whole or not at
+all:
 
 ``vocab.json``
     ``{token: id}`` with every token written in GPT-2's byte-to-unicode alphabet, exactly like GPT-2's
@@ -92,6 +94,8 @@ import json
 import os
 import re
 import pickle
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -438,16 +442,31 @@ def save_model(
     }
     meta_data = (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
+    files = ((META_FILE, meta_data), (VOCAB_FILE, vocab_data), (MERGES_FILE, merges_data))
+    directory = os.fspath(directory)
+    if not os.path.exists(directory):
+        # A new directory appears whole or not at all: the files are written into a temporary sibling that
+        # is renamed into place.
+        parent = os.path.dirname(os.path.abspath(directory))
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(os.path.abspath(directory))}.", suffix=".tmp")
+        try:
+            for name, data in files:
+                atomic_write_bytes(Path(tmp) / name, data)
+            os.rename(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_directory(parent)
+        return Path(directory) / VOCAB_FILE, Path(directory) / MERGES_FILE
     directory = _prepare_directory(directory)
-    vocab_path = Path(directory) / VOCAB_FILE
-    merges_path = Path(directory) / MERGES_FILE
-    # The sidecar goes first: if the save stops after it, the old vocab.json/merges.txt no longer match its
-    # hashes and loading says so, instead of pairing them with the new metadata.
-    atomic_write_bytes(Path(directory) / META_FILE, meta_data)
-    atomic_write_bytes(vocab_path, vocab_data)
-    atomic_write_bytes(merges_path, merges_data)
+    # Into an existing directory, the sidecar goes first: if the save stops after it, the old
+    # vocab.json/merges.txt no longer match its hashes and loading says so, instead of pairing them with
+    # the new metadata.
+    for name, data in files:
+        atomic_write_bytes(Path(directory) / name, data)
     _fsync_directory(directory)
-    return vocab_path, merges_path
+    return Path(directory) / VOCAB_FILE, Path(directory) / MERGES_FILE
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -892,3 +892,25 @@ def test_tiktoken_rank_file_errors(tmp_path):
     path.write_bytes(b"YQ== 0\nYg== 1\nYw==\n")
     with pytest.raises(BPEInputError, match=rf"{path}:3: .*cut off"):
         read_tiktoken_ranks(path)
+
+
+def test_new_directory_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    import bpe_numba.model_io as M
+
+    vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab"}
+    real = M.atomic_write_bytes
+    calls = []
+
+    def failing(path, data):
+        calls.append(os.path.basename(path))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(path, data)
+
+    monkeypatch.setattr(M, "atomic_write_bytes", failing)
+    with pytest.raises(KeyboardInterrupt):
+        M.save_model(tmp_path / "model", vocab, [(b"a", b"b")])
+    assert sorted(os.listdir(tmp_path)) == [], "no model directory and no temporary one may be left"
+    monkeypatch.setattr(M, "atomic_write_bytes", real)
+    M.save_model(tmp_path / "model", vocab, [(b"a", b"b")])
+    assert sorted(os.listdir(tmp_path / "model")) == ["bpe_numba.json", "merges.txt", "vocab.json"]
