@@ -161,7 +161,8 @@ def cmd_train(args) -> dict:
     if not args.json:
         s = report["seconds"]
         print(f"trained {report['vocab_size']:,} tokens ({report['merges']:,} merges) on {size / 1e6:,.1f} MB "
-              f"in {total:.2f} s ({size / 1e6 / max(total, 1e-9):,.1f} MB/s)")
+              f"in {total:.2f} s ({size / 1e6 / max(total, 1e-9):,.1f} MB/s; the first run in an environment "
+              f"includes about 15 s of one-off Numba compilation)")
         if len(vocab) < args.vocab_size:
             print(f"  the corpus ran out of pairs before vocab size {args.vocab_size:,}")
         print(f"  pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
