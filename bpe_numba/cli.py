@@ -150,7 +150,7 @@ def cmd_train(args) -> dict:
         "requested_vocab_size": args.vocab_size,
         "special_tokens": specials or [],
         "unique_pretokens": timings["unique_pretokens"],
-        "seconds": {k: round(timings.get(k, 0.0), 3) for k in ("pretokenize", "intern", "merges", "write")}
+        "seconds": {k: round(timings.get(k, 0.0), 3) for k in ("startup", "pretokenize", "intern", "merges", "write")}
         | {"total": round(total, 3)},
         "peak_rss_mb": _peak_rss_mb(),
         "out": os.path.abspath(args.out) if args.out else None,
@@ -165,7 +165,7 @@ def cmd_train(args) -> dict:
               f"includes about 15 s of one-off Numba compilation)")
         if len(vocab) < args.vocab_size:
             print(f"  the corpus ran out of pairs before vocab size {args.vocab_size:,}")
-        print(f"  pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
+        print(f"  Numba start-up {s['startup']:.2f} s, pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
               f"intern {s['intern']:.2f} s, merges {s['merges']:.2f} s, write {s['write']:.2f} s")
         rss = report["peak_rss_mb"]
         print(f"  peak RSS: main {rss['main']:,.0f} MB, largest child process {rss['largest_child']:,.0f} MB")

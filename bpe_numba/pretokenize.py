@@ -319,7 +319,8 @@ def first_invalid_utf8(path: str) -> tuple[int, str]:
             offset += len(block)
 
 
-def _warm_scan_kernels(engine: str) -> None:
+def warm_scan_kernels(engine: str) -> None:
+    """Import Numba and load (or, the first time, compile) the pre-tokenization kernels."""
     count_segments(b"a<s>b", SpecialSplitter(["<s>"]), GPT2_PATTERN, engine)
     from .scan_kernels import utf8_first_invalid
 
@@ -382,7 +383,7 @@ def iter_chunk_results(
         if workers > 1:
             # Compile (first run) or load the scan kernels here, once, before the workers load them from
             # Numba's on-disk cache; otherwise every worker would compile them on a cold cache.
-            _warm_scan_kernels(engine)
+            warm_scan_kernels(engine)
         for result in map_chunks(count_chunk, tasks, workers=workers, ordered=False):
             _raise_if_invalid(path, result)
             bar.update(result.end - result.start)

@@ -21,6 +21,7 @@ from .pretokenize import (
     resolve_progress,
     resolve_workers,
     sum_chunk_counts,
+    warm_scan_kernels,
 )
 
 _MAX_POSITIONS = 2**31 - 1 - 257  # positions are int32 in the kernels
@@ -166,8 +167,8 @@ def train_bpe(
       ``"replace"`` decodes invalid bytes as U+FFFD.
     - ``chunk_size``: bytes per pre-tokenization task (default: about four tasks per worker, 32-64 MiB
       each, so a file under 32 MiB is pre-tokenized in this process).
-    - ``timings``: if a dict is given, seconds per phase are stored in it (``pretokenize``, ``intern``,
-      ``merges``, ``write``) along with ``unique_pretokens``.
+    - ``timings``: if a dict is given, seconds per phase are stored in it (``startup``: importing Numba and
+      loading the kernels; ``pretokenize``, ``intern``, ``merges``, ``write``) along with ``unique_pretokens``.
     - ``pattern``: the pre-tokenization regex (default: GPT-2's, which the contract fixes; another one is
       run with the ``regex`` package, and the file is then cut for workers only where special tokens start).
     - ``engine``: ``"auto"`` (the Numba GPT-2 scanner for the GPT-2 pattern, else ``regex``), ``"numba"`` or
@@ -192,7 +193,10 @@ def train_bpe(
     n_merges = int(vocab_size) - 256 - len(specials)
     times = timings if timings is not None else {}
 
+    start = time.perf_counter()
+    warm_scan_kernels(engine)  # imports Numba and loads the kernels (compiles them on the very first run)
     t0 = time.perf_counter()
+    times["startup"] = t0 - start
     table = sum_chunk_counts(path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show,
                              pattern=pattern, engine=engine)
     t1 = time.perf_counter()
