@@ -328,7 +328,7 @@ def warm_scan_kernels(engine: str) -> None:
 
 
 def _worker_init(initializer, initargs) -> None:
-    # Ctrl-C goes to the whole process group; the parent handles it and terminates the pool.
+    # Ctrl-C goes to the whole process group; the parent handles it and kills the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer(*initargs)
@@ -364,9 +364,9 @@ def iter_chunk_results(
 ) -> Iterator[ChunkResult]:
     """Count pre-tokens chunk by chunk, yielding each chunk's result as it arrives (any order).
 
-    With one worker, or a file that is a single chunk, everything runs in this process. Otherwise a
-    ``spawn`` pool works through the chunks with at most two tasks in flight per worker, so results can
-    never pile up in memory. Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset.
+    With one worker, or a file that is a single chunk, everything runs in this process. Otherwise
+    ``spawn`` workers take the chunks, at most two tasks in flight per worker, so results can never pile up
+    in memory. Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset.
     """
     size = os.path.getsize(path)
     if chunk_size is None:
@@ -503,7 +503,7 @@ def _main_module_hidden():
 
     ``spawn`` normally re-imports the main script in every worker, which fails (or trains again) in a
     script without an ``if __name__ == "__main__"`` guard. The workers only need this module, so while the
-    pool starts, ``__main__`` is made to look like an interactive session (no ``__file__``, no spec).
+    workers start, ``__main__`` is made to look like an interactive session (no ``__file__``, no spec).
     """
     main = sys.modules.get("__main__")
     saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
