@@ -195,8 +195,10 @@ def _describe_outside(text: str, index: int) -> str:
 # Validation shared by the loaders and save_model
 # ---------------------------------------------------------------------------------------------------------
 
-def check_special_tokens(special_tokens, where: str = "special_tokens") -> list[str]:
-    """Special tokens as a list of distinct, non-empty ``str``; anything else is a :class:`BPEInputError`."""
+def checked_special_tokens(special_tokens, where: str = "special_tokens") -> list[str]:
+    """Special tokens as a list of distinct, non-empty ``str``; anything else is a :class:`BPEInputError`
+    naming ``where`` (a file and key when they come from a model file). ``pretokenize.check_special_tokens``
+    is the argument check of the training and tokenizer APIs (``TypeError`` / ``ValueError``)."""
     if special_tokens is None:
         return []
     if isinstance(special_tokens, (str, bytes)):
@@ -235,7 +237,7 @@ def check_model(vocab, merges, special_tokens=None) -> None:
     ...
     bpe_numba.errors.BPEInputError: merges[0] (b'a', b'b'): part b'b' is not in the vocab; every merge part must be a token of the vocab (was the vocab built from these merges?)
     """
-    check_special_tokens(special_tokens)
+    checked_special_tokens(special_tokens)
     _check_vocab(vocab, "vocab")
     _check_merges(merges, "merges")
     _check_merges_against_vocab(vocab, merges, lambda i: f"merges[{i}] {tuple(merges[i])!r}", "the vocab")
@@ -421,7 +423,7 @@ def save_model(
 
     The model is checked first (:func:`check_model`), so nothing is written for an invalid one.
     """
-    specials = check_special_tokens(special_tokens)
+    specials = checked_special_tokens(special_tokens)
     check_model(vocab, merges)
     _check_pattern(pattern, "pattern")
     vocab_text, extra = _vocab_json_text(vocab)
@@ -693,7 +695,7 @@ def _apply_sidecar(meta: dict, meta_path: str, vocab: dict[int, bytes]) -> tuple
             raise BPEInputError(f"{meta_path}: special_tokens[{k}] id is {idx!r}; expected an integer or null")
         contents.append(entry["content"])
         ids.append(idx)
-    check_special_tokens(contents, f"{meta_path}: special_tokens")
+    checked_special_tokens(contents, f"{meta_path}: special_tokens")
     return contents, ids, pattern
 
 
@@ -709,7 +711,7 @@ def load_model(vocab_path, merges_path, special_tokens: Sequence[str] | None = N
     merges_path = _check_model_file(merges_path, "merges")
     vocab_data, vocab_text = _read_text(vocab_path)
     merges_data, merges_text = _read_text(merges_path)
-    given = None if special_tokens is None else check_special_tokens(special_tokens)
+    given = None if special_tokens is None else checked_special_tokens(special_tokens)
 
     meta, meta_path = _find_sidecar(vocab_path, merges_path, vocab_data, merges_data)
     saved: list[str] = []
@@ -806,10 +808,10 @@ def load_pickle(path, special_tokens: Sequence[str] | None = None):
     _check_merges(merges, f"{path}: merges")
     merges = [tuple(pair) for pair in merges]
     _check_merges_against_vocab(vocab, merges, lambda i: f"{path}: merges[{i}] {merges[i]!r}", "the vocab")
-    specials = check_special_tokens(saved_specials, f"{path}: special_tokens")
+    specials = checked_special_tokens(saved_specials, f"{path}: special_tokens")
     pattern = _check_pattern(pattern, path)
     if special_tokens is not None:
-        specials = check_special_tokens(special_tokens)
+        specials = checked_special_tokens(special_tokens)
     return dict(vocab), merges, specials, pattern
 
 
@@ -824,7 +826,7 @@ def hf_tokenizer_dict(
     pattern: str = GPT2_PATTERN,
 ) -> dict:
     """The ``tokenizer.json`` contents as a dict (see :func:`export_hf_tokenizer_json`)."""
-    specials = check_special_tokens(special_tokens)
+    specials = checked_special_tokens(special_tokens)
     check_model(vocab, merges)
     _check_pattern(pattern, "pattern")
     # Each byte string once, with the id ordinary text encodes to; ids whose bytes repeat a lower id's
@@ -926,7 +928,7 @@ def tiktoken_ranks(
     out of tiktoken but never out of merge-by-merge BPE: pass ``merges`` to keep only the single bytes and
     the merge results. ``merges`` also checks that the ids follow the merge order, which tiktoken relies on.
     """
-    specials = check_special_tokens(special_tokens)
+    specials = checked_special_tokens(special_tokens)
     _check_vocab(vocab, "vocab")
     lowest = _lowest_ids(vocab)
     special_ids = set(special_token_ids(vocab, specials).values())
@@ -969,7 +971,7 @@ def export_tiktoken(
     if path.parent != Path(""):
         _prepare_directory(path.parent)
     atomic_write_bytes(path, b"\n".join(lines) + b"\n")
-    return special_token_ids(vocab, check_special_tokens(special_tokens))
+    return special_token_ids(vocab, checked_special_tokens(special_tokens))
 
 
 def read_tiktoken_ranks(path) -> dict[bytes, int]:
@@ -1011,7 +1013,7 @@ def tiktoken_encoding(
     """
     import tiktoken
 
-    specials = check_special_tokens(special_tokens)
+    specials = checked_special_tokens(special_tokens)
     _check_pattern(pattern, "pattern")
     return tiktoken.Encoding(
         name=name,
@@ -1032,7 +1034,7 @@ __all__ = [
     "atomic_write_bytes",
     "bytes_to_gpt2_str",
     "check_model",
-    "check_special_tokens",
+    "checked_special_tokens",
     "export_hf_tokenizer_json",
     "export_tiktoken",
     "gpt2_bytes_to_unicode",
