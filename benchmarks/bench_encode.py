@@ -71,44 +71,12 @@ def tiktoken_cache_dir(fixtures: str) -> str:
 # Worker side: one measurement in a fresh process
 # ---------------------------------------------------------------------------------------------------------
 
-def _gpt2_decode_table() -> dict[str, int]:
-    """GPT-2's byte-to-unicode alphabet, inverted: character -> byte."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table = {b: chr(b) for b in printable}
-    n = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + n)
-            n += 1
-    return {c: b for b, c in table.items()}
-
-
 def read_gpt2_model(vocab_path: str, merges_path: str):
-    """``(vocab: {id: bytes}, merges: [(bytes, bytes)])`` from GPT-2 style files, with
-    ``bpe_numba.model_io.load_model`` when this version of the package has it."""
-    try:
-        from bpe_numba.model_io import load_model
-    except ImportError:
-        load_model = None
-    if load_model is not None:
-        vocab, merges, _specials, _pattern = load_model(vocab_path, merges_path)
-        return vocab, merges, "bpe_numba.model_io.load_model"
-    u2b = _gpt2_decode_table()
+    """``(vocab: {id: bytes}, merges: [(bytes, bytes)], reader)`` from GPT-2 style files."""
+    from bpe_numba.model_io import load_model
 
-    def dec(tok: str) -> bytes:
-        return bytes(u2b[c] for c in tok)
-
-    with open(vocab_path, encoding="utf-8") as f:
-        vocab = {idx: dec(tok) for tok, idx in json.load(f).items()}
-    merges = []
-    with open(merges_path, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line or line.startswith("#version"):
-                continue
-            left, right = line.split(" ")
-            merges.append((dec(left), dec(right)))
-    return vocab, merges, "bench_encode.read_gpt2_model"
+    vocab, merges, _specials, _pattern = load_model(vocab_path, merges_path)
+    return vocab, merges, "bpe_numba.model_io.load_model"
 
 
 def _import_bpe_numba():
@@ -348,10 +316,11 @@ def describe_mismatch(got, want, i: int, got_name: str, want_name: str, vocab_pa
     """Where two id sequences first differ (index ``i``), with the tokens around it."""
     lines = [f"{got_name}: {len(got):,} ids, {want_name}: {len(want):,} ids; first difference at id #{i:,}"]
     try:
-        u2b = _gpt2_decode_table()
+        from bpe_numba.model_io import gpt2_str_to_bytes
+
         with open(vocab_path, encoding="utf-8") as f:
-            tokens = {idx: bytes(u2b[c] for c in tok) for tok, idx in json.load(f).items()}
-    except (OSError, ValueError, KeyError):
+            tokens = {idx: gpt2_str_to_bytes(tok) for tok, idx in json.load(f).items()}
+    except (OSError, ValueError):
         tokens = {}
     lo = max(0, i - 5)
     for name, ids in ((got_name, got), (want_name, want)):

@@ -274,6 +274,21 @@ class ChunkResult:
             pos += n
 
 
+def read_chunk(path: str, start: int, end: int, errors: str) -> tuple[bytes, int]:
+    """Bytes ``[start, end)`` of the file as valid UTF-8, and -1; or, in strict mode when they are not
+    valid, ``(b"", file offset of the first invalid byte)``. ``errors="replace"`` re-encodes invalid bytes
+    as U+FFFD (chunks are cut at ASCII, so this never depends on where they are cut)."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    if errors != "strict":
+        return data.decode("utf-8", errors=errors).encode("utf-8"), -1
+    from .scan_kernels import utf8_first_invalid
+
+    bad = utf8_first_invalid(np.frombuffer(data, dtype=np.uint8))
+    return (b"", start + bad) if bad >= 0 else (data, -1)
+
+
 _SPLITTERS: dict = {}
 
 
@@ -283,18 +298,10 @@ def count_chunk(task) -> ChunkResult:
     key = tuple(special_tokens)
     if key not in _SPLITTERS:
         _SPLITTERS[key] = SpecialSplitter(special_tokens)
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
-    if errors == "strict":
-        from .scan_kernels import utf8_first_invalid
-
-        bad = utf8_first_invalid(np.frombuffer(data, dtype=np.uint8))
-        if bad >= 0:
-            empty = np.zeros(0, dtype=np.int32)
-            return ChunkResult(start, end, b"", empty, empty.astype(np.int64), bad_offset=start + bad)
-    else:
-        data = data.decode("utf-8", errors=errors).encode("utf-8")
+    data, bad = read_chunk(path, start, end, errors)
+    if bad >= 0:
+        empty = np.zeros(0, dtype=np.int32)
+        return ChunkResult(start, end, b"", empty, empty.astype(np.int64), bad_offset=bad)
     blob, lengths, counts = count_segments(data, _SPLITTERS[key], pattern, engine)
     return ChunkResult(start, end, blob, lengths, counts)
 

@@ -448,18 +448,12 @@ def _set_worker_tokenizer(tok) -> None:
 
 def _encode_chunk(task):
     """Worker: ``(path, start, end, errors, dtype)`` -> ``(start, end, ids, bad_offset)``."""
-    path, start, end, errors, dtype = task
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
-    if errors == "strict":
-        from .scan_kernels import utf8_first_invalid
+    from .pretokenize import read_chunk
 
-        bad = utf8_first_invalid(np.frombuffer(data, dtype=np.uint8))
-        if bad >= 0:
-            return start, end, None, start + bad
-    else:
-        data = data.decode("utf-8", errors=errors).encode("utf-8")
+    path, start, end, errors, dtype = task
+    data, bad = read_chunk(path, start, end, errors)
+    if bad >= 0:
+        return start, end, None, bad
     return start, end, _WORKER["tok"]._encode_bytes(data).astype(dtype), -1
 
 
