@@ -32,12 +32,15 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
+
+try:  # a module of the benchmarks package (python -m benchmarks), or a script beside bench_train.py
+    from . import bench_train
+except ImportError:
+    import bench_train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -221,80 +224,15 @@ def worker_main(argv) -> int:
 # Orchestrator side
 # ---------------------------------------------------------------------------------------------------------
 
-def _tree_rss(proc) -> int:
-    import psutil
-
-    try:
-        procs = [proc] + proc.children(recursive=True)
-    except psutil.Error:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def run_once(tool: str, input_path: str, ids_out: str, workers: int, vocab_path: str, merges_path: str,
              env: dict, timeout: float | None, interval: float = 0.01) -> dict:
     """Run one measurement in a fresh process; add its wall time (from outside) and sampled peak RSS."""
-    import psutil
-
     fd, result_path = tempfile.mkstemp(suffix=".json", prefix="bench_encode_")
     os.close(fd)
     cmd = [sys.executable, os.path.abspath(__file__), WORKER_FLAG, tool, input_path, "--ids-out", ids_out,
            "--result", result_path, "--workers", str(workers), "--vocab", vocab_path, "--merges", merges_path]
-    peak = samples = 0
-    stop = threading.Event()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    ps = psutil.Process(proc.pid)
-
-    def sampler():
-        nonlocal peak, samples
-        while not stop.is_set():
-            rss = _tree_rss(ps)
-            samples += 1
-            peak = max(peak, rss)
-            stop.wait(interval)
-
-    th = threading.Thread(target=sampler, daemon=True)
-    th.start()
-    timed_out = False
-    try:
-        _out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        for c in ps.children(recursive=True):
-            try:
-                c.kill()
-            except psutil.Error:
-                pass
-        proc.kill()
-        _out, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    stop.set()
-    th.join()
-    try:
-        with open(result_path) as f:
-            res = json.loads(f.read() or "{}")
-    except (OSError, ValueError):
-        res = {}
-    finally:
-        try:
-            os.unlink(result_path)
-        except OSError:
-            pass
-    if timed_out:
-        res = {"tool": tool, "ok": False, "missing": False, "error": f"timeout after {timeout} s"}
-    elif not res:
-        res = {"tool": tool, "ok": False, "missing": False,
-               "error": f"worker exited {proc.returncode} without a result: {err.strip()[-2000:]}"}
-    res.update(process_wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode)
-    if not res.get("ok"):
-        res["stderr_tail"] = err.strip()[-4000:]
+    res = bench_train.run_measured(cmd, tool, result_path, timeout, env=env, interval=interval)
+    res["process_wall_s"] = res.pop("wall_s")
     return res
 
 

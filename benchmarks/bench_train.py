@@ -50,8 +50,6 @@ def _tree_rss(proc) -> int:
 def run_once(tool: str, file: str, vocab: int, specials: list[str], merges_out: str | None,
              workers: int | None, timeout: float | None, interval: float = 0.01) -> dict:
     """Run one tool in a fresh process; return its result plus wall_s and peak_rss."""
-    import psutil
-
     with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as rf:
         result_path = rf.name
     cmd = [sys.executable, RUNNER, tool, file, str(vocab), *specials, "--result", result_path]
@@ -59,11 +57,22 @@ def run_once(tool: str, file: str, vocab: int, specials: list[str], merges_out: 
         cmd += ["--merges-out", merges_out]
     if workers:
         cmd += ["--workers", str(workers)]
+    return run_measured(cmd, tool, result_path, timeout, interval=interval)
+
+
+def run_measured(cmd: list[str], tool: str, result_path: str, timeout: float | None, *, env: dict | None = None,
+                 interval: float = 0.01) -> dict:
+    """Run ``cmd`` (a worker that writes its JSON result to ``result_path``) in a fresh process, sampling
+    the summed RSS of its process tree every ``interval`` s; kill the tree after ``timeout`` s. Returns the
+    worker's result (or an error record) plus ``wall_s`` (from outside), ``peak_rss``, ``rss_samples`` and
+    ``returncode``; ``result_path`` is removed."""
+    import psutil
+
     peak = 0
     samples = 0
     stop = threading.Event()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ps = psutil.Process(proc.pid)
 
     def sampler():
@@ -77,21 +86,18 @@ def run_once(tool: str, file: str, vocab: int, specials: list[str], merges_out: 
 
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
+    timed_out = False
     try:
-        out, err = proc.communicate(timeout=timeout)
+        _out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        timed_out = True
         for c in ps.children(recursive=True):
             try:
                 c.kill()
             except psutil.Error:
                 pass
         proc.kill()
-        out, err = proc.communicate()
-        stop.set()
-        th.join()
-        os.unlink(result_path)
-        return {"tool": tool, "ok": False, "missing": False, "error": f"timeout after {timeout} s",
-                "wall_s": time.perf_counter() - t0, "peak_rss": peak}
+        _out, err = proc.communicate()
     wall = time.perf_counter() - t0
     stop.set()
     th.join()
@@ -105,7 +111,9 @@ def run_once(tool: str, file: str, vocab: int, specials: list[str], merges_out: 
             os.unlink(result_path)
         except OSError:
             pass
-    if not res:
+    if timed_out:
+        res = {"tool": tool, "ok": False, "missing": False, "error": f"timeout after {timeout} s"}
+    elif not res:
         res = {"tool": tool, "ok": False, "missing": False,
                "error": f"runner exited {proc.returncode} without a result: {err.strip()[-2000:]}"}
     res.update(wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode)
