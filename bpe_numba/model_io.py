@@ -238,7 +238,18 @@ def check_model(vocab, merges, special_tokens=None) -> None:
     bpe_numba.errors.BPEInputError: merges[0] (b'a', b'b'): part b'b' is not in the vocab; every merge part must be a token of the vocab (was the vocab built from these merges?)
     """
     checked_special_tokens(special_tokens)
+    check_vocab(vocab)
+    check_merges(vocab, merges)
+
+
+def check_vocab(vocab) -> None:
+    """The vocab part of :func:`check_model`: a dict of non-negative ``int`` ids to ``bytes``."""
     _check_vocab(vocab, "vocab")
+
+
+def check_merges(vocab, merges) -> None:
+    """The merges part of :func:`check_model` (``vocab`` already checked): 2-tuples of ``bytes`` whose parts
+    and concatenation are byte strings of the vocab."""
     _check_merges(merges, "merges")
     _check_merges_against_vocab(vocab, merges, lambda i: f"merges[{i}] {tuple(merges[i])!r}", "the vocab")
 

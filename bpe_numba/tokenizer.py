@@ -64,10 +64,13 @@ class Tokenizer:
         special_tokens = check_special_tokens(special_tokens)
         self.pattern = check_pattern(pattern)
         self.engine = resolve_engine(engine, self.pattern)
-        vocab = _checked_vocab(vocab)
-        merges = _checked_merges(merges)
+        from .model_io import check_merges, check_vocab
+
+        if not isinstance(vocab, dict):
+            raise TypeError(f"vocab must be a dict of int id -> bytes, not {type(vocab).__name__}")
+        check_vocab(vocab)
+        merges = list(merges) if isinstance(merges, Iterator) else merges
         self.vocab: dict[int, bytes] = dict(vocab)
-        self.merges: list[tuple[bytes, bytes]] = list(merges)
         self.special_tokens: list[str] = special_tokens
 
         ids_of: dict[bytes, int] = {}
@@ -92,15 +95,12 @@ class Tokenizer:
                 f"needs all 256 single bytes"
             )
         self._byte_ids = np.array([ids_of[bytes([b])] for b in range(256)], dtype=np.int32)
+        check_merges(vocab, merges)  # every merge a pair of bytes whose parts and result are in the vocab
+        self.merges: list[tuple[bytes, bytes]] = [(a, b) for a, b in merges]
         left = np.empty(len(merges), dtype=np.int32)
         right = np.empty(len(merges), dtype=np.int32)
         merged = np.empty(len(merges), dtype=np.int32)
-        for r, (a, b) in enumerate(merges):
-            for part in (a, b):
-                if part not in ids_of:
-                    raise BPEInputError(f"merges[{r}] = {(a, b)!r}: {part!r} is not in the vocab")
-            if a + b not in ids_of:
-                raise BPEInputError(f"merges[{r}] = {(a, b)!r}: the merged token {a + b!r} is not in the vocab")
+        for r, (a, b) in enumerate(self.merges):
             left[r], right[r], merged[r] = ids_of[a], ids_of[b], ids_of[a + b]
         self._id_bytes = _decode_table(self.vocab)
         self._splitter = SpecialSplitter(special_tokens)
@@ -385,26 +385,6 @@ def _last_safe_cut(buf: bytearray, lo: int, hi: int, specials: Sequence[bytes], 
                 return i
         hi = start
     return -1
-
-
-def _checked_vocab(vocab) -> dict[int, bytes]:
-    if not isinstance(vocab, dict):
-        raise TypeError(f"vocab must be a dict of int id -> bytes, not {type(vocab).__name__}")
-    for i, b in vocab.items():
-        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
-            raise BPEInputError(f"vocab key {i!r} is not a non-negative int id")
-        if not isinstance(b, bytes):
-            raise BPEInputError(f"vocab[{i}] is {type(b).__name__} {b!r}; token values must be bytes")
-    return vocab
-
-
-def _checked_merges(merges) -> list[tuple[bytes, bytes]]:
-    out = []
-    for r, m in enumerate(merges):
-        if not (isinstance(m, (tuple, list)) and len(m) == 2 and all(isinstance(p, bytes) for p in m)):
-            raise BPEInputError(f"merges[{r}] is {m!r}; each merge must be a pair (bytes, bytes)")
-        out.append((m[0], m[1]))
-    return out
 
 
 def _decode_table(vocab: dict[int, bytes]) -> list:
