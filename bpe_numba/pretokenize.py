@@ -175,6 +175,16 @@ def check_input_file(input_path) -> str:
     return path
 
 
+def special_crosses(data, i: int, special_bytes: Sequence[bytes]) -> bool:
+    """Whether an occurrence of one of ``special_bytes`` in ``data`` (bytes or bytearray) starts before ``i``
+    and ends after it, so that ``i`` lies inside it.
+
+    >>> special_crosses(b"x<eot>y", 3, [b"<eot>"]), special_crosses(b"x<eot>y", 1, [b"<eot>"])
+    (True, False)
+    """
+    return any(t in data[max(i - len(t) + 1, 0) : i + len(t) - 1] for t in special_bytes if len(t) > 1)
+
+
 def find_safe_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[bytes]) -> int:
     """First safe cut offset ``i`` with ``lo <= i < hi`` in ``data``, or -1.
 
@@ -193,10 +203,9 @@ def find_safe_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[bytes])
     if lo >= hi:
         return -1
     ok = _CUT_AT[arr[lo:hi]] & _CUT_BEFORE[arr[lo - 1 : hi - 1]]
-    long_specials = [s for s in special_bytes if len(s) > 1]
     for k in np.flatnonzero(ok):
         i = lo + int(k)
-        if any(s in data[max(i - len(s) + 1, 0) : i + len(s) - 1] for s in long_specials):
+        if special_crosses(data, i, special_bytes):
             continue
         return i
     return -1
@@ -218,7 +227,7 @@ def find_special_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[byte
             starts.add(i)
             i = data.find(t, i + 1)
     for i in sorted(starts):
-        if not any(t in data[max(i - len(t) + 1, 0) : i + len(t) - 1] for t in special_bytes if len(t) > 1):
+        if not special_crosses(data, i, special_bytes):
             return i
     return -1
 

@@ -22,9 +22,10 @@ from .pretokenize import (
     _CUT_BEFORE,
     GPT2_PATTERN,
     check_pattern,
+    SpecialSplitter,
     check_special_tokens,
     resolve_engine,
-    SpecialSplitter,
+    special_crosses,
 )
 
 _CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
@@ -366,7 +367,6 @@ def _last_safe_cut(buf: bytearray, lo: int, hi: int, specials: Sequence[bytes], 
     never where a special token occurrence crosses. ``buf`` extends at least the longest special token past
     ``hi``. Searches backwards a window at a time, so a cut near ``hi`` is cheap."""
     lo = max(lo, 1)
-    long_specials = [t for t in specials if len(t) > 1]
     while hi > lo:
         start = max(hi - _WINDOW, lo)
         if gpt2:
@@ -381,7 +381,7 @@ def _last_safe_cut(buf: bytearray, lo: int, hi: int, specials: Sequence[bytes], 
                     i = buf.find(t, i + 1, hi + len(t) - 1)
             candidates = sorted(found)
         for i in reversed(candidates):
-            if not any(t in buf[max(i - len(t) + 1, 0) : i + len(t) - 1] for t in long_specials):
+            if not special_crosses(buf, i, specials):
                 return i
         hi = start
     return -1
