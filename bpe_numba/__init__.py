@@ -4,15 +4,27 @@
 >>> vocab, merges = train_bpe("corpus.txt", 10_000, ["<|endoftext|>"])  # doctest: +SKIP
 >>> ids = Tokenizer(vocab, merges, ["<|endoftext|>"]).encode("Once upon a time")  # doctest: +SKIP
 
-Importing the package compiles nothing and does not import Numba; the kernels load (from Numba's
-on-disk cache after the first run) when training starts.
+Importing the package compiles nothing and imports neither numpy nor Numba; the kernels load (from
+Numba's on-disk cache after the first run) when training or encoding starts.
 """
 
 from .errors import BPEInputError, InvalidUTF8Error
-from .pretokenize import GPT2_PATTERN, count_pretokens
-from .tokenizer import Tokenizer
+from .options import GPT2_PATTERN
 from .trainer import train_bpe
 
 __version__ = "0.1.0"
 
 __all__ = ["train_bpe", "Tokenizer", "count_pretokens", "GPT2_PATTERN", "BPEInputError", "InvalidUTF8Error", "__version__"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use: a process that only trains through the helper process never imports numpy.
+    if name == "Tokenizer":
+        from .tokenizer import Tokenizer
+
+        return Tokenizer
+    if name == "count_pretokens":
+        from .pretokenize import count_pretokens
+
+        return count_pretokens
+    raise AttributeError(f"module 'bpe_numba' has no attribute {name!r}")

@@ -165,7 +165,8 @@ def cmd_train(args) -> dict:
               f"includes about 15 s of one-off Numba compilation)")
         if len(vocab) < args.vocab_size:
             print(f"  the corpus ran out of pairs before vocab size {args.vocab_size:,}")
-        print(f"  Numba start-up {s['startup']:.2f} s, pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
+        where = "helper process and Numba" if timings.get("isolated") else "Numba"
+        print(f"  start-up ({where}) {s['startup']:.2f} s, pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
               f"intern {s['intern']:.2f} s, merges {s['merges']:.2f} s, write {s['write']:.2f} s")
         rss = report["peak_rss_mb"]
         print(f"  peak RSS: main {rss['main']:,.0f} MB, largest child process {rss['largest_child']:,.0f} MB")

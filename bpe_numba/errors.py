@@ -17,8 +17,12 @@ class InvalidUTF8Error(BPEInputError):
     def __init__(self, path: str, offset: int, detail: str = ""):
         self.path = path
         self.offset = offset
+        self.detail = detail
         extra = f" ({detail})" if detail else ""
         super().__init__(
             f"{path}: invalid UTF-8 at byte offset {offset}{extra}; fix the file, or pass "
             f"errors='replace' to decode invalid bytes as U+FFFD"
         )
+
+    def __reduce__(self):  # crosses process boundaries (the training helper)
+        return type(self), (self.path, self.offset, self.detail)

@@ -46,6 +46,12 @@ Performance notes (measured on the 2-core dev machine; see README for the whole-
 - Measured (warm cache): 10 MB of stories, 9 743 merges over 8.6 K unique pre-tokens: ~0.1 s including
   loading the kernels. One 20 MB pre-token of random letters, 744 merges: 2.9 s (peak 0.7 GB). One 10 MB
   run of "a": 1.4 s (1.2 GB: the first merge touches 10 M positions).
+- Start-up, not the kernels, bounds small runs: a fresh process trains corpus.en (vocab 500) in ~0.05 s
+  of kernel time but ~1.3-1.8 s of wall time when Numba starts in the caller's process here (Numba's
+  import 0.3 s; its SciPy BLAS probe 0.2-0.4 s and awkward's Numba extension 0.3-0.4 s, both installed
+  here; 0.2-0.3 s of interpreter teardown over Numba's objects). Tried: fewer, merged kernels (loading
+  the 7 cached kernels costs only ~0.07 s in all, so no gain). Kept: training in a helper process that
+  starts Numba lean and ends with ``os._exit`` (``bpe_numba.processes``): 0.75-0.9 s whole process.
 - Duplicate symbols (the same bytes from two different merges) never appeared in 10^5 random small
   corpora checked against this kernel; the byte-keyed symbol table is there so that the result stays
   the contract's even if some corpus produces one.

@@ -101,7 +101,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import BPEInputError
-from .pretokenize import GPT2_PATTERN
+from .options import GPT2_PATTERN
 
 FORMAT_NAME = "bpe_numba"
 FORMAT_VERSION = 1

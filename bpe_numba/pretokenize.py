@@ -20,22 +20,26 @@ pre-tokens. Numba is imported only when the first chunk is counted, not with thi
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import sys
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
-import regex
 
 from .errors import InvalidUTF8Error
+from .options import (  # noqa: F401 - the checks are also imported from here
+    GPT2_PATTERN,
+    _compiled,
+    check_errors_mode,
+    check_input_file,
+    check_pattern,
+    check_special_tokens,
+    resolve_engine,
+    resolve_progress,
+    resolve_workers,
+)
+from .processes import map_chunks, progress_bar
 
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-
-ERRORS_MODES = ("strict", "replace")
-ENGINES = ("auto", "numba", "regex")
 
 # A cut at offset i is safe when the byte before is printable non-space ASCII and the byte at i is ASCII
 # whitespace: no alternative of the pattern continues a non-whitespace run into whitespace and the pattern
@@ -46,27 +50,6 @@ _CUT_BEFORE[0x21:0x7F] = True
 _CUT_AT = np.zeros(256, dtype=bool)
 _CUT_AT[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20]] = True
 _SCAN_WINDOW = 1 << 16
-
-
-def check_special_tokens(special_tokens) -> list[str]:
-    """Validate special tokens: a list of distinct, non-empty ``str``. Returns them as a list."""
-    if isinstance(special_tokens, (str, bytes)):
-        raise TypeError(
-            f"special_tokens must be a list of strings, not a single {type(special_tokens).__name__} "
-            f"({special_tokens!r}); write special_tokens=[{special_tokens!r}]"
-        )
-    tokens = list(special_tokens or ())
-    for i, tok in enumerate(tokens):
-        if not isinstance(tok, str):
-            raise TypeError(f"special_tokens[{i}] is {type(tok).__name__} {tok!r}; special tokens must be str")
-        if not tok:
-            raise ValueError(f"special_tokens[{i}] is the empty string; special tokens must be non-empty")
-    seen: dict[str, int] = {}
-    for i, tok in enumerate(tokens):
-        if tok in seen:
-            raise ValueError(f"special_tokens[{i}] {tok!r} repeats special_tokens[{seen[tok]}]; give each once")
-        seen[tok] = i
-    return tokens
 
 
 class SpecialSplitter:
@@ -127,52 +110,6 @@ def count_segments(data: bytes, splitter: SpecialSplitter, pattern: str, engine:
         np.fromiter(map(len, keys), dtype=np.int32, count=len(keys)),
         np.fromiter(counts.values(), dtype=np.int64, count=len(keys)),
     )
-
-
-_PATTERNS: dict = {}
-
-
-def _compiled(pattern: str):
-    if pattern not in _PATTERNS:
-        _PATTERNS[pattern] = regex.compile(pattern)
-    return _PATTERNS[pattern]
-
-
-def check_pattern(pattern) -> str:
-    """A pre-tokenization pattern: a ``str`` that ``regex`` compiles."""
-    if not isinstance(pattern, str):
-        raise TypeError(f"pattern must be a str (a regex), not {type(pattern).__name__}")
-    try:
-        _compiled(pattern)
-    except regex.error as exc:
-        raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from None
-    return pattern
-
-
-def resolve_engine(engine, pattern: str) -> str:
-    """``"auto"`` -> ``"numba"`` for the GPT-2 pattern, ``"regex"`` otherwise; ``"numba"`` needs GPT-2's."""
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r}; use 'auto', 'numba' (the GPT-2 pattern's scanner) or 'regex'")
-    if engine == "auto":
-        return "numba" if pattern == GPT2_PATTERN else "regex"
-    if engine == "numba" and pattern != GPT2_PATTERN:
-        raise ValueError(
-            "engine='numba' implements only the GPT-2 pattern (GPT2_PATTERN); use engine='regex' or 'auto' "
-            "for a custom pattern"
-        )
-    return engine
-
-
-def check_input_file(input_path) -> str:
-    """Return ``input_path`` as ``str`` if it names a readable regular file, else raise naming it."""
-    path = os.fspath(input_path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file; check the path (relative to {os.getcwd()})")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path}: is a directory; pass the path of a text file inside it")
-    if not os.access(path, os.R_OK):
-        raise PermissionError(f"{path}: not readable; check its permissions")
-    return path
 
 
 def special_crosses(data, i: int, special_bytes: Sequence[bytes]) -> bool:
@@ -343,28 +280,11 @@ def warm_scan_kernels(engine: str) -> None:
     utf8_first_invalid(np.frombuffer(b"a", dtype=np.uint8))  # read-only, like the chunks
 
 
-def _worker_init(initializer, initargs) -> None:
-    # Ctrl-C goes to the whole process group; the parent handles it and kills the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if initializer is not None:
-        initializer(*initargs)
-
-
 def default_chunk_size(size: int, workers: int) -> int:
     """About four chunks per worker for balance, between 32 MiB and 64 MiB each: a worker counts a few
     hundred MB/s but takes about a second to start (interpreter, Numba), so a file under 32 MiB is
     counted in this process."""
     return int(min(max(size // (4 * max(workers, 1)), 32 << 20), 64 << 20))
-
-
-def resolve_workers(num_workers) -> int:
-    if num_workers is None:
-        return os.cpu_count() or 1
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int):
-        raise TypeError(f"num_workers must be an int or None, not {type(num_workers).__name__}")
-    if num_workers < 1:
-        raise ValueError(f"num_workers={num_workers}; use 1 or more, or None for all cores")
-    return num_workers
 
 
 def iter_chunk_results(
@@ -406,133 +326,6 @@ def iter_chunk_results(
             yield result
     finally:
         bar.close()
-
-
-def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=None, initargs=()) -> Iterator:
-    """``fn`` over ``tasks``: in this process with one worker, else in ``workers`` spawned processes with at
-    most two tasks in flight per worker (so results never pile up in memory), in task order or as they
-    finish.
-
-    Each worker has a private pipe to this process, so no lock is ever shared with a worker: on an error or
-    Ctrl-C in the caller (including a ``GeneratorExit``) every worker is killed and reaped before the
-    exception propagates, and none can outlive the call. (``multiprocessing.Pool.terminate`` can hang when a
-    worker holds the shared result queue's lock while writing a large result.)
-    """
-    if workers <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        for task in tasks:
-            yield fn(task)
-        return
-
-    import multiprocessing
-    from multiprocessing.connection import wait
-
-    ctx = multiprocessing.get_context("spawn")
-    procs, conns = [], []
-    try:
-        with _main_module_hidden():
-            for _ in range(workers):
-                parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker_main, args=(child, fn, initializer, initargs), daemon=True)
-                proc.start()
-                child.close()
-                procs.append(proc)
-                conns.append(parent)
-        tasks = iter(tasks)
-        busy = {c: 0 for c in conns}
-        owner = {c: p for c, p in zip(conns, procs)}
-        n_sent = 0
-        done: dict[int, object] = {}  # finished out of order (ordered mode)
-        next_out = 0
-        exhausted = False
-        while True:
-            if not exhausted:
-                for c in conns:
-                    while busy[c] < 2 and not exhausted:
-                        task = next(tasks, None)
-                        if task is None:
-                            exhausted = True
-                            break
-                        c.send((n_sent, task))
-                        busy[c] += 1
-                        n_sent += 1
-            if exhausted and not any(busy.values()):
-                break
-            for c in wait([c for c in conns if busy[c]]):
-                try:
-                    kind, index, payload = c.recv()
-                except EOFError:
-                    proc = owner[c]
-                    proc.join(1)
-                    raise RuntimeError(
-                        f"a worker process died (exit code {proc.exitcode}); if the system ran out of memory, "
-                        f"use fewer workers or a smaller chunk_size"
-                    ) from None
-                busy[c] -= 1
-                if kind == "error":
-                    raise RuntimeError(f"a worker process failed:\n{payload}")
-                if not ordered:
-                    yield payload
-                    continue
-                done[index] = payload
-                while next_out in done:
-                    yield done.pop(next_out)
-                    next_out += 1
-        for c in conns:
-            c.send(None)
-        for proc in procs:
-            proc.join(10)
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-        for proc in procs:
-            proc.join()
-        for c in conns:
-            c.close()
-
-
-def _worker_main(conn, fn, initializer, initargs) -> None:
-    """A worker: run ``fn`` on each ``(index, task)`` received until ``None``; send back each result or the
-    traceback of its exception."""
-    import traceback
-
-    _worker_init(initializer, initargs)
-    while True:
-        try:
-            message = conn.recv()
-        except EOFError:
-            return
-        if message is None:
-            return
-        index, task = message
-        try:
-            conn.send(("ok", index, fn(task)))
-        except Exception:  # noqa: BLE001 - reported to the parent, which raises it
-            conn.send(("error", index, traceback.format_exc()))
-
-
-@contextlib.contextmanager
-def _main_module_hidden():
-    """Start spawned workers without re-running the caller's ``__main__``.
-
-    ``spawn`` normally re-imports the main script in every worker, which fails (or trains again) in a
-    script without an ``if __name__ == "__main__"`` guard. The workers only need this module, so while the
-    workers start, ``__main__`` is made to look like an interactive session (no ``__file__``, no spec).
-    """
-    main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
-    try:
-        for k in saved:
-            if k == "__spec__":
-                main.__spec__ = None
-            else:
-                del main.__dict__[k]
-        yield
-    finally:
-        for k, v in saved.items():
-            setattr(main, k, v)
 
 
 def _raise_if_invalid(path: str, result: ChunkResult) -> None:
@@ -586,41 +379,6 @@ def sum_chunk_counts(path: str, special_tokens: Sequence[str], **options) -> dic
         for key, c in result.items():
             table[key] = get(key, 0) + c
     return table
-
-
-def check_errors_mode(errors) -> None:
-    if errors not in ERRORS_MODES:
-        raise ValueError(f"errors={errors!r}; use 'strict' (invalid UTF-8 is an error) or 'replace' (U+FFFD)")
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-
-def progress_bar(show: bool, **kwargs):
-    """A tqdm bar on stderr, or a do-nothing stand-in (tqdm is only imported when a bar is shown)."""
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(leave=False, **kwargs)
-
-
-def resolve_progress(progress) -> bool:
-    """``None`` means: show bars when stderr is a terminal."""
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
 
 
 __all__ = ["GPT2_PATTERN", "count_pretokens"]

@@ -439,7 +439,8 @@ def _encode_chunk(task):
 
 def _encode_file(tok: Tokenizer, path: str, size: int, out_path: str, workers: int, chunk_size: int,
                  errors: str, show: bool) -> int:
-    from .pretokenize import first_invalid_utf8, map_chunks, plan_chunks, progress_bar
+    from .pretokenize import first_invalid_utf8, plan_chunks
+    from .processes import map_chunks, progress_bar
 
     dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
     special_bytes = [t.encode("utf-8") for t in tok.special_tokens]

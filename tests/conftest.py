@@ -26,6 +26,10 @@ if importlib.util.find_spec("bpe_numba") is None:
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
+# Numba is imported once for the session, so train_bpe's default (isolate=None) trains in this process, as it
+# does in any process that already uses Numba. test_helper.py covers the helper process and that choice.
+import numba  # noqa: E402,F401
+
 settings.register_profile(
     "bpe_numba",
     max_examples=int(os.environ.get("BPE_NUMBA_EXAMPLES", "100")),

@@ -1,0 +1,361 @@
+"""The processes bpe_numba starts: chunk workers (:func:`map_chunks`) and the training helper
+(:func:`run_in_helper`), both with the ``spawn`` start method and private pipes.
+
+Both kinds run nothing but bpe_numba's own code, so they start Numba lean (:func:`lean_numba_start`): they
+skip the two start-up costs Numba pays for *other* code in the environment, which in a process that has
+SciPy and a package with a Numba extension (awkward, pulled in by gigatoken) come to about 0.6-0.8 s per
+process on the 2-core development machine:
+
+- ``numba.np.arraymath`` imports ``scipy.linalg`` to probe for BLAS (0.2-0.4 s); bpe_numba's kernels use no
+  linear algebra, so SciPy is marked unavailable in these processes (and so is cffi, which Numba imports
+  with pycparser to type cffi functions: 0.03-0.06 s);
+- on its first compile or cache load Numba imports every installed ``numba_extensions`` entry point
+  (0.3-0.4 s for awkward); these processes type no foreign objects, so that step is marked done.
+
+The caller's own process is never changed this way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from typing import Iterable, Iterator
+
+HELPER_GRACE = 5.0  # seconds the training helper gets to stop cleanly after SIGINT before it is killed
+_RELAY = None  # in the helper process: the pipe to the caller, which draws the helper's progress bars
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _RelayedBar(_NoBar):
+    """A progress bar of the helper process, drawn by the caller (whose stderr may be a notebook's)."""
+
+    _opened = 0
+
+    def __init__(self, conn, kwargs: dict):
+        self.conn = conn
+        self.id = _RelayedBar._opened
+        self.closed = False
+        _RelayedBar._opened += 1
+        conn.send(("bar", self.id, "open", kwargs))
+
+    def update(self, n: int = 1) -> None:
+        self.conn.send(("bar", self.id, "update", n))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self.conn.send(("bar", self.id, "close", None))
+            except OSError:  # the caller is gone; do not mask the exception that ends this process
+                pass
+
+
+def progress_bar(show: bool, **kwargs):
+    """A tqdm bar on stderr (relayed to the caller in the helper process), or a do-nothing stand-in (tqdm
+    is only imported when a bar is shown)."""
+    if not show:
+        return _NoBar()
+    if _RELAY is not None:
+        return _RelayedBar(_RELAY, kwargs)
+    from tqdm.auto import tqdm
+
+    return tqdm(leave=False, **kwargs)
+
+
+def lean_numba_start() -> None:
+    """Start Numba for bpe_numba's kernels alone; only for processes that bpe_numba started itself.
+
+    Numba has no public switch for either step. If a future Numba renames the flag, the extensions load
+    as usual: slower, never wrong.
+    """
+    if "numba" in sys.modules:
+        return
+    for name in ("scipy", "cffi"):
+        if name not in sys.modules:
+            sys.modules[name] = None  # `import scipy` raises ImportError: Numba then reports no BLAS
+    import numba.core.entrypoints
+
+    numba.core.entrypoints._already_initialized = True
+
+
+def _worker_init(initializer, initargs) -> None:
+    # Ctrl-C goes to the whole process group; the parent handles it and kills the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lean_numba_start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=None, initargs=()) -> Iterator:
+    """``fn`` over ``tasks``: in this process with one worker (or inside a daemonic process, which may not
+    have children), else in ``workers`` spawned processes with at most two tasks in flight per worker (so
+    results never pile up in memory), in task order or as they finish.
+
+    Each worker has a private pipe to this process, so no lock is ever shared with a worker: on an error or
+    Ctrl-C in the caller (including a ``GeneratorExit``) every worker is killed and reaped before the
+    exception propagates, and none can outlive the call. (``multiprocessing.Pool.terminate`` can hang when a
+    worker holds the shared result queue's lock while writing a large result.)
+    """
+    if workers <= 1 or not can_start_processes():
+        if initializer is not None:
+            initializer(*initargs)
+        for task in tasks:
+            yield fn(task)
+        return
+
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("spawn")
+    procs, conns = [], []
+    try:
+        with _main_module_hidden():
+            for _ in range(workers):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker_main, args=(child, fn, initializer, initargs), daemon=True)
+                proc.start()
+                child.close()
+                procs.append(proc)
+                conns.append(parent)
+        tasks = iter(tasks)
+        busy = {c: 0 for c in conns}
+        owner = {c: p for c, p in zip(conns, procs)}
+        n_sent = 0
+        done: dict[int, object] = {}  # finished out of order (ordered mode)
+        next_out = 0
+        exhausted = False
+        while True:
+            if not exhausted:
+                for c in conns:
+                    while busy[c] < 2 and not exhausted:
+                        task = next(tasks, None)
+                        if task is None:
+                            exhausted = True
+                            break
+                        c.send((n_sent, task))
+                        busy[c] += 1
+                        n_sent += 1
+            if exhausted and not any(busy.values()):
+                break
+            for c in wait([c for c in conns if busy[c]]):
+                try:
+                    kind, index, payload = c.recv()
+                except EOFError:
+                    proc = owner[c]
+                    proc.join(1)
+                    raise RuntimeError(
+                        f"a worker process died (exit code {proc.exitcode}); if the system ran out of memory, "
+                        f"use fewer workers or a smaller chunk_size"
+                    ) from None
+                busy[c] -= 1
+                if kind == "error":
+                    raise RuntimeError(f"a worker process failed:\n{payload}")
+                if not ordered:
+                    yield payload
+                    continue
+                done[index] = payload
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
+        for c in conns:
+            c.send(None)
+        for proc in procs:
+            proc.join(10)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        for proc in procs:
+            proc.join()
+        for c in conns:
+            c.close()
+
+
+def _worker_main(conn, fn, initializer, initargs) -> None:
+    """A worker: run ``fn`` on each ``(index, task)`` received until ``None``; send back each result or the
+    traceback of its exception. Exits without the interpreter's teardown (nothing is left to flush)."""
+    import traceback
+
+    _worker_init(initializer, initargs)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the parent is gone
+            break
+        if message is None:
+            break
+        index, task = message
+        try:
+            reply = ("ok", index, fn(task))
+        except Exception:  # noqa: BLE001 - reported to the parent, which raises it
+            reply = ("error", index, traceback.format_exc())
+        try:
+            conn.send(reply)
+        except OSError:  # the parent is gone (interrupted)
+            break
+    _fast_exit(0)
+
+
+def _fast_exit(code: int) -> None:
+    """End a process of ours at once: its work is sent and its children are reaped, so the interpreter's
+    teardown (0.2-0.3 s of garbage collection over Numba's objects) would only add to the caller's wait."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start spawned processes without re-running the caller's ``__main__``.
+
+    ``spawn`` normally re-imports the main script in every child, which fails (or trains again) in a
+    script without an ``if __name__ == "__main__"`` guard. Our children only need this package, so while
+    they start, ``__main__`` is made to look like an interactive session (no ``__file__``, no spec).
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        for k in saved:
+            if k == "__spec__":
+                main.__spec__ = None
+            else:
+                del main.__dict__[k]
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+
+
+def can_start_processes() -> bool:
+    """False inside a daemonic process (a ``multiprocessing.Pool`` worker), which may not have children."""
+    import multiprocessing
+
+    return not multiprocessing.current_process().daemon
+
+
+def run_in_helper(fn, *args):
+    """``fn(*args)`` in a fresh spawned helper process that starts Numba lean; returns its result. The
+    helper's progress bars are drawn here.
+
+    An exception in the helper is raised here as the same exception (with the helper's traceback as a
+    note) when it can be pickled, else as a ``RuntimeError`` carrying that traceback. On Ctrl-C, or any
+    exception here, the helper gets SIGINT (it stops its own workers and exits) and is killed if it has
+    not exited after :data:`HELPER_GRACE` seconds; it never outlives the call.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_helper_main, args=(writer, fn, args), daemon=False)
+    bars: dict = {}
+    try:
+        with _main_module_hidden():
+            proc.start()
+        writer.close()
+        while True:
+            try:
+                message = reader.recv()
+            except EOFError:
+                proc.join(HELPER_GRACE)
+                raise RuntimeError(
+                    f"the bpe_numba helper process died (exit code {proc.exitcode}); if the system ran out "
+                    f"of memory, train on a smaller file or with fewer workers"
+                ) from None
+            if message[0] != "bar":
+                break
+            _, i, op, arg = message
+            if op == "open":
+                bars[i] = progress_bar(True, **arg)
+            elif op == "update":
+                bars[i].update(arg)
+            else:
+                bars.pop(i).close()
+        kind, payload, tb = message
+        proc.join()
+    finally:
+        for bar in bars.values():
+            bar.close()
+        if proc.pid is not None and proc.exitcode is None:
+            _stop(proc)
+        reader.close()
+        writer.close()
+    if kind == "ok":
+        return payload
+    if isinstance(payload, BaseException):
+        payload.add_note(f"(raised in bpe_numba's helper process)\n{tb}")
+        raise payload
+    raise RuntimeError(f"the bpe_numba helper process failed:\n{tb}")
+
+
+def _stop(proc) -> None:
+    """SIGINT, then a kill after the grace period; always reaped."""
+    try:
+        if os.name == "posix":
+            os.kill(proc.pid, signal.SIGINT)
+        else:
+            proc.terminate()
+        proc.join(HELPER_GRACE)
+    finally:
+        if proc.exitcode is None:
+            proc.kill()
+        proc.join()
+
+
+def _interrupt_once(signum, frame):
+    # A Ctrl-C reaches the helper twice (from the terminal and forwarded by the caller); a second
+    # KeyboardInterrupt must not cut short the clean-up of the first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _round_trips(exc: BaseException) -> bool:
+    import pickle
+
+    try:
+        return type(pickle.loads(pickle.dumps(exc))) is type(exc)
+    except Exception:  # noqa: BLE001 - sent as its traceback instead
+        return False
+
+
+def _helper_main(conn, fn, args) -> None:
+    import traceback
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt_once)
+    lean_numba_start()
+    global _RELAY
+    _RELAY = conn
+    code = 0
+    try:
+        reply = ("ok", fn(*args), None)
+    except KeyboardInterrupt:
+        _fast_exit(130)  # the caller was interrupted too and raises its own KeyboardInterrupt
+    except BaseException as exc:  # noqa: BLE001 - raised again in the caller
+        reply = ("error", exc if _round_trips(exc) else None, traceback.format_exc())
+        code = 1
+    try:
+        try:
+            conn.send(reply)
+        except Exception:  # noqa: BLE001 - an unpicklable result or exception
+            conn.send(("error", None, reply[2] or traceback.format_exc()))
+    except OSError:  # the caller is gone
+        code = 1
+    _fast_exit(code)

@@ -1,0 +1,35 @@
+"""Functions for tests to run in bpe_numba's helper and worker processes (which import them by name)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def numba_start_state(_task=None) -> dict:
+    """How Numba was started in this process: whether SciPy and cffi are blocked and extensions skipped."""
+    import numba.core.entrypoints
+
+    return {
+        "scipy_blocked": "scipy" in sys.modules and sys.modules["scipy"] is None,
+        "cffi_blocked": "cffi" in sys.modules and sys.modules["cffi"] is None,
+        "extensions_skipped": numba.core.entrypoints._already_initialized,
+    }
+
+
+class Unpicklable(Exception):
+    def __init__(self):
+        super().__init__("cannot cross a process boundary")
+        self.hook = lambda: None
+
+
+def raise_unpicklable():
+    raise Unpicklable()
+
+
+def train_in_pool_worker(path: str) -> tuple[int, bool]:
+    """Train from inside a daemonic Pool worker, which may not start processes of its own."""
+    from bpe_numba import train_bpe
+
+    timings: dict = {}
+    _, merges = train_bpe(path, 300, ["<|endoftext|>"], num_workers=2, chunk_size=64, timings=timings)
+    return len(merges), timings["isolated"]

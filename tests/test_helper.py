@@ -1,0 +1,165 @@
+"""The training helper process (``isolate``) and the lean Numba start of bpe_numba's own processes.
+
+The result must not depend on where training runs; errors must cross the process boundary as the same
+exception; the caller's process must never be changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from bpe_numba import InvalidUTF8Error, train_bpe
+from bpe_numba.processes import map_chunks, run_in_helper
+from helper_targets import Unpicklable, numba_start_state, raise_unpicklable, train_in_pool_worker
+
+def _text() -> str:
+    rng = random.Random(5)
+    pieces = ["Once", " upon", " a", " time", ",", " cat's", " \u00e9t\u00e9s", " \U0001f44d\U0001f3fd", "!\r\n",
+              " they'll", "  \u0661\u0662", " 42", "\n\n", "<|endoftext|>", "<|endoftext|><|endoftext|>"]
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 8))) for _ in range(300)]
+    return "".join(rng.choice(pieces) if rng.random() < 0.3 else " " + rng.choice(words) for _ in range(6000))
+
+
+TEXT = _text()
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8", newline="")
+    return path
+
+
+@pytest.mark.parametrize("workers, chunk_size", [(1, None), (2, 64)])
+def test_isolated_equals_in_process(text_file, workers, chunk_size):
+    results = []
+    for isolate in (True, False):
+        timings: dict = {}
+        results.append(train_bpe(text_file, 400, ["<|endoftext|>"], num_workers=workers, chunk_size=chunk_size,
+                                 isolate=isolate, timings=timings))
+        assert timings["isolated"] is isolate
+        assert timings["startup"] >= 0 and timings["unique_pretokens"] > 0
+    assert results[0] == results[1]
+    assert len(results[0][1]) == 400 - 257
+
+
+def test_isolated_cs336_fixture_exact(cs336_dir, cs336_reference):
+    assert train_bpe(cs336_dir / "corpus.en", 500, ["<|endoftext|>"], isolate=True) == cs336_reference
+
+
+def test_isolated_writes_model(text_file, tmp_path):
+    from bpe_numba import Tokenizer
+
+    vocab, merges = train_bpe(text_file, 300, ["<|endoftext|>"], isolate=True, out_dir=tmp_path / "model")
+    tok = Tokenizer.from_files(tmp_path / "model" / "vocab.json", tmp_path / "model" / "merges.txt")
+    assert tok.vocab == vocab and tok.merges == merges
+
+
+def test_invalid_utf8_crosses_as_itself(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"hello world " * 100 + b"\xff oops")
+    with pytest.raises(InvalidUTF8Error) as isolated:
+        train_bpe(path, 300, isolate=True)
+    with pytest.raises(InvalidUTF8Error) as in_process:
+        train_bpe(path, 300, isolate=False)
+    assert (isolated.value.path, isolated.value.offset) == (in_process.value.path, in_process.value.offset) == (
+        str(path), 1200)
+    assert str(isolated.value) == str(in_process.value)
+    assert "helper process" in "".join(getattr(isolated.value, "__notes__", []))
+
+
+def test_unpicklable_exception_becomes_runtime_error_with_traceback():
+    with pytest.raises(RuntimeError, match=r"(?s)helper process failed.*Unpicklable.*cannot cross"):
+        run_in_helper(raise_unpicklable)
+    assert issubclass(Unpicklable, Exception)
+
+
+def test_helper_death_is_reported_with_exit_code():
+    with pytest.raises(RuntimeError, match=r"helper process died \(exit code 3\)"):
+        run_in_helper(os._exit, 3)
+
+
+def test_bad_isolate_argument(text_file):
+    with pytest.raises(TypeError, match="isolate must be True, False or None"):
+        train_bpe(text_file, 300, isolate="yes")
+
+
+def test_helper_and_workers_start_numba_lean(tmp_path):
+    state = run_in_helper(numba_start_state)
+    assert state == {"scipy_blocked": True, "cffi_blocked": True, "extensions_skipped": True}
+    for worker_state in map_chunks(numba_start_state, range(2), workers=2, ordered=True):
+        assert worker_state == state
+    # ... and never the caller's process.
+    assert sys.modules.get("scipy", "absent") is not None
+    assert sys.modules.get("cffi", "absent") is not None
+
+
+def test_pool_worker_trains_in_process(text_file):
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        n_merges, isolated = pool.apply(train_in_pool_worker, (str(text_file),))
+    assert (n_merges, isolated) == (300 - 257, False)
+
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    from bpe_numba import train_bpe
+    first, second = {}, {}
+    result = train_bpe(sys.argv[1], 300, ["<|endoftext|>"], timings=first)
+    numba_after_first = "numba" in sys.modules
+    import numba
+    assert train_bpe(sys.argv[1], 300, ["<|endoftext|>"], timings=second) == result
+    print(json.dumps([first["isolated"], numba_after_first, second["isolated"]]))
+""")
+
+
+def test_default_isolates_only_while_numba_is_not_imported(text_file, package_env):
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(text_file)], env=package_env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    # The first call runs in a helper and leaves Numba out of this process; once Numba is imported here,
+    # training runs in-process.
+    assert json.loads(out.stdout) == [True, False, False]
+
+
+def test_helper_progress_bars_are_drawn_by_the_caller(text_file, monkeypatch):
+    """The helper's bars reach the caller's ``sys.stderr`` (a notebook's, say), not the helper's own fd 2."""
+    import io
+
+    sink = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", sink)
+    train_bpe(text_file, 400, ["<|endoftext|>"], isolate=True, progress=True)
+    out = sink.getvalue()
+    assert "pre-tokenize" in out and f"/{400 - 257} " in out
+
+
+def test_helper_progress_updates_reach_their_totals(text_file, monkeypatch):
+    import bpe_numba.processes as processes
+
+    bars = []
+
+    class Recorder:
+        def __init__(self, **kwargs):
+            self.kwargs, self.n, self.closed = kwargs, 0, False
+            bars.append(self)
+
+        def update(self, n=1):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(processes, "progress_bar", lambda show, **kwargs: Recorder(**kwargs))
+    train_bpe(text_file, 400, ["<|endoftext|>"], isolate=True, progress=True)
+    assert [(b.kwargs["desc"], b.n, b.kwargs["total"], b.closed) for b in bars] == [
+        ("pre-tokenize", text_file.stat().st_size, text_file.stat().st_size, True),
+        ("merges", 400 - 257, 400 - 257, True),
+    ]
