@@ -275,6 +275,8 @@ def run_in_helper(fn, *args):
                 message = reader.recv()
             except EOFError:
                 proc.join(HELPER_GRACE)
+                if proc.exitcode == 130:  # interrupted on its own (a SIGINT sent to it alone)
+                    raise KeyboardInterrupt from None
                 raise RuntimeError(
                     f"the bpe_numba helper process died (exit code {proc.exitcode}); if the system ran out "
                     f"of memory, train on a smaller file or with fewer workers"
@@ -309,7 +311,8 @@ def _stop(proc) -> None:
     """SIGINT, then a kill after the grace period; always reaped."""
     try:
         if os.name == "posix":
-            os.kill(proc.pid, signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
         else:
             proc.terminate()
         proc.join(HELPER_GRACE)

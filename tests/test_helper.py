@@ -163,3 +163,17 @@ def test_helper_progress_updates_reach_their_totals(text_file, monkeypatch):
         ("pre-tokenize", text_file.stat().st_size, text_file.stat().st_size, True),
         ("merges", 400 - 257, 400 - 257, True),
     ]
+
+
+def test_helper_interrupted_alone_raises_keyboard_interrupt():
+    """A SIGINT that reaches only the helper (not the caller) still ends the call as an interrupt."""
+    import signal
+
+    # A background job of a non-interactive shell (some CI scripts) inherits SIGINT ignored, and so would
+    # the helper: handle it here as in a terminal, so that the helper starts with Python's handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_in_helper(signal.raise_signal, signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
