@@ -251,12 +251,27 @@ def cmd_inspect(args) -> dict:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry() -> int:
+    """The ``bpe-numba`` command and ``python -m bpe_numba``: :func:`main` in a process of its own."""
+    return main(own_process=True)
+
+
+def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    ``own_process``: this process runs nothing but this command, so ``encode`` and ``inspect``, which load
+    the kernels here, may start Numba lean (see :func:`bpe_numba.processes.lean_numba_start`); ``train``
+    hands its job to the helper process either way.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if own_process and args.command in ("encode", "inspect"):
+        from .processes import lean_numba_start
+
+        lean_numba_start()
     run = {"train": cmd_train, "encode": cmd_encode, "inspect": cmd_inspect}[args.command]
     try:
         report = run(args)
