@@ -217,7 +217,7 @@ def cmd_encode(args) -> dict:
 def cmd_inspect(args) -> dict:
     tok = _load_tokenizer(args.model)
     if args.sample:
-        from .pretokenize import check_input_file
+        from .options import check_input_file
 
         sample_name = args.sample
         with open(check_input_file(args.sample), "rb") as f:

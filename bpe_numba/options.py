@@ -40,7 +40,7 @@ def check_special_tokens(special_tokens) -> list[str]:
 _PATTERNS: dict = {}
 
 
-def _compiled(pattern: str):
+def compiled_pattern(pattern: str):
     if pattern not in _PATTERNS:
         import regex
 
@@ -57,7 +57,7 @@ def check_pattern(pattern) -> str:
     import regex
 
     try:
-        _compiled(pattern)
+        compiled_pattern(pattern)
     except regex.error as exc:
         raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from None
     return pattern
@@ -109,5 +109,3 @@ def resolve_progress(progress) -> bool:
     if progress is None:
         return bool(getattr(sys.stderr, "isatty", lambda: False)())
     return bool(progress)
-
-

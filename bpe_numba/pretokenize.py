@@ -27,13 +27,13 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .errors import InvalidUTF8Error
-from .options import (  # noqa: F401 - the checks are also imported from here
+from .options import (
     GPT2_PATTERN,
-    _compiled,
     check_errors_mode,
     check_input_file,
     check_pattern,
     check_special_tokens,
+    compiled_pattern,
     resolve_engine,
     resolve_progress,
     resolve_workers,
@@ -98,7 +98,7 @@ def count_segments(data: bytes, splitter: SpecialSplitter, pattern: str, engine:
         from .gpt2_scan import count_gpt2_pretokens
 
         return count_gpt2_pretokens(data, bounds)
-    findall = _compiled(pattern).findall
+    findall = compiled_pattern(pattern).findall
     counts: dict[str, int] = {}
     get = counts.get
     for s, e in bounds.tolist():

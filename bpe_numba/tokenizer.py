@@ -17,16 +17,8 @@ import numpy as np
 import regex
 
 from .errors import BPEInputError, InvalidUTF8Error
-from .pretokenize import (
-    _CUT_AT,
-    _CUT_BEFORE,
-    GPT2_PATTERN,
-    check_pattern,
-    SpecialSplitter,
-    check_special_tokens,
-    resolve_engine,
-    special_crosses,
-)
+from .options import GPT2_PATTERN, check_pattern, check_special_tokens, resolve_engine
+from .pretokenize import _CUT_AT, _CUT_BEFORE, SpecialSplitter, special_crosses
 
 _CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
 _CACHE_KEY_BYTES = 1 << 22
@@ -231,7 +223,7 @@ class Tokenizer:
         ``chunk_size x 2 x workers``. The ids equal ``encode`` of the whole file. The output is written to a
         temporary file beside ``output_path`` and renamed over it only when complete.
         """
-        from .pretokenize import check_errors_mode, check_input_file, resolve_progress, resolve_workers
+        from .options import check_errors_mode, check_input_file, resolve_progress, resolve_workers
 
         path = check_input_file(input_path)
         check_errors_mode(errors)

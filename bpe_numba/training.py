@@ -1,5 +1,5 @@
-"""The training job itself, in whichever process runs it (see :func:`bpe_numba.train_bpe`): pre-tokenize,
-intern the unique pre-tokens into flat arrays, run the merge kernels, and turn the merged symbol ids back into
+"""The training job, in whichever process runs it (see :func:`bpe_numba.train_bpe`): pre-tokenize, intern
+the unique pre-tokens into flat arrays, run the merge kernels, and turn the merged symbol ids back into
 ``(vocab, merges)``."""
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def _pow2_at_least(n: int) -> int:
 
 
 def run_training(path: str, specials: list[str], n_merges: int, workers: int, chunk_size: int | None, errors: str,
-           show: bool, pattern: str, engine: str) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]], dict]:
+                 show: bool, pattern: str, engine: str) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]], dict]:
     """:func:`bpe_numba.train_bpe` on validated arguments; also returns the timings of its phases."""
-    times = {}
+    times: dict = {}
     start = time.perf_counter()
     warm_scan_kernels(engine)  # imports Numba and loads the kernels (compiles them on the very first run)
     t0 = time.perf_counter()
