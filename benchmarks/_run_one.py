@@ -33,12 +33,26 @@ class ToolMissing(Exception):
     pass
 
 
+def report_outcome(res: dict, measure) -> int:
+    """``res.update(measure(), ok=True)``; a missing tool or any error is recorded in ``res`` instead.
+    Returns the exit status: 0, :data:`EXIT_MISSING`, or 1. (Shared with ``bench_encode.py``'s runner.)"""
+    try:
+        res.update(measure(), ok=True)
+        return 0
+    except ToolMissing as e:
+        res.update(ok=False, missing=True, error=str(e))
+        return EXIT_MISSING
+    except BaseException as e:  # report, then fail
+        res.update(ok=False, missing=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        return 1
+
+
 def _missing(e: ImportError, top: str) -> bool:
     """True when the package itself is absent (not when importing it fails for another reason)."""
     return isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] == top
 
 
-def _require(top: str):
+def require_tool(top: str):
     """Import a peer's package, or raise ToolMissing when it is not installed (a broken install raises)."""
     try:
         return importlib.import_module(top)
@@ -150,7 +164,7 @@ def run_bpe_numba(path, vocab_size, specials, workers):
 
 
 def run_rustbpe(path, vocab_size, specials, workers):
-    rustbpe = _require("rustbpe")
+    rustbpe = require_tool("rustbpe")
     tok = rustbpe.Tokenizer()
     # rustbpe's vocab_size counts the 256 byte tokens but knows nothing of special tokens, so it does
     # vocab_size - 256 merges; ask for len(specials) fewer to match bpe_numba's merge count.
@@ -162,7 +176,7 @@ def run_rustbpe(path, vocab_size, specials, workers):
 
 
 def run_hf(path, vocab_size, specials, workers):
-    _require("tokenizers")
+    require_tool("tokenizers")
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -199,7 +213,7 @@ def run_hf(path, vocab_size, specials, workers):
 def run_gigatoken(path, vocab_size, specials, workers):
     import pathlib
 
-    gigatoken = _require("gigatoken")
+    gigatoken = require_tool("gigatoken")
     # gigatoken's vocab_size counts the 256 bytes and the special tokens (like bpe_numba); it splits the
     # input on the special tokens itself. It prints progress lines to stdout: keep them off our stdout.
     t0 = time.perf_counter()
@@ -261,19 +275,15 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="num_workers for bpe_numba (default: its own)")
     a = ap.parse_args(argv)
     res = {"tool": a.tool, "file": a.file, "vocab_size": a.vocab_size, "specials": a.specials}
-    code = 0
-    try:
+
+    def measure() -> dict:
         dt, merges, extra = RUNNERS[a.tool](a.file, a.vocab_size, a.specials, a.workers)
-        res.update(ok=True, train_s=dt, merges=len(merges), version=tool_version(a.tool), **extra)
         if a.merges_out:
             with open(a.merges_out, "w") as f:
                 json.dump([[m[0].hex(), m[1].hex()] if m is not None else None for m in merges], f)
-    except ToolMissing as e:
-        res.update(ok=False, missing=True, error=str(e))
-        code = EXIT_MISSING
-    except BaseException as e:  # report, then fail
-        res.update(ok=False, missing=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        code = 1
+        return dict(train_s=dt, merges=len(merges), version=tool_version(a.tool), **extra)
+
+    code = report_outcome(res, measure)
     line = json.dumps(res)
     if a.result:
         with open(a.result, "w") as f:

@@ -35,23 +35,19 @@ import statistics
 import sys
 import tempfile
 import time
-import traceback
 
 try:  # a module of the benchmarks package (python -m benchmarks), or a script beside bench_train.py
     from . import bench_train
+    from ._run_one import ToolMissing, report_outcome, require_tool
 except ImportError:
     import bench_train
+    from _run_one import ToolMissing, report_outcome, require_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 EOT = "<|endoftext|>"
 TOOLS = ("tiktoken", "tiktoken_batch", "bpe_numba", "bpe_numba_file")
-EXIT_MISSING = 3
 WORKER_FLAG = "--_run-one"  # internal: run one measurement in this (fresh) process
-
-
-class ToolMissing(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -94,13 +90,7 @@ def _import_bpe_numba():
 
 
 def _import_tiktoken():
-    try:
-        import tiktoken
-    except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] == "tiktoken":
-            raise ToolMissing(f"tiktoken: {e}") from e
-        raise
-    return tiktoken
+    return require_tool("tiktoken")
 
 
 def _cpu() -> float:
@@ -200,21 +190,18 @@ def worker_main(argv) -> int:
     ap.add_argument("--merges", required=True)
     a = ap.parse_args(argv)
     res = {"tool": a.tool}
-    code = 0
-    try:
-        res.update(measure(a.tool, a.input, a.ids_out, a.workers, a.vocab, a.merges), ok=True)
+
+    def measured() -> dict:
+        out = measure(a.tool, a.input, a.ids_out, a.workers, a.vocab, a.merges)
         try:
             import resource
 
-            res["ru_maxrss_self_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            out["ru_maxrss_self_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         except ImportError:  # not on Windows
             pass
-    except ToolMissing as e:
-        res.update(ok=False, missing=True, error=str(e))
-        code = EXIT_MISSING
-    except BaseException as e:  # report, then fail
-        res.update(ok=False, missing=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        code = 1
+        return out
+
+    code = report_outcome(res, measured)
     with open(a.result, "w") as f:
         json.dump(res, f)
     return code

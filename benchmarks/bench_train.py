@@ -24,11 +24,15 @@ import tempfile
 import threading
 import time
 
+try:  # a module of the benchmarks package (python -m benchmarks), or a script beside _run_one.py
+    from ._run_one import EXIT_MISSING
+except ImportError:
+    from _run_one import EXIT_MISSING
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "_run_one.py")
 ALL_TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken")  # the default --tools
 TOOLS = ALL_TOOLS + ("python_baseline",)  # python_baseline: benchmarks/baseline_python.py (slow; opt in)
-EXIT_MISSING = 3
 
 
 def _tree_rss(proc) -> int:
