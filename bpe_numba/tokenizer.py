@@ -18,7 +18,8 @@ import regex
 
 from .errors import BPEInputError, InvalidUTF8Error
 from .options import GPT2_PATTERN, check_pattern, check_special_tokens, resolve_engine
-from .pretokenize import _CUT_AT, _CUT_BEFORE, SpecialSplitter, special_crosses
+from .chunking import CUT_AT as _CUT_AT, CUT_BEFORE as _CUT_BEFORE, special_crosses
+from .pretokenize import SpecialSplitter
 
 _CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
 _CACHE_KEY_BYTES = 1 << 22
@@ -420,23 +421,27 @@ def _set_worker_tokenizer(tok) -> None:
 
 def _encode_chunk(task):
     """Worker: ``(path, start, end, errors, dtype)`` -> ``(start, end, ids, bad_offset)``."""
-    from .pretokenize import read_chunk
+    from .chunking import FileChangedError, checked_utf8
 
     path, start, end, errors, dtype = task
-    data, bad = read_chunk(path, start, end, errors)
+    with open(path, "rb") as f:
+        f.seek(start)
+        raw = f.read(end - start)
+    if len(raw) != end - start:
+        raise FileChangedError(path, f"it ended before byte {end:,}")
+    data, bad = checked_utf8(np.frombuffer(raw, dtype=np.uint8), start, errors)
     if bad >= 0:
         return start, end, None, bad
-    return start, end, _WORKER["tok"]._encode_bytes(data).astype(dtype), -1
+    return start, end, _WORKER["tok"]._encode_bytes(data.tobytes()).astype(dtype), -1
 
 
 def _encode_file(tok: Tokenizer, path: str, size: int, out_path: str, workers: int, chunk_size: int,
                  errors: str, show: bool) -> int:
-    from .pretokenize import first_invalid_utf8, plan_chunks
+    from .chunking import SpecialTokens, first_invalid_utf8, plan_chunks
     from .processes import map_chunks, progress_bar
 
     dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
-    special_bytes = [t.encode("utf-8") for t in tok.special_tokens]
-    chunks = list(plan_chunks(path, size, chunk_size, special_bytes))
+    chunks = list(plan_chunks(path, size, chunk_size, SpecialTokens(tok.special_tokens)))
     workers = min(workers, len(chunks))
     tasks = ((path, s, e, errors, dtype.str) for s, e in chunks)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out_path)),
