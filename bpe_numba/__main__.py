@@ -2,7 +2,10 @@
 
 import sys
 
-from .cli import entry
+try:
+    from .cli import entry
+except KeyboardInterrupt:  # Ctrl-C while starting up: the same quiet exit as later on
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(entry())

@@ -26,8 +26,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import InvalidUTF8Error
-from .options import (
+from .errors import BPEValueError, InvalidUTF8Error
+from .validation import (
     GPT2_PATTERN,
     check_errors_mode,
     check_input_file,
@@ -308,7 +308,7 @@ def iter_chunk_results(
     if chunk_size is None:
         chunk_size = default_chunk_size(size, num_workers)
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
+        raise BPEValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
     special_bytes = [t.encode("utf-8") for t in special_tokens]
     workers = min(num_workers, -(-size // chunk_size)) if size else 1
     chunks = plan_chunks(path, size, chunk_size, special_bytes, gpt2=pattern == GPT2_PATTERN)

@@ -16,13 +16,11 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from bpe_numba import BPEInputError, GPT2_PATTERN, train_bpe
-from bpe_numba import model_io
-from bpe_numba.model_io import (
-    ModelFileNotFoundError,
-    atomic_write_bytes,
+from bpe_numba import BPEFileNotFoundError, BPEInputError, GPT2_PATTERN, train_bpe
+from bpe_numba import atomic
+from bpe_numba.atomic import atomic_write_bytes
+from bpe_numba.formats import (
     bytes_to_gpt2_str,
-    check_model,
     export_hf_tokenizer_json,
     export_tiktoken,
     gpt2_bytes_to_unicode,
@@ -36,6 +34,7 @@ from bpe_numba.model_io import (
     tiktoken_encoding,
     tiktoken_ranks,
 )
+from bpe_numba.validation import check_model
 from reference import (
     build_vocab,
     gpt2_bytes_to_unicode as reference_alphabet,
@@ -423,7 +422,7 @@ def test_missing_file_and_directory(tmp_path):
     missing = tmp_path / "nope" / "vocab.json"
     with pytest.raises(FileNotFoundError) as info:
         load_model(missing, mp)
-    assert isinstance(info.value, BPEInputError) and isinstance(info.value, ModelFileNotFoundError)
+    assert isinstance(info.value, BPEInputError) and isinstance(info.value, BPEFileNotFoundError)
     assert str(missing) in str(info.value)
     assert_load_error(vp, tmp_path / "missing.txt", str(tmp_path / "missing.txt"), "no such merges file")
     message = assert_load_error(tmp_path, mp, str(tmp_path), "is a directory", "vocab.json")
@@ -606,7 +605,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device (simulated)")
 
-    monkeypatch.setattr(model_io.os, "fsync", no_space)
+    monkeypatch.setattr(atomic.os, "fsync", no_space)
     with pytest.raises(OSError, match="simulated"):
         atomic_write_bytes(path, b"new" * 1000)
     monkeypatch.undo()
@@ -629,7 +628,7 @@ def test_interrupted_save_model(tmp_path, monkeypatch, all_specials_model, faili
             raise OSError(errno.EIO, "I/O error (simulated)")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(model_io.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)
     vocab, merges, specials = all_specials_model
     with pytest.raises(OSError, match="simulated"):
         save_model(tmp_path, vocab, merges, specials)
@@ -653,7 +652,7 @@ def test_exports_are_atomic(tmp_path, monkeypatch, all_specials_model):
     def fail(src, dst):
         raise OSError(errno.EIO, "simulated")
 
-    monkeypatch.setattr(model_io.os, "replace", fail)
+    monkeypatch.setattr(atomic.os, "replace", fail)
     with pytest.raises(OSError):
         export_hf_tokenizer_json(tmp_path / "tokenizer.json", vocab, merges, specials)
     with pytest.raises(OSError):
@@ -895,7 +894,7 @@ def test_tiktoken_rank_file_errors(tmp_path):
 
 
 def test_new_directory_appears_whole_or_not_at_all(tmp_path, monkeypatch):
-    import bpe_numba.model_io as M
+    import bpe_numba.formats.gpt2 as M
 
     vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab"}
     real = M.atomic_write_bytes
