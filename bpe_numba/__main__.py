@@ -4,7 +4,8 @@ import sys
 
 try:
     from .cli import entry
-except KeyboardInterrupt:  # Ctrl-C while starting up: the same quiet exit as later on
+except KeyboardInterrupt:  # Ctrl-C while the command loads: the same quiet exit as later on
+    print("bpe-numba: interrupted", file=sys.stderr)
     sys.exit(130)
 
 if __name__ == "__main__":

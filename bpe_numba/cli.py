@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .errors import BPEInputError, BPEValueError
+from .validation import check_input_file, check_not_overwriting, check_output_dir
 
 PROG = "bpe-numba"
 DEMO_SPECIAL = "<|endoftext|>"
@@ -154,7 +155,6 @@ def _print_longest(rows: list[dict]) -> None:
 
 def cmd_train(args) -> dict:
     from . import train_bpe
-    from .validation import check_output_dir
 
     specials = args.special_token
     if args.out is not None:
@@ -179,7 +179,7 @@ def cmd_train(args) -> dict:
                 specials = [DEMO_SPECIAL]
             if not args.json:
                 _say(f"no INPUT: generated {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories in "
-                      f"{generated:.1f} s (the embedded default)")
+                     f"{generated:.1f} s (the embedded default)")
         else:
             path = Path(args.input)
         timings: dict = {}
@@ -208,13 +208,13 @@ def cmd_train(args) -> dict:
     if not args.json:
         s = report["seconds"]
         _say(f"trained {report['vocab_size']:,} tokens ({report['merges']:,} merges) on {size / 1e6:,.1f} MB "
-              f"in {total:.2f} s ({size / 1e6 / max(total, 1e-9):,.1f} MB/s; the first run in an environment "
-              f"includes about 15 s of one-off Numba compilation)")
+             f"in {total:.2f} s ({size / 1e6 / max(total, 1e-9):,.1f} MB/s; the first run in an environment "
+             f"includes about 15 s of one-off Numba compilation)")
         if len(vocab) < args.vocab_size:
             _say(f"  the corpus ran out of pairs before vocab size {args.vocab_size:,}")
         where = "helper process and Numba" if timings.get("isolated") else "Numba"
         _say(f"  start-up ({where}) {s['startup']:.2f} s, pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
-              f"intern {s['intern']:.2f} s, merges {s['merges']:.2f} s, write {s['write']:.2f} s")
+             f"intern {s['intern']:.2f} s, merges {s['merges']:.2f} s, write {s['write']:.2f} s")
         rss = report["peak_rss_mb"]
         _say(f"  peak RSS: main {rss['main']:,.0f} MB, largest child process {rss['largest_child']:,.0f} MB")
         _print_longest(report["longest_tokens"])
@@ -239,7 +239,6 @@ def _load_tokenizer(directory: str):
 
 def cmd_encode(args) -> dict:
     from .formats import META_FILE, MERGES_FILE, VOCAB_FILE
-    from .validation import check_not_overwriting
 
     model_files = {f"the model's {name}": Path(args.model) / name for name in (VOCAB_FILE, MERGES_FILE, META_FILE)}
     check_not_overwriting(args.output, {"the input file": args.input, **model_files})
@@ -262,15 +261,13 @@ def cmd_encode(args) -> dict:
     if not args.json:
         bpt = f"{size / n:.2f}" if n else "n/a"
         _say(f"{n:,} tokens from {size / 1e6:,.1f} MB ({bpt} bytes/token) in {took:.2f} s "
-              f"({report['mb_per_s']:,.1f} MB/s) -> {args.output} ({report['dtype']})")
+             f"({report['mb_per_s']:,.1f} MB/s) -> {args.output} ({report['dtype']})")
     return report
 
 
 def cmd_inspect(args) -> dict:
     tok = _load_tokenizer(args.model)
     if args.sample:
-        from .validation import check_input_file
-
         sample_name = args.sample
         with open(check_input_file(args.sample), "rb") as f:
             text = f.read().decode("utf-8", errors="replace")

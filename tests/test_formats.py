@@ -518,6 +518,59 @@ def test_merges_header_crlf_and_blank_lines_are_tolerated(tmp_path):
     assert load_model(vp, mp)[1] == [(b" ", b"t"), (b" t", b"h")]
 
 
+@pytest.mark.parametrize("merges", ["", "\n", " \r\n\n", "\ufeff"])
+def test_empty_merges_file_is_refused(tmp_path, merges):
+    """A merges.txt with neither a merge nor a header is almost surely a mistake (a failed download, the
+    wrong file): it names the file instead of loading a model that never merges."""
+    vp, mp = write_files(tmp_path, vocab_text(base_vocab()), merges)
+    assert_load_error(vp, mp, str(mp), "empty", "#version: 0.2 bpe_numba/1")
+
+
+def test_header_only_merges_file_is_a_model_without_merges(tmp_path):
+    vocab = {i: bytes([i]) for i in range(256)}
+    vp, mp = save_model(tmp_path, vocab, [], ["<|endoftext|>"])
+    assert mp.read_text(encoding="utf-8") == "#version: 0.2 bpe_numba/1\n"
+    assert load_model(vp, mp) == (vocab, [], ["<|endoftext|>"], GPT2_PATTERN)
+    (tmp_path / "bpe_numba.json").unlink()
+    mp.write_text("#version: 0.2\n", encoding="utf-8")  # GPT-2 style header, no sidecar
+    assert load_model(vp, mp)[1] == []
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (10**11, "ids must be at most 2,147,483,647"),
+    (2**31, "ids must be at most"),
+    (2**31 - 1, "far above the vocab's 25"),
+    (258 + (1 << 20), "far above the vocab's 25"),
+])
+def test_absurd_vocab_ids_are_refused_by_name(tmp_path, value, fragment):
+    """An id of 10**11 would make a decode table of 10**11 slots (a MemoryError): the key is named instead."""
+    vocab = base_vocab()
+    vocab["Ġth"] = value
+    vp, mp = write_files(tmp_path, vocab_text(vocab))
+    assert_load_error(vp, mp, f"{vp}:{line_of('Ġth', vocab)}", "'Ġth'", str(value), fragment)
+    with pytest.raises(BPEInputError, match=fragment):
+        check_model({i: bytes([i]) for i in range(256)} | {value: b"ab"}, [])
+
+
+def test_largest_id_near_the_vocab_size_is_accepted(tmp_path):
+    vocab = base_vocab()
+    vocab["Ġth"] = 257 + (1 << 20)  # a gap of about a million ids: allowed
+    vp, mp = write_files(tmp_path, vocab_text(vocab))
+    assert load_model(vp, mp)[0][257 + (1 << 20)] == b" th"
+
+
+def test_absurd_extra_id_in_the_sidecar(tmp_path):
+    vocab, merges = duplicate_merge_model()
+    save_model(tmp_path, vocab, merges)
+    meta_path = tmp_path / "bpe_numba.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    assert meta["extra_ids"]
+    meta["extra_ids"][0][0] = 10**11
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    assert_load_error(tmp_path / "vocab.json", tmp_path / "merges.txt", str(meta_path), "extra_ids[0]",
+                      "100000000000", "ids must be at most")
+
+
 def test_duplicate_special_tokens(tmp_path):
     vp, mp = write_files(tmp_path, vocab_text(base_vocab()))
     assert_load_error(vp, mp, "special_tokens[1] '<s>' repeats special_tokens[0]", special_tokens=["<s>", "<s>"])

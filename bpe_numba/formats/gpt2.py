@@ -55,6 +55,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -284,10 +285,13 @@ def save_trained_model(directory, vocab, merges, special_tokens=(), pattern: str
         return save_model(directory, vocab, merges, special_tokens, pattern)
     except OSError as exc:
         reason = f"{exc.strerror} ({exc.filename})" if exc.strerror and exc.filename else str(exc)
+        rescue = None
         try:
             rescue = tempfile.mkdtemp(prefix="bpe_numba_model_")
             save_model(rescue, vocab, merges, special_tokens, pattern)
         except OSError as second:
+            if rescue is not None:
+                shutil.rmtree(rescue, ignore_errors=True)
             raise ModelNotSavedError(
                 f"could not write the model to {os.fspath(directory)}: {reason}; saving it under "
                 f"{tempfile.gettempdir()} failed too ({second}), so it is lost: free some space and train again",
