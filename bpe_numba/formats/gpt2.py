@@ -198,6 +198,15 @@ def prepare_directory(directory) -> str:
     return directory
 
 
+def write_model_file(path, data: bytes) -> Path:
+    """Write one file of an export atomically, creating its folder if needed."""
+    path = Path(os.fspath(path))
+    if path.parent != Path(""):
+        prepare_directory(path.parent)
+    atomic_write_bytes(path, data)
+    return path
+
+
 # ---------------------------------------------------------------------------------------------------------
 # save_model
 # ---------------------------------------------------------------------------------------------------------

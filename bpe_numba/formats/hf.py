@@ -16,14 +16,12 @@ pre-tokenizes, and encodes, differently.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
-from ..atomic import atomic_write_bytes
 from ..errors import BPEValueError
 from ..validation import GPT2_PATTERN, check_model, check_pattern, check_special_tokens
-from .gpt2 import bytes_to_gpt2_str, lowest_ids, prepare_directory, special_token_ids
+from .gpt2 import bytes_to_gpt2_str, lowest_ids, special_token_ids, write_model_file
 
 
 def hf_tokenizer_dict(
@@ -113,8 +111,4 @@ def export_hf_tokenizer_json(
     not in the file; a special token whose text equals the alphabet form of another token is an error.
     """
     data = json.dumps(hf_tokenizer_dict(vocab, merges, special_tokens, pattern), ensure_ascii=False, indent=1)
-    path = Path(os.fspath(path))
-    if path.parent != Path(""):
-        prepare_directory(path.parent)
-    atomic_write_bytes(path, (data + "\n").encode("utf-8"))
-    return path
+    return write_model_file(path, (data + "\n").encode("utf-8"))

@@ -26,14 +26,11 @@ longest; and its regex engine knows an older Unicode than ``regex`` (see :mod:`b
 from __future__ import annotations
 
 import base64
-import os
-from pathlib import Path
 from typing import Sequence
 
-from ..atomic import atomic_write_bytes
 from ..errors import BPEValueError
 from ..validation import GPT2_PATTERN, check_input_file, check_model, check_pattern, check_special_tokens, check_vocab
-from .gpt2 import lowest_ids, prepare_directory, special_token_ids
+from .gpt2 import lowest_ids, special_token_ids, write_model_file
 
 
 def tiktoken_ranks(
@@ -86,10 +83,7 @@ def export_tiktoken(
     ranks = tiktoken_ranks(vocab, special_tokens, merges=merges)
     by_rank = sorted(ranks.items(), key=lambda kv: kv[1])
     lines = [base64.b64encode(tok) + b" " + str(rank).encode("ascii") for tok, rank in by_rank]
-    path = Path(os.fspath(path))
-    if path.parent != Path(""):
-        prepare_directory(path.parent)
-    atomic_write_bytes(path, b"\n".join(lines) + b"\n")
+    write_model_file(path, b"\n".join(lines) + b"\n")
     return special_token_ids(vocab, check_special_tokens(special_tokens))
 
 
