@@ -21,12 +21,11 @@ all is one chunk.
 from __future__ import annotations
 
 import os
-import stat
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import BPEInputError
+from .errors import FileChangedError
 
 CUT_BEFORE = np.zeros(256, dtype=bool)
 CUT_BEFORE[0x21:0x7F] = True
@@ -34,19 +33,6 @@ CUT_AT = np.zeros(256, dtype=bool)
 CUT_AT[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20]] = True
 
 _LOOKAHEAD = 1 << 16  # bytes read past a chunk's nominal end to find its cut (doubled while none is found)
-
-
-class FileChangedError(BPEInputError):
-    """The input file changed (was truncated, extended or rewritten) while it was being read."""
-
-    def __init__(self, path: str, detail: str):
-        self.path = path
-        self.detail = detail
-        super().__init__(f"{path}: the file changed while it was read ({detail}); train on a copy that "
-                         f"nothing writes to")
-
-    def __reduce__(self):
-        return type(self), (self.path, self.detail)
 
 
 class SpecialTokens:
@@ -115,18 +101,6 @@ def input_identity(path: str, fd: int | None = None) -> tuple:
     """What must not change while a file is read: size, modification time, inode and device."""
     st = os.fstat(fd) if fd is not None else os.stat(path)
     return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
-
-
-def check_regular_file(path: str) -> int:
-    """The size of ``path``, which must be a regular file (a FIFO, socket or terminal can neither be cut
-    into chunks nor read twice); raises :class:`BPEInputError` naming it otherwise."""
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(
-            st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-        raise BPEInputError(f"{path}: is {kind}; bpe_numba reads its input in parallel chunks, so write the "
-                            f"stream to a regular file first (e.g. `cat ... > corpus.txt`)")
-    return st.st_size
 
 
 class ChunkReader:

@@ -70,9 +70,7 @@ What was tried (same file, same machine):
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 import unicodedata
 from pathlib import Path
@@ -80,6 +78,8 @@ from pathlib import Path
 import numpy as np
 import regex
 from numba import njit
+
+from .atomic import atomic_file
 
 N_CODE_POINTS = 0x110000
 LETTER = 1  # \p{L}
@@ -160,24 +160,15 @@ def _load(path: Path) -> np.ndarray | None:
 
 
 def _store(path: Path, classes: np.ndarray) -> None:
-    """Write atomically (a temp file in the same folder, then ``os.replace``), leaving no temp file behind
-    whatever happens; an OS error (read-only or full disk, no such folder) just means no cache."""
+    """Write atomically (:mod:`bpe_numba.atomic`), leaving no temp file behind whatever happens; an OS error
+    (read-only or full disk, no such folder) just means no cache."""
     starts, values = _to_runs(classes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             np.savez_compressed(f, starts=starts, values=values)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the table is no secret
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if not isinstance(exc, OSError):
-            raise
+    except OSError:
+        pass
 
 
 def char_classes() -> np.ndarray:

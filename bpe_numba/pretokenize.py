@@ -27,10 +27,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .chunking import ChunkReader, SpecialTokens, check_regular_file, checked_utf8, first_invalid_utf8, \
-    input_identity, plan_chunks, FileChangedError
-from .errors import InvalidUTF8Error
-from .options import (
+from .chunking import ChunkReader, SpecialTokens, checked_utf8, first_invalid_utf8, input_identity, plan_chunks
+from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
+from .validation import (
     GPT2_PATTERN,
     check_errors_mode,
     check_input_file,
@@ -120,8 +119,8 @@ def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, ch
     Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset; a file that changes
     while it is read raises :class:`~bpe_numba.chunking.FileChangedError`.
     """
-    size = check_regular_file(path)
     before = input_identity(path)
+    size = before[0]
     splitter = SpecialSplitter(special_tokens)
     if engine == "numba":
         table, bad = _count_threads(path, size, splitter, num_workers, chunk_size, errors, progress)
@@ -356,7 +355,7 @@ def count_pretokens(
 
 def check_chunk_size(chunk_size) -> None:
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
+        raise BPEValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
 
 
 __all__ = ["GPT2_PATTERN", "count_pretokens"]

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .errors import BPEInputError
+from .errors import BPEValueError
 from .pretokenize import count_file, flatten_table, warm_scan_kernels
 from .processes import progress_bar
 
@@ -26,7 +26,7 @@ class _MergeLoop:
         n_words = len(counts)
         n_pos = len(tokens) + n_words + 1
         if n_pos > _MAX_POSITIONS:
-            raise BPEInputError(
+            raise BPEValueError(
                 f"the unique pre-tokens hold {len(tokens):,} bytes, more than the {_MAX_POSITIONS:,} the "
                 f"merge kernels index with int32; train on a sample of the corpus"
             )

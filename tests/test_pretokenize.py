@@ -127,7 +127,7 @@ def test_file_changed_while_read_is_an_error(tmp_path, monkeypatch, change):
     part of it."""
     import os
 
-    from bpe_numba import chunking
+    from bpe_numba import chunking, errors
 
     path = tmp_path / "c.txt"
     path.write_bytes(b"hello world, this is text. " * 20_000)
@@ -146,5 +146,5 @@ def test_file_changed_while_read_is_an_error(tmp_path, monkeypatch, change):
         return real_read(self, k)
 
     monkeypatch.setattr(chunking.ChunkReader, "read", read)
-    with pytest.raises(chunking.FileChangedError, match=r"c\.txt: the file changed while it was read"):
+    with pytest.raises(errors.FileChangedError, match=r"c\.txt: the file changed while it was read"):
         count_pretokens(path, num_workers=1, chunk_size=4096)
