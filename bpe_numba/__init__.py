@@ -5,7 +5,9 @@
 >>> ids = Tokenizer(vocab, merges, ["<|endoftext|>"]).encode("Once upon a time")  # doctest: +SKIP
 
 Importing the package compiles nothing and imports neither numpy nor Numba; the kernels load (from
-Numba's on-disk cache after the first run) when training or encoding starts.
+Numba's on-disk cache after the first run) when training or encoding starts. Until they are compiled,
+small inputs train and encode in plain Python while the kernels compile in the background
+(``bpe_numba.warmup()`` compiles them at once, e.g. when building an image).
 """
 
 from .errors import BPEInputError, InvalidUTF8Error
@@ -14,7 +16,8 @@ from .trainer import train_bpe
 
 __version__ = "0.1.0"
 
-__all__ = ["train_bpe", "Tokenizer", "count_pretokens", "GPT2_PATTERN", "BPEInputError", "InvalidUTF8Error", "__version__"]
+__all__ = ["train_bpe", "Tokenizer", "count_pretokens", "warmup", "GPT2_PATTERN", "BPEInputError", "InvalidUTF8Error",
+           "__version__"]
 
 
 def __getattr__(name: str):
@@ -27,4 +30,8 @@ def __getattr__(name: str):
         from .pretokenize import count_pretokens
 
         return count_pretokens
+    if name == "warmup":
+        from .warmup import warmup
+
+        return warmup
     raise AttributeError(f"module 'bpe_numba' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, encode, inspect.
+"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, encode, inspect, warmup.
 
 Bad arguments and bad files end in one line on stderr and exit code 2; Ctrl-C in exit code 130.
 """
@@ -29,7 +29,7 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, encode, inspect.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,encode,inspect}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{train,encode,inspect,warmup}", parser_class=_Parser)
 
     train = sub.add_parser(
         "train",
@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("model", metavar="DIR", help="a directory written by `train --out`")
     ins.add_argument("--sample", metavar="FILE", help="text to measure compression on")
     _common(ins)
+
+    warm = sub.add_parser("warmup", help="compile the Numba kernels now (for images and CI caches)",
+                          description="Compile (or load) every Numba kernel once and record them as ready, so "
+                          "later processes use the kernels at once instead of the Python tier.")
+    warm.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     return parser
 
 
@@ -178,6 +183,16 @@ def cmd_train(args) -> dict:
     return report
 
 
+def cmd_warmup(args) -> dict:
+    from .warmup import warmup
+
+    report = warmup()
+    if not args.json:
+        state = "ready" if report["ready"] else "NOT recorded as ready (Numba could not write its cache)"
+        print(f"{report['kernels']} kernels compiled or loaded in {report['seconds']:.1f} s: {state}")
+    return report
+
+
 def _load_tokenizer(directory: str):
     from . import Tokenizer
 
@@ -268,11 +283,11 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if own_process and args.command in ("encode", "inspect"):
+    if own_process and args.command in ("encode", "inspect", "warmup"):
         from .processes import lean_numba_start
 
         lean_numba_start()
-    run = {"train": cmd_train, "encode": cmd_encode, "inspect": cmd_inspect}[args.command]
+    run = {"train": cmd_train, "encode": cmd_encode, "inspect": cmd_inspect, "warmup": cmd_warmup}[args.command]
     try:
         report = run(args)
     except KeyboardInterrupt:
