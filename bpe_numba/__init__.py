@@ -31,7 +31,7 @@ def __getattr__(name: str):
 
         return count_pretokens
     if name == "warmup":
-        from .warmup import warmup
+        from .tiers import warmup
 
         return warmup
     raise AttributeError(f"module 'bpe_numba' has no attribute {name!r}")

@@ -184,7 +184,7 @@ def cmd_train(args) -> dict:
 
 
 def cmd_warmup(args) -> dict:
-    from .warmup import warmup
+    from .tiers import warmup
 
     report = warmup()
     if not args.json:

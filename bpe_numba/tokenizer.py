@@ -96,7 +96,7 @@ class Tokenizer:
         self._id_bytes = _decode_table(self.vocab)
         self._special_by_bytes = {t.encode("utf-8"): i for t, i in self.special_ids.items()}
         self._max_special = max((len(t.encode("utf-8")) for t in special_tokens), default=0)
-        from .warmup import choose_backend
+        from .tiers import choose_backend
 
         self.backend = choose_backend(backend)
         self._python = None

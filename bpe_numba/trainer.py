@@ -79,7 +79,7 @@ def train_bpe(
     - ``engine``: ``"auto"`` (the Numba GPT-2 scanner for the GPT-2 pattern, else ``regex``), ``"numba"`` or
       ``"regex"``; both give the same result for the GPT-2 pattern.
     - ``backend``: ``"kernels"`` (Numba), ``"python"`` (plain Python and ``regex`` in this process: no
-      compilation, no helper process) or ``"auto"`` (default; see :func:`bpe_numba.warmup.choose_backend`). The result is
+      compilation, no helper process) or ``"auto"`` (default; see :func:`bpe_numba.tiers.choose_backend`). The result is
       the same on both; ``timings["backend"]`` says which ran.
     - ``out_dir``: also write the model there (``vocab.json``, ``merges.txt`` and metadata; see
       :func:`bpe_numba.model_io.save_model`), each file atomically. The directory is created if needed.
@@ -97,7 +97,7 @@ def train_bpe(
     pattern = check_pattern(pattern)
     engine = resolve_engine(engine, pattern)
     workers = resolve_workers(num_workers)
-    from .warmup import choose_backend
+    from .tiers import choose_backend
 
     backend = choose_backend(backend, os.path.getsize(path), isolate)
     if backend == "python":

@@ -16,11 +16,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import bpe_numba.warmup as warmup_module
+import bpe_numba.tiers as tiers
 from bpe_numba import InvalidUTF8Error, Tokenizer, train_bpe
 from bpe_numba import python_bpe
 from reference import (
-    incremental_merges_from_counts,
     read_gpt2_merges,
     read_gpt2_vocab,
     reference_encode,
@@ -61,13 +60,13 @@ from test_train_exact import (  # noqa: F401 - collected and run here on the Pyt
     test_vocab_exactly_minimum_gives_no_merges,
 )
 
-_choose = warmup_module.choose_backend
+_choose = tiers.choose_backend
 
 
 @pytest.fixture(autouse=True)
 def _python_tier(monkeypatch):
     """``backend="auto"`` means the Python tier in this module (explicit backends keep their meaning)."""
-    monkeypatch.setattr(warmup_module, "choose_backend",
+    monkeypatch.setattr(tiers, "choose_backend",
                         lambda backend, size=None, isolate=None: "python" if backend == "auto" else _choose(backend, size, isolate))
 
 
@@ -125,18 +124,9 @@ def test_merges_equal_reference(corpus):
     assert python_bpe.merges_from_counts(counts, n) == reference_merges_from_counts(counts, n)
 
 
-def test_duplicate_bytes_are_one_symbol():
-    """(b'b', b'c') and (b'ab', b'c') then (b'a', b'bc'): b'abc' made twice is one token for counting."""
-    counts = {b"abc": 5, b"abcx": 4, b"bc": 3, b"ab": 3, b"abcabc": 2, b"bcx": 1}
-    expected = incremental_merges_from_counts(counts, 50)
-    assert python_bpe.merges_from_counts(counts, 50) == expected == reference_merges_from_counts(counts, 50)
-    made = [a + b for a, b in expected]
-    assert len(made) != len(set(made)), "the case must produce the same bytes twice"
-
-
 @given(st.lists(st.tuples(st.text(alphabet="ab", min_size=1, max_size=9), st.integers(1, 4)), min_size=1, max_size=12))
-def test_two_letter_words_with_duplicate_merges(words):
-    """Two letters give many overlapping runs, ties and merges that re-create existing bytes."""
+def test_two_letter_words(words):
+    """Two letters give many overlapping runs and ties."""
     counts: dict[bytes, int] = {}
     for w, c in words:
         counts[w.encode()] = counts.get(w.encode(), 0) + c

@@ -1,4 +1,4 @@
-"""Kernel readiness and warm-up: compile bpe_numba's Numba kernels once per environment, off the caller's
+"""The tiers (Python or kernels), kernel readiness and warm-up: compile bpe_numba's Numba kernels once per environment, off the caller's
 critical path.
 
 - :func:`kernels_ready` says, without importing numpy or Numba, whether a warm-up has finished for this
@@ -227,7 +227,7 @@ def start_background_warmup() -> bool:
     import subprocess
 
     code = (f"import sys; sys.path.insert(0, {str(_PACKAGE_DIR.parent)!r}); "
-            "from bpe_numba.warmup import _background_main; _background_main()")
+            "from bpe_numba.tiers import _background_main; _background_main()")
     # The shell starts the warm-up in the background and exits at once (waited for here), so the warm-up
     # is reparented to init, which reaps it: never a zombie of the caller, never waited for at its exit.
     subprocess.Popen(
