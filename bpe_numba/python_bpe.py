@@ -21,12 +21,17 @@ heap with lazy deletion ordered by count, then by the greater ``(bytes_a, bytes_
 
 Performance notes (2-core development machine, warm OS file cache):
 
-- ``corpus.en`` (130 KB) to vocab 500: about 0.07 s of pre-tokenization and 0.03 s of merges.
+- ``corpus.en`` (130 KB) to vocab 500: about 0.03 s of pre-tokenization and 0.1 s of merges.
 - 10 MB of the synthetic stories to vocab 10,000: ``regex.findall`` over every segment took 1.28 s;
   the units take 0.35-0.45 s (``str.split`` and ``Counter`` in C, ``regex`` on 22 K distinct units).
   Finding unsafe spaces with ``regex`` (``(?<=\\s) ``) cost 0.35 s on its own, so ASCII blocks (the common
   case) are checked with six substring searches instead, and ``regex`` only looks at non-ASCII blocks.
   The 9,743 merges take about 1 s.
+- Crossovers (whole process, this machine under load from other jobs): 1 MB of English prose at vocab
+  10K took 1.7 s on this tier against 2.6 s through the helper process and the cached kernels, 2 MB 2.5
+  against 2.6 s, 4 MB 3.8 against 2.1 s (the demo stories: 1, 2, 4 MB in 0.9, 1.3, 1.9 s against about
+  2.4 s); so ``tiers.PYTHON_MAX_BYTES`` is 1 MiB. Against compiling the kernels first (10-15 s),
+  16 MiB (``PYTHON_MAX_BYTES_COLD``).
 - Heap order: each entry carries the pair's bytes transformed so that ascending ``str`` order is the
   contract's descending byte order (``_inverted``), so ties are broken by tuple comparison in C; a key
   class with a Python ``__lt__`` was about 3x slower on late, tie-heavy merges.

@@ -1,6 +1,7 @@
-"""The tiers (Python or kernels), kernel readiness and warm-up: compile bpe_numba's Numba kernels once per environment, off the caller's
-critical path.
+"""The two tiers (plain Python or Numba kernels): which one runs, and the kernels' compilation, once per
+environment and off the caller's critical path.
 
+- :func:`choose_backend` picks the tier for ``backend="auto"`` (training and ``Tokenizer``).
 - :func:`kernels_ready` says, without importing numpy or Numba, whether a warm-up has finished for this
   environment: a marker file named by a key over the package's kernel sources (every module with an
   ``njit``), the Python, numpy and Numba installations and ``NUMBA_CACHE_DIR``, and listing the index file
@@ -15,8 +16,9 @@ critical path.
   :data:`BACKGROUND_LIMIT` seconds). When bpe_numba's cache directory is not writable, or a warm-up of
   this key already failed to leave Numba cache files, it starts nothing.
 
-``train_bpe`` and ``Tokenizer`` (``backend="auto"``) use the pure-Python tier while the kernels are not
-ready and start the background warm-up, so the next process finds them compiled.
+``train_bpe`` and ``Tokenizer`` (``backend="auto"``) use the Python tier (:mod:`bpe_numba.python_bpe`)
+while the kernels are not ready and start the background warm-up, so later processes find them compiled.
+This module imports neither numpy nor Numba (only :func:`warmup` does).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ BACKENDS = ("auto", "kernels", "python")
 # performance notes in python_bpe): against the helper process and the cached kernels (about 0.7 s of
 # start-up), and against compiling the kernels first (10-15 s) while they compile in the background.
 PYTHON_MAX_BYTES = 1 << 20
-PYTHON_MAX_BYTES_COLD = 48 << 20
+PYTHON_MAX_BYTES_COLD = 16 << 20
 BACKGROUND_LIMIT = 900  # seconds a background warm-up may run before it ends itself
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _key_memo: dict = {}

@@ -73,7 +73,8 @@ def train_bpe(
       installed packages add to its start-up (SciPy's BLAS probe, Numba extensions such as awkward's) and
       hands all its memory back when it ends; only ``(vocab, merges)`` comes back. ``None`` (the default)
       isolates unless Numba is already imported in this process, where the kernels are then loaded (or
-      already loaded) at less cost than starting a process. The result is the same either way.
+      already loaded) at less cost than starting a process. The result is the same either way. Giving
+      ``isolate`` makes ``backend="auto"`` take the kernels.
     - ``pattern``: the pre-tokenization regex (default: GPT-2's, which the contract fixes; another one is
       run with the ``regex`` package, and the file is then cut for workers only where special tokens start).
     - ``engine``: ``"auto"`` (the Numba GPT-2 scanner for the GPT-2 pattern, else ``regex``), ``"numba"`` or

@@ -3,15 +3,15 @@ through their adapter ``run_train_bpe = train_bpe``, ``get_tokenizer = Tokenizer
 
 Usage: ``python cs336_first_run.py FIXTURES_DIR WORK_DIR``; prints one JSON object: ``{"failures": [...],
 "seconds": {...}}``. ``test_first_run.py`` runs it with empty Numba and bpe_numba caches, as on a new
-machine. The fixtures the public tests use but ``../shared/cs336`` lacks (a 5 MB TinyStories sample, the
-special-token newline files) are replaced by generated text of the same kind.
+machine (and runs their encode_iterable memory check, ``test_tokenizer._MEMORY_SCRIPT``, in another such
+process). The fixtures the public tests use but ``../shared/cs336`` lacks (a 5 MB TinyStories sample,
+the special-token newline files) are replaced by generated text of the same kind.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 
@@ -61,7 +61,6 @@ check("5 MB at vocab 1000 equals the oracle",
       merges == incremental_merges_from_counts(reference_pretoken_counts(sample_5m, [EOT]), 1000 - 257))
 
 # ---- encoding (test_tokenizer.py) ------------------------------------------------------------------------
-import psutil  # noqa: E402
 import tiktoken  # noqa: E402
 
 from bpe_numba import Tokenizer as get_tokenizer  # noqa: E402
@@ -118,28 +117,5 @@ with open(os.path.join(FIXTURES, "tinystories_sample.txt"), encoding="utf-8") as
     streamed = list(with_eot.encode_iterable(f))
 check("encode_iterable equals tiktoken", streamed == reference.encode(stories, allowed_special={EOT}))
 check("encode_iterable round trip", with_eot.decode(streamed) == stories)
-
-# encode_iterable over 5 MB with 1 MB of address space to spare, the limit really enforced
-with open(sample_5m, encoding="utf-8") as f:
-    expected_len = len(plain.encode(f.read()))
-start = time.perf_counter()
-n = 0
-limit = psutil.Process().memory_info().rss + 1_000_000
-soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-with open(sample_5m, encoding="utf-8") as f:
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    try:
-        try:
-            bytearray(200_000_000)
-            enforced = False
-        except MemoryError:
-            enforced = True
-        for _ in plain.encode_iterable(f):
-            n += 1
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-seconds["encode_iterable_5MB_limited"] = time.perf_counter() - start
-check("memory limit enforced", enforced)
-check("encode_iterable under the memory limit gives every id", n == expected_len > 1_000_000)
 
 print(json.dumps({"failures": failures, "seconds": {k: round(v, 3) for k, v in seconds.items()}}))

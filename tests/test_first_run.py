@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from test_tokenizer import _MEMORY_SCRIPT
+
 TESTS_DIR = Path(__file__).resolve().parent
 
 
@@ -134,21 +136,30 @@ def test_cs336_tests_pass_on_empty_caches(cs336_dir, tmp_path, package_env):
     tiktoken_cache = cs336_dir.parent / "tiktoken_cache"
     if not tiktoken_cache.is_dir():
         pytest.skip(f"tiktoken's gpt2 files not found at {tiktoken_cache}; it cannot download them offline")
-    caches = {name: tmp_path / name for name in ("numba", "bpe_numba", "xdg")}
-    for path in caches.values():
-        path.mkdir()
-    env = dict(package_env, NUMBA_CACHE_DIR=str(caches["numba"]), BPE_NUMBA_CACHE_DIR=str(caches["bpe_numba"]),
-               XDG_CACHE_HOME=str(caches["xdg"]), TIKTOKEN_CACHE_DIR=str(tiktoken_cache))
     work = tmp_path / "work"
     work.mkdir()
-    start = time.perf_counter()
-    try:
-        out = subprocess.run([sys.executable, str(TESTS_DIR / "cs336_first_run.py"), str(cs336_dir), str(work)],
-                             capture_output=True, text=True, env=env, timeout=600)
-    finally:
-        _stop_warmups(caches["bpe_numba"])
-    took = time.perf_counter() - start
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.splitlines()[-1])
-    print(f"CS336 checks on empty caches: {took:.1f} s whole process; {result['seconds']}")
-    assert result["failures"] == [], result
+    scripts = [
+        ("CS336 checks", [str(TESTS_DIR / "cs336_first_run.py"), str(cs336_dir), str(work)]),
+        ("encode_iterable under the memory limit",
+         ["-c", _MEMORY_SCRIPT, str(cs336_dir), str(work / "stories_5M.txt"), str(TESTS_DIR)]),
+    ]
+    for k, (name, args) in enumerate(scripts):
+        caches = {d: tmp_path / f"{d}{k}" for d in ("numba", "bpe_numba", "xdg")}
+        for path in caches.values():
+            path.mkdir()
+        env = dict(package_env, NUMBA_CACHE_DIR=str(caches["numba"]), BPE_NUMBA_CACHE_DIR=str(caches["bpe_numba"]),
+                   XDG_CACHE_HOME=str(caches["xdg"]), TIKTOKEN_CACHE_DIR=str(tiktoken_cache))
+        start = time.perf_counter()
+        try:
+            out = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=600)
+        finally:
+            _stop_warmups(caches["bpe_numba"])
+        took = time.perf_counter() - start
+        assert out.returncode == 0, out.stderr[-3000:]
+        result = json.loads(out.stdout.splitlines()[-1])
+        print(f"{name} on empty caches: {took:.1f} s whole process; {result}")
+        if k == 0:
+            assert result["failures"] == [], result
+        else:
+            assert result["enforced"], "the limit did not hold back a 200 MB allocation: the test proves nothing"
+            assert result["n"] == result["expected"] > 1_000_000 and result["mismatches"] == 0, result
