@@ -28,7 +28,7 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, encode, inspect.")
+    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, encode, inspect, warmup.")
     sub = parser.add_subparsers(dest="command", metavar="{train,encode,inspect,warmup}", parser_class=_Parser)
 
     train = sub.add_parser(

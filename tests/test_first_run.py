@@ -163,3 +163,14 @@ def test_cs336_tests_pass_on_empty_caches(cs336_dir, tmp_path, package_env):
         else:
             assert result["enforced"], "the limit did not hold back a 200 MB allocation: the test proves nothing"
             assert result["n"] == result["expected"] > 1_000_000 and result["mismatches"] == 0, result
+
+
+def test_warmup_command_records_the_kernels_as_ready(fresh_env):
+    out = subprocess.run([sys.executable, "-m", "bpe_numba", "warmup", "--json"], capture_output=True, text=True,
+                         env=fresh_env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["ready"] is True and report["kernels"] > 10, report
+    code = ("import sys; from bpe_numba import Tokenizer; from bpe_numba.tiers import kernels_ready; "
+            "print(kernels_ready(), Tokenizer({i: bytes([i]) for i in range(256)}, []).backend)")
+    assert _run(code, fresh_env).split() == ["True", "kernels"]
