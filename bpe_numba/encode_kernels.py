@@ -1,111 +1,100 @@
-"""Numba kernels for encoding: merge-rank lookup, BPE of pre-tokens, and a cache of encoded units.
+"""Numba kernels for encoding: merge ranks, BPE of one pre-token, and a per-thread cache of encoded pre-tokens.
 
-Text between special tokens is cut into *units* at safe cuts (see ``scan_kernels``): no pre-token crosses
-one, so a unit's ids never depend on its neighbours and each distinct unit is encoded once. The cache maps
-unit bytes to ids in preallocated arrays owned by the tokenizer; ``plan_units`` resolves every unit of a text
-to a cache entry or to a *miss* (deduplicated within the call); only the misses are pre-tokenized and merged
-(``bpe_pieces``); ``gather`` writes the ids in text order and ``cache_insert`` keeps the misses for later.
-
-BPE of one pre-token repeatedly joins the adjacent pair of lowest merge rank (leftmost on ties). Short
-pre-tokens use a rank per position and a linear scan for the minimum; long ones (a megabyte of ``x``) a
-linked list plus a binary heap keyed ``rank << 32 | position``, O(n log n).
-
-Kernels take arrays and scalars only.
-
-Performance notes (10 MB of synthetic English, GPT-2 vocab, one core of the shared dev machine, process
-CPU time; ``cold`` = empty unit cache, ``warm`` = the same text again)
---------------------------------------------------------------------------------------------------------
-- ``regex.findall`` + a ``dict`` cache of pre-token -> ids + ``list.extend``: 3.4-5.4 MB/s, all of it in
-  the regex and the per-pre-token Python work (tiktoken's single thread: 4-9 MB/s on the same text).
-- Units looked up in the array cache, misses pre-tokenized by ``regex`` in one Python pass and merged in
-  one kernel call: 35 MB/s cold, 72 MB/s warm. With the misses split by the GPT-2 scanner in a kernel
-  (``split_units``): 52 MB/s cold, 67 MB/s warm. Synthetic text has few distinct units; text with more
-  (real web text) gains more from the scanner.
-- Planning a whole 10 MB text in one call sized the miss table by bytes (256 MB for 10 MB of text); blocks
-  of 65 536 units keep the work arrays at ~4 MB for any text, at no measurable cost.
-- ``plan_units`` first kept the cache as an index table plus per-entry arrays (hash, key offset, length,
-  ids offset, ids length) and hashed every byte while looking for the unit's end: 0.126 s per 10 MB
-  (1.9 M units), five dependent random reads per unit. Now a slot holds ``(key, value)`` side by side,
-  units up to 7 bytes are their own key (no byte comparison), the value is where the ids are (``gather``
-  reads nothing else: 0.044 -> 0.022 s), and the end of a unit is found first with only the two
-  safe-cut table lookups per byte, the key computed after: 0.077 s. ``encode`` of 10 MB then spends
-  0.17 s in the kernels and Python around them plus 0.1 s in ``ndarray.tolist`` for the list it returns.
-- BPE of a pre-token: a linear scan over per-position ranks up to 48 bytes, a heap above (a 1 MB run of
-  one letter: ~0.35 s, where the linear scan would be quadratic).
+DRAFT
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
-from .gpt2_scan import gpt2_split
+from .count_kernels import _long_key, _same, _short_key
+from .gpt2_scan import _ascii_kinds, _scan, _word
 
+_U = np.uint64
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-_FNV_OFFSET = np.uint64(14695981039346656037)
-_FNV_PRIME = np.uint64(1099511628211)
+_MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _NO_RANK = np.int64(1 << 62)
 SMALL_PIECE = 48  # pre-tokens longer than this take the heap path
-SPECIAL_REF = -(1 << 50)  # plan refs <= this are special token ids: ref = SPECIAL_REF - id
+MAX_CACHED = 1024  # longer pre-tokens are encoded every time (rare; they would crowd the cache)
+DONE = 0
+PAUSED = 1
+
+# The model, read-only and shared by every thread: the merge-pair table and each byte's id.
+EncodeModel = namedtuple("EncodeModel", ["pairs", "byte_ids"])
+# One thread's cache of encoded pre-tokens (see new_cache and the layout below).
+PieceCache = namedtuple("PieceCache", ["exact", "slots", "arena", "arena_bytes", "state"])
+N_EXACT, N_LONG, ARENA_USED, CLEARS = 0, 1, 2, 3
+
+
+def new_cache(exact_slots: int, long_slots: int, arena_words: int) -> PieceCache:
+    """An empty pre-token cache: ``exact_slots`` slots for pre-tokens under 16 bytes, ``long_slots`` for
+    longer ones (powers of two; it is emptied when either is half full) and an arena of ``arena_words``
+    int32 words. Its pages are only touched as entries arrive."""
+    arena = np.empty(max(int(arena_words), 16) + 2, dtype=np.int32)
+    return PieceCache(
+        np.zeros(4 * _pow2(exact_slots), dtype=np.uint64),
+        np.zeros(2 * _pow2(long_slots), dtype=np.uint64),
+        arena,
+        arena.view(np.uint8),
+        np.zeros(4, dtype=np.int64),
+    )
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(2, int(n) - 1).bit_length()
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Merge ranks: (left id, right id) -> (rank, merged id), open addressing on a packed int64 key
+# Merge ranks: (left id, right id) -> rank << 32 | merged id, open addressing on a packed int64 key, the two
+# words of a slot side by side (a probe reads one cache line)
 # ---------------------------------------------------------------------------------------------------------
 
-@njit(cache=True)
-def _slot(key, mask):
-    return np.int64((np.uint64(key) * _MIX) >> np.uint64(20)) & mask
-
-
-@njit(cache=True)
-def build_pair_table(left, right, merged, keys, ranks, results):
-    """Fill ``keys`` (all -1), ``ranks`` and ``results`` from the merges in rank order; a pair listed twice
-    keeps its first (lowest) rank. Returns the number of distinct pairs."""
-    mask = keys.shape[0] - 1
+@njit(cache=True, nogil=True)
+def build_pair_table(left, right, merged, pairs):
+    """Fill ``pairs`` (all -1; two words per slot, a power of two of slots) from the merges in rank order;
+    a pair listed twice keeps its first (lowest) rank. Returns the number of distinct pairs."""
+    mask = pairs.shape[0] // 2 - 1
     n = 0
     for r in range(left.shape[0]):
         key = (np.int64(left[r]) << 32) | np.int64(right[r])
-        s = _slot(key, mask)
-        while keys[s] >= 0 and keys[s] != key:
+        s = np.int64((np.uint64(key) * _MIX) >> np.uint64(20)) & mask
+        while pairs[2 * s] >= 0 and pairs[2 * s] != key:
             s = (s + 1) & mask
-        if keys[s] < 0:
-            keys[s] = key
-            ranks[s] = r
-            results[s] = merged[r]
+        if pairs[2 * s] < 0:
+            pairs[2 * s] = key
+            pairs[2 * s + 1] = (np.int64(r) << 32) | np.int64(merged[r])
             n += 1
     return n
 
 
-@njit(cache=True)
-def _lookup(keys, a, b):
-    """Slot of pair ``(a, b)`` or -1."""
+@njit(cache=True, nogil=True)
+def _pair(pairs, a, b):
+    """``rank << 32 | merged id`` of the pair ``(a, b)``, or ``_NO_RANK``: the smaller, the earlier merge."""
     key = (np.int64(a) << 32) | np.int64(b)
-    mask = keys.shape[0] - 1
-    s = _slot(key, mask)
+    mask = pairs.shape[0] // 2 - 1
+    s = np.int64((np.uint64(key) * _MIX) >> np.uint64(20)) & mask
     while True:
-        k = keys[s]
+        k = pairs[2 * s]
         if k == key:
-            return s
+            return pairs[2 * s + 1]
         if k < 0:
-            return -1
+            return _NO_RANK
         s = (s + 1) & mask
-
-
-@njit(cache=True)
-def _rank(keys, ranks, a, b):
-    s = _lookup(keys, a, b)
-    return _NO_RANK if s < 0 else np.int64(ranks[s])
 
 
 # ---------------------------------------------------------------------------------------------------------
 # BPE of one pre-token, in place in ``sym[:n]``; returns the new length
 # ---------------------------------------------------------------------------------------------------------
 
-@njit(cache=True)
-def _bpe_small(sym, n, keys, ranks, results, rk):
+@njit(cache=True, nogil=True)
+def _bpe_small(sym, n, pairs, rk):
+    """``rk[j]`` is the merge of ``sym[j], sym[j + 1]``; the least (lowest rank, leftmost on ties: equal
+    values are the same pair) is applied until none is left."""
     for j in range(n - 1):
-        rk[j] = _rank(keys, ranks, sym[j], sym[j + 1])
+        rk[j] = _pair(pairs, sym[j], sym[j + 1])
     while n > 1:
         best = _NO_RANK
         at = -1
@@ -115,20 +104,20 @@ def _bpe_small(sym, n, keys, ranks, results, rk):
                 at = j
         if at < 0:
             break
-        sym[at] = results[_lookup(keys, sym[at], sym[at + 1])]
+        sym[at] = np.int32(best & 0xFFFFFFFF)
         for j in range(at + 1, n - 1):
             sym[j] = sym[j + 1]
         for j in range(at + 1, n - 2):
             rk[j] = rk[j + 1]
         n -= 1
         if at > 0:
-            rk[at - 1] = _rank(keys, ranks, sym[at - 1], sym[at])
+            rk[at - 1] = _pair(pairs, sym[at - 1], sym[at])
         if at < n - 1:
-            rk[at] = _rank(keys, ranks, sym[at], sym[at + 1])
+            rk[at] = _pair(pairs, sym[at], sym[at + 1])
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _heap_push(heap, size, v):
     i = size
     heap[i] = v
@@ -142,7 +131,7 @@ def _heap_push(heap, size, v):
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _heap_pop(heap, size):
     top = heap[0]
     size -= 1
@@ -163,8 +152,8 @@ def _heap_pop(heap, size):
     return top, size
 
 
-@njit(cache=True)
-def _bpe_large(sym, n, keys, ranks, results, nxt, prv, heap):
+@njit(cache=True, nogil=True)
+def _bpe_large(sym, n, pairs, nxt, prv, heap):
     """Linked list over positions (``nxt``/``prv``, -1 at the ends, ``prv[j] = -2`` once ``j`` is merged
     away) and a min-heap of ``rank << 32 | position``; stale entries are skipped when popped."""
     size = 0
@@ -172,9 +161,9 @@ def _bpe_large(sym, n, keys, ranks, results, nxt, prv, heap):
         nxt[j] = j + 1 if j + 1 < n else -1
         prv[j] = j - 1
     for j in range(n - 1):
-        r = _rank(keys, ranks, sym[j], sym[j + 1])
-        if r != _NO_RANK:
-            size = _heap_push(heap, size, (r << 32) | j)
+        v = _pair(pairs, sym[j], sym[j + 1])
+        if v != _NO_RANK:
+            size = _heap_push(heap, size, (v >> 32 << 32) | j)
     while size > 0:
         top, size = _heap_pop(heap, size)
         r = top >> 32
@@ -184,24 +173,24 @@ def _bpe_large(sym, n, keys, ranks, results, nxt, prv, heap):
         k = nxt[j]
         if k < 0:
             continue
-        s = _lookup(keys, sym[j], sym[k])
-        if s < 0 or ranks[s] != r:
+        v = _pair(pairs, sym[j], sym[k])
+        if v == _NO_RANK or v >> 32 != r:
             continue
-        sym[j] = results[s]
+        sym[j] = np.int32(v & 0xFFFFFFFF)
         prv[k] = -2
         nxt[j] = nxt[k]
         if nxt[k] >= 0:
             prv[nxt[k]] = j
         p = prv[j]
         if p >= 0:
-            r2 = _rank(keys, ranks, sym[p], sym[j])
-            if r2 != _NO_RANK:
-                size = _heap_push(heap, size, (r2 << 32) | p)
+            v2 = _pair(pairs, sym[p], sym[j])
+            if v2 != _NO_RANK:
+                size = _heap_push(heap, size, (v2 >> 32 << 32) | p)
         q = nxt[j]
         if q >= 0:
-            r3 = _rank(keys, ranks, sym[j], sym[q])
-            if r3 != _NO_RANK:
-                size = _heap_push(heap, size, (r3 << 32) | j)
+            v3 = _pair(pairs, sym[j], sym[q])
+            if v3 != _NO_RANK:
+                size = _heap_push(heap, size, (v3 >> 32 << 32) | j)
     m = 0
     j = 0
     while j >= 0:
@@ -211,245 +200,272 @@ def _bpe_large(sym, n, keys, ranks, results, nxt, prv, heap):
     return m
 
 
-@njit(cache=True)
-def bpe_pieces(data, piece_start, piece_len, byte_ids, keys, ranks, results, out, out_end):
-    """Encode pre-tokens ``data[piece_start[p] : piece_start[p] + piece_len[p]]`` one after another into
-    ``out`` (room for the sum of ``piece_len``); ``out_end[p]`` is where piece ``p``'s ids end. Returns the
-    number of ids written."""
-    longest = 0
-    for p in range(piece_len.shape[0]):
-        longest = max(longest, piece_len[p])
-    rk = np.empty(min(longest, SMALL_PIECE) + 1, dtype=np.int64)
-    big = longest if longest > SMALL_PIECE else 0
-    nxt = np.empty(big, dtype=np.int64)
-    prv = np.empty(big, dtype=np.int64)
-    heap = np.empty(3 * big, dtype=np.int64)
-    m = 0
-    for p in range(piece_len.shape[0]):
-        s = piece_start[p]
-        n = piece_len[p]
+# ---------------------------------------------------------------------------------------------------------
+# The pre-token cache
+# ---------------------------------------------------------------------------------------------------------
+# A pre-token under 16 bytes is found in ``exact`` by its bytes themselves: slots of four words (a, b, v, w)
+# where a, b are the bytes and the length (bijectively: under 8 bytes, a = the bytes | length << 56 and
+# b = 0; from 8 to 15, a = the first 8 bytes and b = the rest | length << 56), so a hit compares two words
+# and reads nothing else. v = 0 marks an empty slot; otherwise, by its low 3 bits c:
+#   c = 1..6: c ids inline, 20 bits each: bits 4, 24, 44 of v, then bits 0, 20, 40 of w (ids < 2**20);
+#   c = 0:    the ids are in the arena: bits 4..15 of v their number, bits 16..63 their offset.
+# A longer pre-token has a slot of two words in ``slots``: (key, value), key 0 for an empty slot, its key
+# count_kernels' hash of its bytes; value = offset << 26 | length << 14 | ids << 2 of its bytes (padded to
+# a word) and then its ids in the arena.
+
+@njit(cache=True, nogil=True)
+def _shift(slots, words):
+    n = slots.shape[0] // words
+    bits = 0
+    while (1 << bits) < n:
+        bits += 1
+    return _U(64 - bits)
+
+
+@njit(cache=True, nogil=True)
+def _exact_home(a, b, shift):
+    return np.int64(((a ^ (b * _MIX2)) * _MIX) >> shift)
+
+
+@njit(cache=True, nogil=True)
+def _insert(data, i, length, ids, m, n, cache_arrays, st):
+    """Remember that ``data[i:i+length]`` (not in the cache) encodes to ``ids[m:m+n]``. Empties the cache
+    first when a table is half full or the arena has no room; does nothing if it could never fit."""
+    exact, slots, arena, arena_bytes = cache_arrays
+    inline = length < 16 and n <= 6
+    for j in range(n if inline else 0):
+        if ids[m + j] >= (1 << 20):
+            inline = False
+    kept = 0 if length < 16 else length
+    need = 0 if inline else ((kept + 3) >> 2) + n
+    if need > arena.shape[0] - 2 or n > 0xFFF or kept > 0xFFF:
+        return
+    if (
+        st[N_EXACT] >= exact.shape[0] // 8
+        or st[N_LONG] >= slots.shape[0] // 4
+        or st[ARENA_USED] + need > arena.shape[0] - 2
+    ):
+        exact[:] = 0
+        slots[:] = 0
+        st[:] = 0
+        st[CLEARS] += 1
+    o = st[ARENA_USED]
+    if not inline:
+        for q in range(kept):
+            arena_bytes[4 * o + q] = data[i + q]
         for j in range(n):
-            out[m + j] = byte_ids[data[s + j]]
-        sym = out[m : m + n]
-        if n <= SMALL_PIECE:
-            n = _bpe_small(sym, n, keys, ranks, results, rk)
-        else:
-            n = _bpe_large(sym, n, keys, ranks, results, nxt, prv, heap)
-        m += n
-        out_end[p] = m
-    return m
-
-
-@njit(cache=True)
-def split_units(data, m_start, m_len, classes, piece_start, piece_len, unit_pieces):
-    """Pre-tokenize each unit ``data[m_start[u] : m_start[u] + m_len[u]]`` with the GPT-2 scanner into
-    ``piece_start``/``piece_len`` (room for ``m_len.sum()`` pieces); ``unit_pieces[u]`` counts unit ``u``'s.
-    Returns the number of pieces."""
-    n = 0
-    for u in range(m_len.shape[0]):
-        s = m_start[u]
-        first = n
-        n = gpt2_split(data, s, s + m_len[u], classes, piece_len, n)  # ends, turned into lengths below
-        for k in range(first, n):
-            end = piece_len[k]
-            piece_start[k] = s
-            piece_len[k] = end - s
-            s = end
-        unit_pieces[u] = n - first
-    return n
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Units: plan (cache lookups, misses deduplicated), gather, and cache insertion
-# ---------------------------------------------------------------------------------------------------------
-
-@njit(cache=True)
-def _same(a, i, b, j, n):
-    for k in range(n):
-        if a[i + k] != b[j + k]:
-            return False
-    return True
-
-
-@njit(cache=True)
-def _key(packed, h, length):
-    """A unit's 64-bit key, never 0: up to 7 bytes, the bytes themselves with the length in the top byte
-    (so equal keys mean equal units); longer, 56 bits of its FNV hash with min(length, 255) on top."""
-    if length <= 7:
-        return packed | (np.uint64(length) << np.uint64(56))
-    return (h >> np.uint64(8)) | (np.uint64(min(length, 255)) << np.uint64(56))
-
-
-@njit(cache=True)
-def _home(key, mask):
-    return np.int64((key * _MIX) >> np.uint64(40)) & mask
-
-
-@njit(cache=True)
-def plan_units(
-    data, bounds, special_after, cut_before, cut_at, max_cached,
-    c_slots, c_kstart, c_keys,
-    m_slots, m_start, m_len, m_key, refs, state,
-):
-    """Resolve the units of ``data[bounds[k, 0]:bounds[k, 1]]`` (segment ``k`` followed by the special
-    token id ``special_after[k]``, or -1) to refs, in text order: a cached unit's ids ``istart << 16 |
-    n_ids`` in the cache (>= 0), a miss ``-1 - m`` (misses are deduplicated in ``m_slots``, all 0 on entry)
-    or a special token ``SPECIAL_REF - id``. Units longer than ``max_cached`` (at most 255) are never
-    looked up in the cache.
-
-    The cache and miss tables hold ``(key, value)`` pairs side by side (one cache line per probe); units of
-    up to 7 bytes are identified by their key alone, longer ones are compared byte by byte.
-
-    ``state = [segment, position, n_refs, n_misses]``: the kernel starts at ``(segment, position)`` and
-    returns False, with the place to resume saved, as soon as ``refs`` is full or ``m_slots`` half full;
-    True when every segment is done. So a text of any size is planned in blocks of bounded memory.
-    """
-    c_mask = c_slots.shape[0] // 2 - 1
-    m_mask = m_slots.shape[0] // 2 - 1
-    miss_limit = min(m_slots.shape[0] // 4, m_start.shape[0])
-    ref_limit = refs.shape[0]
-    n_refs = 0
-    n_miss = 0
-    for k in range(state[0], bounds.shape[0]):
-        hi = bounds[k, 1]
-        start = state[1] if k == state[0] else bounds[k, 0]
-        while start < hi:
-            # The unit is data[start:j]: it ends before the first safe cut after its first byte.
-            prev = data[start]
-            j = start + 1
-            while j < hi:
-                b = data[j]
-                if cut_at[b] and cut_before[prev]:
-                    break
-                prev = b
-                j += 1
-            if n_refs >= ref_limit or n_miss >= miss_limit:
-                state[0] = k
-                state[1] = start
-                state[2] = n_refs
-                state[3] = n_miss
-                return False
-            length = j - start
-            packed = np.uint64(0)
-            h = _FNV_OFFSET
-            if length <= 7:
-                for t in range(length):
-                    packed |= np.uint64(data[start + t]) << np.uint64(8 * t)
-            else:
-                for t in range(start, j):
-                    h = (h ^ np.uint64(data[t])) * _FNV_PRIME
-            key = _key(packed, h, length)
-            ref = np.int64(-1)
-            if length <= max_cached:
-                s = _home(key, c_mask)
-                while True:
-                    kk = c_slots[2 * s]
-                    if kk == 0:
-                        break
-                    if kk == key and (length <= 7 or _same(c_keys, c_kstart[s], data, start, length)):
-                        ref = np.int64(c_slots[2 * s + 1])
-                        break
-                    s = (s + 1) & c_mask
-            if ref < 0:
-                s = _home(key, m_mask)
-                while True:
-                    kk = m_slots[2 * s]
-                    if kk == 0:
-                        m_slots[2 * s] = key
-                        m_slots[2 * s + 1] = n_miss
-                        m_start[n_miss] = start
-                        m_len[n_miss] = length
-                        m_key[n_miss] = key
-                        ref = -1 - n_miss
-                        n_miss += 1
-                        break
-                    if kk == key:
-                        e = np.int64(m_slots[2 * s + 1])
-                        if length <= 7 or (m_len[e] == length and _same(data, m_start[e], data, start, length)):
-                            ref = -1 - e
-                            break
-                    s = (s + 1) & m_mask
-            refs[n_refs] = ref
-            n_refs += 1
-            start = j
-        if special_after[k] >= 0:
-            if n_refs >= ref_limit:
-                state[0] = k
-                state[1] = hi
-                state[2] = n_refs
-                state[3] = n_miss
-                return False
-            refs[n_refs] = SPECIAL_REF - special_after[k]
-            n_refs += 1
-    state[0] = bounds.shape[0]
-    state[2] = n_refs
-    state[3] = n_miss
-    return True
-
-
-@njit(cache=True)
-def gather(refs, c_ids, m_ids, m_end, out):
-    """Write the ids of every ref into ``out`` (room for all of them); returns the count."""
-    m = 0
-    for r in range(refs.shape[0]):
-        ref = refs[r]
-        if ref >= 0:
-            s = ref >> 16
-            n = ref & 0xFFFF
+            arena[o + ((kept + 3) >> 2) + j] = ids[m + j]
+        st[ARENA_USED] = o + ((kept + 3) >> 2) + n
+    if length < 16:
+        if inline:
+            v = _U(n)
+            w = _U(0)
             for j in range(n):
-                out[m + j] = c_ids[s + j]
-            m += n
-        elif ref <= SPECIAL_REF:
-            out[m] = SPECIAL_REF - ref
-            m += 1
+                if j < 3:
+                    v |= _U(ids[m + j]) << _U(4 + 20 * j)
+                else:
+                    w |= _U(ids[m + j]) << _U(20 * (j - 3))
         else:
-            e = -1 - ref
-            s = 0 if e == 0 else m_end[e - 1]
-            for j in range(s, m_end[e]):
-                out[m] = m_ids[j]
-                m += 1
+            v = (_U(o) << _U(16)) | (_U(n) << _U(4))
+            w = _U(0)
+        a = _word(data, i, min(length, 8))
+        b = _U(0)
+        if length < 8:
+            a |= _U(length) << _U(56)
+        else:
+            b = _word(data, i + 8, length - 8) if length > 8 else _U(0)
+            b |= _U(length) << _U(56)
+        shift = _shift(exact, 4)
+        mask = exact.shape[0] // 4 - 1
+        s = _exact_home(a, b, shift)
+        while exact[4 * s + 2] != 0:
+            s = (s + 1) & mask
+        exact[4 * s] = a
+        exact[4 * s + 1] = b
+        exact[4 * s + 2] = v
+        exact[4 * s + 3] = w
+        st[N_EXACT] += 1
+    else:
+        key = _long_key(data, i, length)
+        shift = _shift(slots, 2)
+        mask = slots.shape[0] // 2 - 1
+        s = np.int64(key >> shift)
+        while slots[2 * s] != 0:
+            s = (s + 1) & mask
+        slots[2 * s] = key
+        slots[2 * s + 1] = (_U(o) << _U(26)) | (_U(kept) << _U(14)) | (_U(n) << _U(2))
+        st[N_LONG] += 1
+
+
+@njit(cache=True, nogil=True)
+def _find_long(data, i, length, slots, arena, arena_bytes, out, m):
+    """Write the cached ids of ``data[i:i+length]`` (16 bytes or more) to ``out[m:]``; returns the new m,
+    or -1 when it is not cached."""
+    key = _long_key(data, i, length)
+    shift = _shift(slots, 2)
+    mask = slots.shape[0] // 2 - 1
+    s = np.int64(key >> shift)
+    while True:
+        kk = slots[2 * s]
+        if kk == 0:
+            return -1
+        if kk == key:
+            v = slots[2 * s + 1]
+            o = np.int64(v >> _U(26))
+            if np.int64((v >> _U(14)) & _U(0xFFF)) == length and _same(arena_bytes, 4 * o, data, i, length):
+                n = np.int64((v >> _U(2)) & _U(0xFFF))
+                o += (length + 3) >> 2
+                for j in range(n):
+                    out[m + j] = arena[o + j]
+                return m + n
+        s = (s + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _bpe(sym, n, pairs, rk):
+    if n <= SMALL_PIECE:
+        return _bpe_small(sym, n, pairs, rk)
+    nxt = np.empty(n, dtype=np.int64)
+    prv = np.empty(n, dtype=np.int64)
+    heap = np.empty(3 * n, dtype=np.int64)
+    return _bpe_large(sym, n, pairs, nxt, prv, heap)
+
+
+@njit(cache=True, nogil=True)
+def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, out, m):
+    """Encode pre-tokens ``lo..hi-1`` into ``out[m:]`` (5 spare entries past the end); returns the new m.
+    Pre-token ``t`` ends at ``ends[t]`` and starts at ``starts[t]``, or, when ``starts`` is empty, where
+    the one before ends (``start`` for the first). Each is taken from the cache, or merged by BPE and
+    cached. The look-up in ``exact`` is written out here: a call to a helper that takes arrays costs more
+    than the look-up itself (LLVM does not inline them)."""
+    pairs = model.pairs
+    byte_ids = model.byte_ids
+    exact = cache.exact
+    slots = cache.slots
+    arena = cache.arena
+    arena_bytes = cache.arena_bytes
+    st = cache.state
+    shift = _shift(exact, 4)
+    mask = exact.shape[0] // 4 - 1
+    given = starts.shape[0] > 0
+    s = start
+    for t in range(lo, hi):
+        if given:
+            s = starts[t]
+        e = ends[t]
+        length = e - s
+        if length < 16:
+            a = _word(data, s, min(length, 8))
+            b = _U(0)
+            if length < 8:
+                a |= _U(length) << _U(56)
+            else:
+                b = (_word(data, s + 8, length - 8) if length > 8 else _U(0)) | (_U(length) << _U(56))
+            h = _exact_home(a, b, shift)
+            while True:
+                v = exact[4 * h + 2]
+                if v == 0 or (exact[4 * h] == a and exact[4 * h + 1] == b):
+                    break
+                h = (h + 1) & mask
+            c = np.int64(v & _U(7))
+            if c:
+                out[m] = np.int32((v >> _U(4)) & _U(0xFFFFF))
+                out[m + 1] = np.int32((v >> _U(24)) & _U(0xFFFFF))
+                out[m + 2] = np.int32((v >> _U(44)) & _U(0xFFFFF))
+                if c > 3:
+                    w = exact[4 * h + 3]
+                    out[m + 3] = np.int32(w & _U(0xFFFFF))
+                    out[m + 4] = np.int32((w >> _U(20)) & _U(0xFFFFF))
+                    out[m + 5] = np.int32((w >> _U(40)) & _U(0xFFFFF))
+                m += c
+                s = e
+                continue
+            if v != 0:
+                o = np.int64(v >> _U(16))
+                for j in range(np.int64((v >> _U(4)) & _U(0xFFF))):
+                    out[m] = arena[o + j]
+                    m += 1
+                s = e
+                continue
+        elif length <= MAX_CACHED:
+            m2 = _find_long(data, s, length, slots, arena, arena_bytes, out, m)
+            if m2 >= 0:
+                m = m2
+                s = e
+                continue
+        for j in range(length):
+            out[m + j] = byte_ids[data[s + j]]
+        n = _bpe(out[m : m + length], length, pairs, rk)
+        if length <= MAX_CACHED:
+            _insert(data, s, length, out, m, n, (exact, slots, arena, arena_bytes), st)
+        m += n
+        s = e
     return m
 
 
-@njit(cache=True)
-def cache_clear(c_slots, c_state):
-    c_slots[:] = 0
-    c_state[:] = 0
+# ---------------------------------------------------------------------------------------------------------
+# Kernels
+# ---------------------------------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def encode_gpt2(data, bounds, after, classes, model, cache, out, buf, resume, budget):
+    """Encode the segments ``data[bounds[k, 0]:bounds[k, 1]]``, each followed by the special token id
+    ``after[k]`` (or nothing, -1), into ``out`` (room for one id per byte and per special token, plus 5),
+    pre-tokenized by the GPT-2 scanner a block of ``buf`` at a time.
+
+    ``resume = [segment, position, ids written]`` (``[0, 0, 0]`` to start); returns :data:`PAUSED` after
+    about ``budget`` bytes (call again) or :data:`DONE`."""
+    kinds = _ascii_kinds(classes)
+    rk = np.empty(SMALL_PIECE + 1, dtype=np.int64)
+    no_starts = np.empty(0, dtype=np.int64)
+    m = resume[2]
+    done = 0
+    for k in range(resume[0], bounds.shape[0]):
+        end = bounds[k, 1]
+        i = max(resume[1], bounds[k, 0]) if k == resume[0] else bounds[k, 0]
+        while i < end:
+            if done >= budget:
+                resume[0] = k
+                resume[1] = i
+                resume[2] = m
+                return PAUSED
+            n = _scan(data, i, end, classes, kinds, buf, 0, buf.shape[0] - 2)
+            m = _pieces(data, no_starts, buf, 0, n, i, model, cache, rk, out, m)
+            done += buf[n - 1] - i
+            i = buf[n - 1]
+        if after[k] >= 0:
+            out[m] = after[k]
+            m += 1
+    resume[0] = bounds.shape[0]
+    resume[1] = 0
+    resume[2] = m
+    return DONE
 
 
-@njit(cache=True)
-def cache_insert(data, m_start, m_len, m_key, m_ids, m_end, max_cached, c_slots, c_kstart, c_keys, c_ids, c_state):
-    """Add the misses no longer than ``max_cached`` (and that fit at all) to the cache; when it is full
-    (entries at half the slots, key bytes or ids storage), it is emptied first. ``c_state = [entries, key
-    bytes, ids]``. Only units longer than 7 bytes keep their bytes (shorter ones are their key)."""
-    slots = c_slots.shape[0] // 2
-    mask = slots - 1
-    for e in range(m_len.shape[0]):
-        i0 = 0 if e == 0 else m_end[e - 1]
-        n_ids = m_end[e] - i0
-        length = m_len[e]
-        stored = length if length > 7 else 0
-        if length > max_cached or stored > c_keys.shape[0] or n_ids > c_ids.shape[0]:
+@njit(cache=True, nogil=True)
+def encode_pieces(data, starts, ends, model, cache, out):
+    """Encode the pre-tokens ``data[starts[t]:ends[t]]`` in order into ``out``; an ``ends[t]`` of -1 stands
+    for the special token id ``starts[t]``. Returns the number of ids."""
+    rk = np.empty(SMALL_PIECE + 1, dtype=np.int64)
+    m = 0
+    t = 0
+    n = ends.shape[0]
+    while t < n:
+        if ends[t] < 0:
+            out[m] = starts[t]
+            m += 1
+            t += 1
             continue
-        if (
-            c_state[0] + 1 > slots // 2
-            or c_state[1] + stored > c_keys.shape[0]
-            or c_state[2] + n_ids > c_ids.shape[0]
-        ):
-            c_slots[:] = 0
-            c_state[:] = 0
-        key = m_key[e]
-        s = _home(key, mask)
-        while c_slots[2 * s] != 0:
-            s = (s + 1) & mask
-        c_slots[2 * s] = key
-        c_slots[2 * s + 1] = np.uint64((c_state[2] << 16) | n_ids)
-        c_kstart[s] = c_state[1]
-        src = m_start[e]
-        for j in range(stored):
-            c_keys[c_state[1] + j] = data[src + j]
-        for j in range(n_ids):
-            c_ids[c_state[2] + j] = m_ids[i0 + j]
-        c_state[0] += 1
-        c_state[1] += stored
-        c_state[2] += n_ids
+        hi = t
+        while hi < n and ends[hi] >= 0:
+            hi += 1
+        m = _pieces(data, starts, ends, t, hi, 0, model, cache, rk, out, m)
+        t = hi
+    return m
+
+
+@njit(cache=True, nogil=True)
+def cache_clear(cache):
+    cache.exact[:] = 0
+    cache.slots[:] = 0
+    cache.state[:] = 0

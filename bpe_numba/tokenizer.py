@@ -8,15 +8,14 @@ cut into units at safe cuts, every distinct unit is encoded once and remembered 
 
 from __future__ import annotations
 
+import contextlib
 import os
-import struct
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import regex
 
-from .atomic import atomic_file
-from .errors import BPEFileNotFoundError, BPEIsADirectoryError, BPETypeError, BPEValueError, InvalidUTF8Error
+from .errors import BPEFileNotFoundError, BPEIsADirectoryError, BPETypeError, BPEValueError
 from .validation import (
     GPT2_PATTERN,
     check_errors_mode,
@@ -31,13 +30,8 @@ from .validation import (
     resolve_workers,
 )
 from .chunking import CUT_AT as _CUT_AT, CUT_BEFORE as _CUT_BEFORE, special_crosses
-from .pretokenize import SpecialSplitter
+from .pretokenize import SpecialSplitter, check_chunk_size
 
-_CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
-_CACHE_KEY_BYTES = 1 << 22
-_CACHE_IDS = 1 << 21
-_MAX_CACHED_UNIT = 255  # longer units are encoded every time (they are rare and would crowd the cache)
-_BLOCK_UNITS = 1 << 16  # units planned per kernel call
 _WINDOW = 1 << 14  # encode_iterable encodes this many bytes at a time (more if no safe cut is found)
 
 
@@ -116,7 +110,7 @@ class Tokenizer:
 
             self._python = PythonEncoder(ids_of, self.merges, self.special_ids, self.pattern)
             return
-        self._byte_ids = np.array([ids_of[bytes([b])] for b in range(256)], dtype=np.int32)
+        byte_ids = np.array([ids_of[bytes([b])] for b in range(256)], dtype=np.int32)
         left = np.empty(len(merges), dtype=np.int32)
         right = np.empty(len(merges), dtype=np.int32)
         merged = np.empty(len(merges), dtype=np.int32)
@@ -125,32 +119,22 @@ class Tokenizer:
         self._splitter = SpecialSplitter(special_tokens)
         self._special_id_array = np.array([self.special_ids[t] for t in special_tokens] + [-1], dtype=np.int64)
         self._pre = regex.compile(self.pattern)
-        # Units (runs between safe cuts, each encoded once and cached) are sound for the GPT-2 pattern only;
-        # with another pattern, no byte is a cut and every segment between special tokens is one unit.
-        gpt2 = self.pattern == GPT2_PATTERN
-        self._cut_before = _CUT_BEFORE if gpt2 else np.zeros(256, dtype=bool)
-        self._cut_at = _CUT_AT if gpt2 else np.zeros(256, dtype=bool)
         if self.engine == "numba":
             from .gpt2_scan import char_classes
 
             self._classes = char_classes()
 
         from . import encode_kernels as K
+        from .encoding import ThreadEncoder
 
-        self._K = K
         cap = 1 << max(4, (2 * len(merges)).bit_length())
-        self._pair_keys = np.full(cap, -1, dtype=np.int64)
-        self._pair_ranks = np.empty(cap, dtype=np.int32)
-        self._pair_results = np.empty(cap, dtype=np.int32)
-        K.build_pair_table(left, right, merged, self._pair_keys, self._pair_ranks, self._pair_results)
-        self._c_slots = np.zeros(4 * _CACHE_UNITS, dtype=np.uint64)  # (key, value) x 2 * _CACHE_UNITS slots
-        self._c_kstart = np.empty(2 * _CACHE_UNITS, dtype=np.int64)
-        self._c_keys = np.empty(_CACHE_KEY_BYTES, dtype=np.uint8)
-        self._c_ids = np.empty(_CACHE_IDS, dtype=np.int32)
-        self._c_state = np.zeros(3, dtype=np.int64)
+        pairs = np.full(2 * cap, -1, dtype=np.int64)
+        K.build_pair_table(left, right, merged, pairs)
+        self._model = K.EncodeModel(pairs, byte_ids)
+        self._encoders = [ThreadEncoder(self)]  # a pool: each thread that encodes takes one (see _encoder)
         # Compile (or load from Numba's cache) every kernel now, so that encoding never compiles lazily.
         self.encode("a b\n x" + "y" * (K.SMALL_PIECE + 1) + "".join(special_tokens[:1]))
-        K.cache_clear(self._c_slots, self._c_state)
+        self._encoders = [ThreadEncoder(self)]  # fresh caches: none of their pages touched yet
 
     # -----------------------------------------------------------------------------------------------------
 
@@ -206,6 +190,26 @@ class Tokenizer:
             raise BPETypeError(f"encode() takes a str, not {type(text).__name__}; decode bytes first")
         return self._encode_bytes(_utf8(text))
 
+    def encode_batch(self, texts: Sequence[str], num_threads: int | None = None) -> list[list[int]]:
+        """``[self.encode(t) for t in texts]``, encoded by ``num_threads`` threads of this process (``None``:
+        all cores), each with a cache of its own.
+
+        >>> tok = Tokenizer({i: bytes([i]) for i in range(256)} | {256: b"ab"}, [(b"a", b"b")])
+        >>> tok.encode_batch(["ab", "ba", ""])
+        [[256], [98, 97], []]
+        """
+        from .encoding import encode_batch
+
+        if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+            raise BPETypeError(f"encode_batch() takes a list of str, not {type(texts).__name__}")
+        for k, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise BPETypeError(f"encode_batch(): texts[{k}] is {type(text).__name__}, not str")
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                        or num_threads < 1):
+            raise BPEValueError(f"num_threads={num_threads!r}; use 1 or more, or None for all cores")
+        return encode_batch(self, texts, resolve_workers(num_threads))
+
     def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
         """Ids of ``"".join(iterable)``, lazily, holding about 16 KB of text at a time (more only when no
         safe cut is found, such as inside one very long word; with a custom pattern, text is only cut where
@@ -245,28 +249,21 @@ class Tokenizer:
         """Encode a whole text file into a ``.npy`` of token ids (``uint16``, or ``uint32`` when an id needs it),
         for language-model training. Returns the number of ids.
 
-        The file is cut at safe offsets (as in training) and encoded chunk by chunk, by ``num_workers``
-        processes (``None``: all cores). Unless ``chunk_size`` is given, a file under 256 MiB is encoded in
-        this process, 16 MiB at a time, and larger files in chunks of 16-64 MiB; memory stays about
-        ``chunk_size x 2 x workers``. The ids equal ``encode`` of the whole file. The output is written to a
-        temporary file beside ``output_path`` and renamed over it only when complete.
+        The file is cut at safe offsets (as in training) into chunks of ``chunk_size`` bytes (default: 1-8 MiB,
+        at least 8 chunks a thread), which ``num_workers`` threads of this process encode side by side
+        (``None``: all cores), each with a cache of its own; the ids are written in file order. Memory stays
+        about ``chunk_size x 7 x workers`` plus the caches (about 25 MB a thread) whatever the file's size. The ids equal ``encode`` of the whole file. The output is written to a
+        temporary file beside ``output_path`` and renamed over it only when complete; Ctrl-C stops every
+        thread and leaves no output.
         """
+        from .encoding import encode_file
+
         path = check_input_file(input_path)
         check_errors_mode(errors)
         workers = resolve_workers(num_workers)
+        check_chunk_size(chunk_size)
         out_path = _check_output_path(output_path, path)
-        size = os.path.getsize(path)
-        if chunk_size is None:
-            # A worker takes about 1.5 s to start (interpreter, Numba, the model's tables) and starts with
-            # an empty unit cache, while this process encodes 30-70 MB/s: on 100 MB of TinyStories-like
-            # text two workers took 2.8-3.1 s and this process alone 1.4-1.5 s. Below 256 MiB, stay here.
-            if size < (256 << 20):
-                workers, chunk_size = 1, 16 << 20
-            else:
-                chunk_size = int(min(max(size // (4 * workers), 16 << 20), 64 << 20))
-        elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise BPEValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
-        return _encode_file(self, path, size, out_path, workers, chunk_size, errors, resolve_progress(progress))
+        return encode_file(self, path, out_path, workers, chunk_size, errors, resolve_progress(progress))
 
     def decode(self, ids: Iterable[int]) -> str:
         """The text of ``ids`` (invalid UTF-8 in the joined bytes becomes U+FFFD)."""
@@ -293,75 +290,24 @@ class Tokenizer:
     def _encode_bytes(self, data: bytes) -> np.ndarray:
         if self._python is not None:
             return np.array(self._python.encode(data.decode("utf-8")), dtype=np.int32)
-        K = self._K
-        arr = np.frombuffer(data, dtype=np.uint8)
-        bounds, which = self._splitter.split(data)
-        after = self._special_id_array[which]  # -1 after the last segment
-        # Planned in blocks of at most _BLOCK_UNITS units, so the work arrays stay small for any text.
-        blk = min(_BLOCK_UNITS, len(data) + len(after))
-        m_slots = np.empty(2 << max(4, (2 * blk).bit_length()), dtype=np.uint64)
-        m_start = np.empty(blk, dtype=np.int64)
-        m_len = np.empty(blk, dtype=np.int64)
-        m_key = np.empty(blk, dtype=np.uint64)
-        refs = np.empty(blk, dtype=np.int64)
-        state = np.zeros(4, dtype=np.int64)
-        state[1] = bounds[0, 0]
-        out = np.empty(len(data) + len(after), dtype=np.int32)  # at most one id per byte and per special
-        n_out = 0
-        done = False
-        while not done:
-            m_slots.fill(0)
-            done = K.plan_units(
-                arr, bounds, after, self._cut_before, self._cut_at, _MAX_CACHED_UNIT,
-                self._c_slots, self._c_kstart, self._c_keys,
-                m_slots, m_start, m_len, m_key, refs, state,
-            )
-            n_refs, n_miss = int(state[2]), int(state[3])
-            ms, ml, mk = m_start[:n_miss], m_len[:n_miss], m_key[:n_miss]
-            if self.engine == "numba":
-                piece_start = np.empty(int(ml.sum()), dtype=np.int64)
-                piece_len = np.empty_like(piece_start)
-                unit_pieces = np.empty(n_miss, dtype=np.int64)
-                n_pieces = K.split_units(arr, ms, ml, self._classes, piece_start, piece_len, unit_pieces)
-                piece_start, piece_len = piece_start[:n_pieces], piece_len[:n_pieces]
-            else:
-                piece_start, piece_len, unit_pieces = self._pretokenize_units(data, ms, ml)
-            m_ids = np.empty(int(piece_len.sum()), dtype=np.int32)
-            piece_end = np.empty(len(piece_len), dtype=np.int64)
-            K.bpe_pieces(arr, piece_start, piece_len, self._byte_ids, self._pair_keys, self._pair_ranks,
-                         self._pair_results, m_ids, piece_end)
-            # Where each miss's ids end (a unit may have no pre-token at all under a custom pattern).
-            m_end = np.concatenate((np.zeros(1, dtype=np.int64), piece_end))[np.cumsum(unit_pieces)]
-            n_out += K.gather(refs[:n_refs], self._c_ids, m_ids, m_end, out[n_out:])
-            K.cache_insert(arr, ms, ml, mk, m_ids, m_end, _MAX_CACHED_UNIT, self._c_slots, self._c_kstart,
-                           self._c_keys, self._c_ids, self._c_state)
-        return out[:n_out]
+        with self._encoder() as enc:
+            return enc.encode(np.frombuffer(data, dtype=np.uint8))
 
-    def _pretokenize_units(self, data: bytes, starts: np.ndarray, lengths: np.ndarray):
-        """Pre-tokens of each unit by ``regex``, as byte spans: ``(piece_start, piece_len, pieces per unit)``.
-        Text that no match covers (possible with a custom pattern) yields no pre-token, as in ``finditer``."""
-        finditer = self._pre.finditer
-        piece_start: list[int] = []
-        piece_len: list[int] = []
-        unit_pieces: list[int] = []
-        for s, n in zip(starts.tolist(), lengths.tolist()):
-            unit = data[s : s + n]
-            text = unit.decode("utf-8")
-            spans = [m.span() for m in finditer(text)]
-            if not unit.isascii():  # character offsets -> byte offsets
-                cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-                width = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
-                at = np.concatenate(([0], np.cumsum(width))).tolist()
-                spans = [(at[a], at[b]) for a, b in spans]
-            unit_pieces.append(len(spans))
-            for a, b in spans:
-                piece_start.append(s + a)
-                piece_len.append(b - a)
-        return (
-            np.array(piece_start, dtype=np.int64),
-            np.array(piece_len, dtype=np.int64),
-            np.array(unit_pieces, dtype=np.int64),
-        )
+    @contextlib.contextmanager
+    def _encoder(self):
+        """A :class:`~bpe_numba.encoding.ThreadEncoder` of the pool for this thread's use (a new one when all
+        are taken), returned to the pool afterwards with its cache."""
+        from .encoding import ThreadEncoder
+
+        try:
+            enc = self._encoders.pop()  # atomic under the GIL, as is append
+        except (AttributeError, IndexError):  # the Python tier has no pool
+            enc = ThreadEncoder(self)
+        try:
+            yield enc
+        finally:
+            if self._python is None:
+                self._encoders.append(enc)
 
     def __reduce__(self):
         # Worker processes rebuild the tables (and load the kernels) from the model itself.
@@ -419,12 +365,8 @@ def _rebuild(vocab, merges, special_tokens, pattern, engine, backend) -> Tokeniz
 
 
 # ---------------------------------------------------------------------------------------------------------
-# encode_file: chunks in workers, ids streamed into a .npy in file order
+# encode_file's output path
 # ---------------------------------------------------------------------------------------------------------
-
-_NPY_HEADER_BYTES = 128  # reserved, so the header can be rewritten with the final length in place
-_WORKER: dict = {}
-
 
 def _check_output_path(output_path, input_path: str) -> str:
     out = os.fspath(output_path)
@@ -435,59 +377,3 @@ def _check_output_path(output_path, input_path: str) -> str:
         raise BPEFileNotFoundError(f"{out}: the directory {parent} does not exist; create it first")
     check_not_overwriting(out, {"the input file": input_path})
     return out
-
-
-def _npy_header(dtype: np.dtype, n: int) -> bytes:
-    text = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (dtype.str, n)
-    text = text.ljust(_NPY_HEADER_BYTES - 10 - 1) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin-1")
-
-
-def _set_worker_tokenizer(tok) -> None:
-    _WORKER["tok"] = tok
-
-
-def _encode_chunk(task):
-    """Worker: ``(path, start, end, errors, dtype)`` -> ``(start, end, ids, bad_offset)``."""
-    from .chunking import FileChangedError, checked_utf8
-
-    path, start, end, errors, dtype = task
-    with open(path, "rb") as f:
-        f.seek(start)
-        raw = f.read(end - start)
-    if len(raw) != end - start:
-        raise FileChangedError(path, f"it ended before byte {end:,}")
-    data, bad = checked_utf8(np.frombuffer(raw, dtype=np.uint8), start, errors)
-    if bad >= 0:
-        return start, end, None, bad
-    return start, end, _WORKER["tok"]._encode_bytes(data.tobytes()).astype(dtype), -1
-
-
-def _encode_file(tok: Tokenizer, path: str, size: int, out_path: str, workers: int, chunk_size: int,
-                 errors: str, show: bool) -> int:
-    from .chunking import SpecialTokens, first_invalid_utf8, plan_chunks
-    from .processes import map_chunks, progress_bar
-
-    dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
-    chunks = list(plan_chunks(path, size, chunk_size, SpecialTokens(tok.special_tokens)))
-    workers = min(workers, len(chunks))
-    tasks = ((path, s, e, errors, dtype.str) for s, e in chunks)
-    n = 0
-    bar = progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode")
-    try:
-        with atomic_file(out_path) as f:
-            f.write(_npy_header(dtype, 0))
-            for start, end, ids, bad in map_chunks(_encode_chunk, tasks, workers=workers, ordered=True,
-                                                   initializer=_set_worker_tokenizer, initargs=(tok,)):
-                if bad >= 0:
-                    offset, reason = first_invalid_utf8(path)
-                    raise InvalidUTF8Error(path, offset if offset >= 0 else bad, reason or "invalid start byte")
-                f.write(ids.tobytes())
-                n += len(ids)
-                bar.update(end - start)
-            f.seek(0)
-            f.write(_npy_header(dtype, n))
-    finally:
-        bar.close()
-        _WORKER.clear()  # set in this process too when it did the work
-    return n

@@ -169,33 +169,109 @@ def test_specials_missing_from_vocab_are_appended():
     assert vocab == {i: bytes([i]) for i in range(256)}, "the caller's vocab must not change"
 
 
-@pytest.mark.parametrize("block", [1, 2, 3, 17])
-def test_planning_in_small_blocks_is_exact(monkeypatch, block):
-    """Texts are planned a block of units at a time; a block may end right before a special token."""
-    import bpe_numba.tokenizer as T
+@pytest.mark.parametrize("budget, block", [(1, 3), (5, 4), (64, 17)])
+def test_kernel_slices_and_scan_blocks_are_exact(monkeypatch, budget, block):
+    """A kernel call returns after ``budget`` bytes and the scanner hands over ``block - 2`` pre-token ends
+    at a time; resuming anywhere, also right before a special token, changes no id."""
+    import bpe_numba.encoding as E
 
-    monkeypatch.setattr(T, "_BLOCK_UNITS", block)
+    monkeypatch.setattr(E, "_BUDGET", budget)
+    monkeypatch.setattr(E, "_SCAN_BLOCK", block)
     specials = ["<|endoftext|>", "<|a|>", "<|a|><|b|>"]
-    text = "the cat<|endoftext|><|endoftext|>sat on<|a|><|b|> the mat<|a|>. x " * 7
+    text = "the cat<|endoftext|><|endoftext|>sat on<|a|><|b|> the mat<|a|>. x \n\n  y" * 7
     vocab, merges = reference_train_text(text, 300, specials)
     tok = Tokenizer(vocab, merges, specials)
-    for sample in (text, "<|a|>" + text + "<|a|>", "", "<|a|>"):
+    for sample in (text, "<|a|>" + text + "<|a|>", "", "<|a|>", "  \n"):
         assert tok.encode(sample) == reference_encode(sample, vocab, merges, specials)
 
 
-def test_cache_eviction_keeps_results_exact(monkeypatch):
-    """A tiny unit cache is emptied again and again while encoding; ids must not change."""
-    import bpe_numba.tokenizer as T
+def _cache_text() -> str:
+    """Many distinct pre-tokens of every length class the cache keeps apart: under 8 bytes, 8 to 15, 16
+    and more (some over ``MAX_CACHED``), with up to dozens of ids each."""
+    words = []
+    for i in range(600):
+        n = 1 + (i * 7) % 40
+        words.append("".join("abcdefgh"[(i * 5 + 3 * k) % 8] for k in range(n)))
+    return " ".join(words) + " " + "q" * 1100 + " fin"
 
-    text = " ".join(f"w{i % 97}x{i % 13}" for i in range(3000)) + " fin"
+
+def test_cache_overflow_keeps_results_exact(monkeypatch):
+    """Tiny caches are emptied again and again while encoding, by either table or the arena filling up, or
+    never take a pre-token that cannot fit; ids must not change."""
+    import bpe_numba.encoding as E
+    from bpe_numba import encode_kernels as K
+
+    text = _cache_text()
     vocab, merges = reference_train_text(text, 400)
     expected = reference_encode(text, vocab, merges)
-    monkeypatch.setattr(T, "_CACHE_UNITS", 8)
-    monkeypatch.setattr(T, "_CACHE_KEY_BYTES", 64)
-    monkeypatch.setattr(T, "_CACHE_IDS", 32)
-    tok = Tokenizer(vocab, merges)
-    for _ in range(3):
+    for exact, long, arena in [(8, 4, 1 << 12), (1 << 12, 4, 1 << 12), (1 << 12, 1 << 12, 40)]:
+        monkeypatch.setattr(E, "_CACHE_SIZES", (exact, long, arena))
+        tok = Tokenizer(vocab, merges)
+        for _ in range(3):
+            assert tok.encode(text) == expected
+        assert tok._encoders[0].cache.state[K.CLEARS] > 0, "the caches never overflowed: the test proves nothing"
+
+
+def test_ids_beyond_20_bits_and_pretokens_of_many_ids():
+    """Ids of 2**20 and more cannot be kept inline in the cache; pre-tokens of more than 6 ids neither."""
+    text = _cache_text()
+    vocab, merges = reference_train_text(text, 330)
+    big = {i + (1 << 20 if i >= 256 else 0): b for i, b in vocab.items()}  # as far as the vocab check allows
+    tok = Tokenizer(big, merges)
+    expected = reference_encode(text, big, merges)
+    assert max(expected) >= 1 << 20 and max(len(w) for w in text.split()) > 16
+    for _ in range(2):
         assert tok.encode(text) == expected
+
+
+def test_pretokens_that_differ_only_in_trailing_nul_bytes():
+    """The cache keys pre-tokens by their bytes and length: one NUL byte more is another pre-token."""
+    runs = ["!" * n + "\x00" * z for n in (6, 7, 8, 14, 15, 16) for z in (0, 1, 2)]
+    text = " ".join(runs * 3) + "\x00"
+    vocab, merges = reference_train_text(text, 300)
+    tok = Tokenizer(vocab, merges)
+    for sample in (text, " ".join(reversed(runs))):
+        assert tok.encode(sample) == reference_encode(sample, vocab, merges)
+
+
+def test_encode_from_several_threads_at_once():
+    """Each thread that encodes takes a cache of its own from the tokenizer's pool."""
+    import threading
+
+    texts = [_cache_text()[k:] + f" {k}" * 50 for k in range(0, 400, 50)]
+    vocab, merges = reference_train_text(texts[0], 400)
+    tok = Tokenizer(vocab, merges)
+    expected = [reference_encode(t, vocab, merges) for t in texts]
+    got: dict[int, list] = {}
+
+    def run(k: int) -> None:
+        got[k] = [tok.encode(texts[k]) for _ in range(20)]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, e in enumerate(expected):
+        assert got[k] == [e] * 20
+
+
+@given(st.lists(st.one_of(MIXED, ALL_UNICODE), max_size=12), st.integers(1, 3))
+def test_encode_batch_equals_encode(gpt2, texts, threads):
+    assert gpt2.encode_batch(texts, num_threads=threads) == [gpt2.encode(t) for t in texts]
+
+
+def test_encode_batch_refuses_bad_input(small):
+    tok = small[0]
+    assert tok.encode_batch([]) == []
+    with pytest.raises(TypeError, match="takes a list of str, not str"):
+        tok.encode_batch("abc")
+    with pytest.raises(TypeError, match=r"texts\[1\] is bytes"):
+        tok.encode_batch(["ok", b"no"])
+    with pytest.raises(BPEInputError, match=r"texts\[2\]: the text holds a lone surrogate"):
+        tok.encode_batch(["a", "b", "c\ud800"], num_threads=2)
+    with pytest.raises(ValueError, match="num_threads=0"):
+        tok.encode_batch(["a"], num_threads=0)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,220 @@
+"""Encoding on threads of the calling process: one thread's encoder (its own cache of encoded pre-tokens
+over the ``nogil`` kernels of :mod:`bpe_numba.encode_kernels`), files into ``.npy`` in file order, and
+batches of texts.
+
+A :class:`ThreadEncoder` is used by one thread at a time; a ``Tokenizer`` keeps a pool of them, so
+``encode`` from several threads at once and the workers of :func:`encode_file` each take their own (and
+later calls find the caches warm). On the Python tier (``backend="python"``) an encoder just calls
+:class:`~bpe_numba.python_bpe.PythonEncoder`, and this module imports no Numba.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import threading
+
+import numpy as np
+
+from .atomic import atomic_file
+from .chunking import ChunkReader, SpecialTokens, checked_utf8, first_invalid_utf8, input_identity
+from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
+from .threads import Stopped, run_threads
+from .validation import GPT2_PATTERN
+
+DEFAULT_CHUNK = 8 << 20  # bytes a thread encodes at a time in encode_file (at most; see encode_file)
+MIN_CHUNK = 1 << 20
+_BUDGET = 1 << 20  # bytes a kernel call encodes before it returns (so a stop request is seen)
+_CACHE_SIZES = (1 << 19, 1 << 16, 1 << 21)  # a thread's cache: exact slots, long slots, arena words
+_SCAN_BLOCK = 4096  # pre-token ends the scanner hands over at a time
+_NPY_HEADER_BYTES = 128  # reserved, so the header can be rewritten with the final length in place
+
+
+class ThreadEncoder:
+    """One thread's encoding state: the pre-token cache and the scanner's buffer. ``encode(data)`` takes
+    valid UTF-8 as a uint8 array and returns its int32 ids."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        if tok._python is None:
+            from . import encode_kernels
+
+            self.K = encode_kernels
+            self.cache = encode_kernels.new_cache(*_CACHE_SIZES)
+            self.buf = np.empty(_SCAN_BLOCK, dtype=np.int64)
+            self.resume = np.zeros(3, dtype=np.int64)
+
+    def encode(self, data: np.ndarray, stop: threading.Event | None = None) -> np.ndarray:
+        tok = self.tok
+        if tok._python is not None:
+            return np.array(tok._python.encode(data.tobytes().decode("utf-8")), dtype=np.int32)
+        K = self.K
+        bounds, which = tok._splitter.split(data)
+        after = tok._special_id_array[which]  # -1 after the last segment
+        out = np.empty(data.shape[0] + after.shape[0] + 5, dtype=np.int32)  # 5 spare: see encode_kernels
+        if tok.engine != "numba":
+            starts, ends = regex_pieces(tok._pre, data, bounds, after, stop)
+            return out[: K.encode_pieces(data, starts, ends, tok._model, self.cache, out)]
+        resume = self.resume
+        resume[:] = 0
+        while K.encode_gpt2(data, bounds, after, tok._classes, tok._model, self.cache, out, self.buf, resume,
+                            _BUDGET) != K.DONE:
+            if stop is not None and stop.is_set():
+                raise Stopped
+        return out[: resume[2]]
+
+
+def regex_pieces(pre, data: np.ndarray, bounds: np.ndarray, after: np.ndarray,
+                 stop: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The pre-tokens of each segment by ``regex`` (compiled ``pre``), as byte spans ``(starts, ends)`` in
+    text order, with each special token id after its segment as ``(id, -1)``. Text that no match covers
+    (possible with a custom pattern) yields no pre-token, as in ``finditer``. Raises :class:`Stopped` soon
+    after ``stop`` is set."""
+    raw = data.tobytes()
+    starts: list[int] = []
+    ends: list[int] = []
+    for (s, e), special in zip(bounds.tolist(), after.tolist()):
+        segment = raw[s:e]
+        text = segment.decode("utf-8")
+        spans = []
+        for match in pre.finditer(text):
+            spans.append(match.span())
+            if not len(spans) & 0xFFFF and stop is not None and stop.is_set():
+                raise Stopped
+        if not segment.isascii():  # character offsets -> byte offsets
+            cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+            width = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
+            at = np.concatenate(([0], np.cumsum(width))).tolist()
+            spans = [(at[a], at[b]) for a, b in spans]
+        for a, b in spans:
+            starts.append(s + a)
+            ends.append(s + b)
+        if special >= 0:
+            starts.append(special)
+            ends.append(-1)
+    return np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+
+
+def encode_batch(tok, texts, workers: int) -> list[list[int]]:
+    """The ids of each of ``texts`` (checked to be str), encoded by ``workers`` threads."""
+    from .tokenizer import _utf8
+
+    if tok._python is not None:  # the Python tier holds the GIL: threads would only take turns
+        workers = 1
+    ids: list = [None] * len(texts)
+    next_text = itertools.count()  # shared; next() is atomic under the GIL
+
+    def work(w: int, stop) -> None:
+        with tok._encoder() as enc:
+            for k in next_text:
+                if k >= len(texts) or stop.is_set():
+                    return
+                try:
+                    raw = _utf8(texts[k])
+                except BPEValueError as exc:
+                    raise BPEValueError(f"encode_batch(): texts[{k}]: {exc}") from None
+                ids[k] = enc.encode(np.frombuffer(raw, dtype=np.uint8), stop)
+
+    if workers <= 1 or len(texts) <= 1:
+        work(0, threading.Event())
+    else:
+        run_threads(work, min(workers, len(texts)))
+    return [a.tolist() for a in ids]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------------------
+
+def npy_header(dtype: np.dtype, n: int) -> bytes:
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (dtype.str, n)
+    text = text.ljust(_NPY_HEADER_BYTES - 10 - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin-1")
+
+
+def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | None, errors: str, show: bool) -> int:
+    """Encode ``path`` into the ``.npy`` ``out_path`` (arguments already checked) on ``workers`` threads;
+    returns the number of ids.
+
+    Thread ``w`` takes the next chunk (:class:`~bpe_numba.chunking.ChunkReader`), encodes it with an encoder
+    of the tokenizer's pool and hands the ids over; whichever thread completes the run of chunks next in
+    file order writes them. A thread does not start a chunk more than ``2 x workers`` chunks ahead of the
+    last one written, so memory stays about ``chunk_size x workers x 7`` (the chunk, its int32 ids, and
+    the ids of chunks waiting for their turn)."""
+    from .processes import progress_bar
+
+    before = input_identity(path)
+    size = before[0]
+    if chunk_size is None:  # at least 8 chunks a thread, so that threads finish together
+        chunk_size = int(min(max(size // (8 * workers), MIN_CHUNK), DEFAULT_CHUNK))
+    dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
+    specials = SpecialTokens(tok.special_tokens)
+    gpt2 = tok.pattern == GPT2_PATTERN
+    n_chunks = max(1, -(-size // chunk_size))
+    if tok._python is not None:  # the Python tier holds the GIL: threads would only take turns
+        workers = 1
+    workers = max(1, min(workers, n_chunks))
+    window = 2 * workers
+    next_chunk = itertools.count()  # shared; next() is atomic under the GIL
+    turn = threading.Condition()
+    waiting: dict[int, np.ndarray | None] = {}  # chunk -> ids, finished but not yet written
+    state = {"written": 0, "ids": 0}
+    done = [0] * workers
+    bad: list[int] = []
+    bar = progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode")
+    shown = [0]
+
+    with atomic_file(out_path) as f:
+        f.write(npy_header(dtype, 0))
+
+        def write_ready() -> None:  # with ``turn`` held
+            while state["written"] in waiting:
+                ids = waiting.pop(state["written"])
+                if ids is not None:
+                    f.write(memoryview(ids))
+                    state["ids"] += ids.shape[0]
+                state["written"] += 1
+            turn.notify_all()
+
+        def work(w: int, stop) -> None:
+            with tok._encoder() as enc, ChunkReader(path, size, chunk_size, specials, gpt2) as reader:
+                for k in next_chunk:
+                    if k >= n_chunks or stop.is_set() or bad:
+                        return
+                    with turn:
+                        while k >= state["written"] + window:
+                            if stop.is_set():
+                                raise Stopped
+                            turn.wait(0.05)
+                    data, start = reader.read(k)
+                    ids = None
+                    if data.shape[0]:
+                        data, invalid = checked_utf8(data, start, errors)
+                        if invalid >= 0:
+                            bad.append(invalid)
+                            raise Stopped
+                        ids = enc.encode(data, stop).astype(dtype)
+                    with turn:
+                        waiting[k] = ids
+                        write_ready()
+                    done[w] += min(size, (k + 1) * chunk_size) - k * chunk_size
+
+        def tick() -> None:
+            total = sum(done)
+            bar.update(total - shown[0])
+            shown[0] = total
+
+        try:
+            run_threads(work, workers, on_tick=tick)
+            tick()
+        finally:
+            bar.close()
+        if bad:
+            # Chunks finish in any order: report the file's first invalid byte, not the first one found.
+            offset, reason = first_invalid_utf8(path)
+            raise InvalidUTF8Error(path, offset if offset >= 0 else min(bad), reason or "invalid start byte")
+        if input_identity(path) != before:
+            raise FileChangedError(path, "its size or modification time differs from when reading began")
+        f.seek(0)
+        f.write(npy_header(dtype, state["ids"]))
+    return state["ids"]
