@@ -535,7 +535,10 @@ def encode_gpt2(data, bounds, after, classes, model, cache, out, buf, resume, bu
     pre-tokenized by the GPT-2 scanner a block of ``buf`` at a time.
 
     ``resume = [segment, position, ids written]`` (``[0, 0, 0]`` to start); returns :data:`PAUSED` after
-    about ``budget`` bytes (call again) or :data:`DONE`."""
+    about ``budget`` bytes (call again) or :data:`DONE`. ``buf`` takes the scanner's pre-token ends (8
+    entries or more)."""
+    if buf.shape[0] < 8:
+        raise ValueError("encode_gpt2: buf needs 8 entries or more")
     kinds = _ascii_kinds(classes)
     rk = np.empty(SMALL_PIECE + 1, dtype=np.int64)
     no_starts = np.empty(0, dtype=np.int64)

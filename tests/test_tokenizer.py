@@ -169,9 +169,9 @@ def test_specials_missing_from_vocab_are_appended():
     assert vocab == {i: bytes([i]) for i in range(256)}, "the caller's vocab must not change"
 
 
-@pytest.mark.parametrize("budget, block", [(1, 3), (5, 4), (64, 17)])
+@pytest.mark.parametrize("budget, block", [(1, 8), (5, 9), (64, 17)])
 def test_kernel_slices_and_scan_blocks_are_exact(monkeypatch, budget, block):
-    """A kernel call returns after ``budget`` bytes and the scanner hands over ``block - 2`` pre-token ends
+    """A kernel call returns after ``budget`` bytes and the scanner hands over ``block - 4`` pre-token ends
     at a time; resuming anywhere, also right before a special token, changes no id."""
     import bpe_numba.encoding as E
 
@@ -183,6 +183,30 @@ def test_kernel_slices_and_scan_blocks_are_exact(monkeypatch, budget, block):
     tok = Tokenizer(vocab, merges, specials)
     for sample in (text, "<|a|>" + text + "<|a|>", "", "<|a|>", "  \n"):
         assert tok.encode(sample) == reference_encode(sample, vocab, merges, specials)
+
+
+@given(st.one_of(ALL_UNICODE, MIXED, st.text("ab 's\n\t!1", max_size=40)), st.integers(1, 12))
+@example("don't  stop\n\n 'll x'l 42!!", 1)
+def test_three_byte_scanner_equals_gpt2_split(text, limit):
+    """The encoder's scanner (ASCII three bytes a step) finds gpt2_scan's pre-token ends, also when it
+    stops every ``limit`` ends and resumes."""
+    import numpy as np
+
+    from bpe_numba import encode_kernels as K
+    from bpe_numba.gpt2_scan import _ascii_kinds, char_classes, gpt2_split
+
+    raw = text.encode("utf-8")
+    data = np.frombuffer(raw, dtype=np.uint8)
+    expected = np.empty(len(raw), dtype=np.int64)
+    expected = expected[: gpt2_split(data, 0, len(raw), char_classes(), expected, 0)].tolist()
+    kinds = _ascii_kinds(char_classes())
+    buf = np.empty(limit + 4, dtype=np.int64)
+    ends, i = [], 0
+    while i < len(raw):
+        n = K._scan3(data, i, len(raw), char_classes(), kinds, buf, 0, limit)
+        ends += buf[:n].tolist()
+        i = ends[-1]
+    assert ends == expected
 
 
 def _cache_text() -> str:
