@@ -31,11 +31,12 @@ _NPY_HEADER_BYTES = 128  # reserved, so the header can be rewritten with the fin
 
 
 class ThreadEncoder:
-    """One thread's encoding state: the pre-token cache and the scanner's buffer. ``encode(data)`` takes
-    valid UTF-8 as a uint8 array and returns its int32 ids."""
+    """One thread's encoding state: the pre-token cache, the scanner's buffer and an output buffer.
+    ``encode(data)`` takes valid UTF-8 as a uint8 array and returns its int32 ids."""
 
     def __init__(self, tok):
         self.tok = tok
+        self.out = np.empty(0, dtype=np.int32)
         if tok._python is None:
             from . import encode_kernels
 
@@ -44,14 +45,26 @@ class ThreadEncoder:
             self.buf = np.empty(_SCAN_BLOCK, dtype=np.int64)
             self.resume = np.zeros(3, dtype=np.int64)
 
-    def encode(self, data: np.ndarray, stop: threading.Event | None = None) -> np.ndarray:
+    def encode(self, data: np.ndarray, stop: threading.Event | None = None, reuse: bool = False) -> np.ndarray:
+        """The ids of ``data``; with ``reuse``, in this encoder's own buffer (valid until its next call:
+        fresh memory for every chunk costs page faults, and in threads, contention on the process's
+        memory map)."""
         tok = self.tok
         if tok._python is not None:
             return np.array(tok._python.encode(data.tobytes().decode("utf-8")), dtype=np.int32)
         K = self.K
+        if data.flags.writeable:  # file chunks: the kernels are compiled (and cached) for read-only data only
+            data = data.view()
+            data.flags.writeable = False
         bounds, which = tok._splitter.split(data)
         after = tok._special_id_array[which]  # -1 after the last segment
-        out = np.empty(data.shape[0] + after.shape[0] + 5, dtype=np.int32)  # 5 spare: see encode_kernels
+        need = data.shape[0] + after.shape[0] + 5  # an id per byte and per special, 5 spare (encode_kernels)
+        if not reuse:
+            out = np.empty(need, dtype=np.int32)
+        else:
+            if self.out.shape[0] < need:
+                self.out = np.empty(max(need, self.out.shape[0] * 5 // 4), dtype=np.int32)
+            out = self.out
         if tok.engine != "numba":
             starts, ends = regex_pieces(tok._pre, data, bounds, after, stop)
             return out[: K.encode_pieces(data, starts, ends, tok._model, self.cache, out)]
@@ -178,26 +191,32 @@ def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | N
 
         def work(w: int, stop) -> None:
             with tok._encoder() as enc, ChunkReader(path, size, chunk_size, specials, gpt2) as reader:
-                for k in next_chunk:
-                    if k >= n_chunks or stop.is_set() or bad:
-                        return
-                    with turn:
-                        while k >= state["written"] + window:
-                            if stop.is_set():
-                                raise Stopped
-                            turn.wait(0.05)
-                    data, start = reader.read(k)
-                    ids = None
-                    if data.shape[0]:
-                        data, invalid = checked_utf8(data, start, errors)
-                        if invalid >= 0:
-                            bad.append(invalid)
+                try:
+                    encode_chunks(w, stop, enc, reader)
+                finally:
+                    enc.out = np.empty(0, dtype=np.int32)  # the pool keeps the cache, not the buffer
+
+        def encode_chunks(w: int, stop, enc: ThreadEncoder, reader: ChunkReader) -> None:
+            for k in next_chunk:
+                if k >= n_chunks or stop.is_set() or bad:
+                    return
+                with turn:
+                    while k >= state["written"] + window:
+                        if stop.is_set():
                             raise Stopped
-                        ids = enc.encode(data, stop).astype(dtype)
-                    with turn:
-                        waiting[k] = ids
-                        write_ready()
-                    done[w] += min(size, (k + 1) * chunk_size) - k * chunk_size
+                        turn.wait(0.05)
+                data, start = reader.read(k)
+                ids = None
+                if data.shape[0]:
+                    data, invalid = checked_utf8(data, start, errors)
+                    if invalid >= 0:
+                        bad.append(invalid)
+                        raise Stopped
+                    ids = enc.encode(data, stop, reuse=True).astype(dtype)
+                with turn:
+                    waiting[k] = ids
+                    write_ready()
+                done[w] += min(size, (k + 1) * chunk_size) - k * chunk_size
 
         def tick() -> None:
             total = sum(done)

@@ -105,6 +105,7 @@ class Tokenizer:
 
         self.backend = choose_backend(backend)
         self._python = None
+        self._encoders: list = []  # a pool of ThreadEncoder: each thread that encodes takes one (_encoder)
         if self.backend == "python":
             from .python_bpe import PythonEncoder
 
@@ -131,10 +132,11 @@ class Tokenizer:
         pairs = np.full(2 * cap, -1, dtype=np.int64)
         K.build_pair_table(left, right, merged, pairs)
         self._model = K.EncodeModel(pairs, byte_ids)
-        self._encoders = [ThreadEncoder(self)]  # a pool: each thread that encodes takes one (see _encoder)
-        # Compile (or load from Numba's cache) every kernel now, so that encoding never compiles lazily.
+        # Compile (or load from Numba's cache) every kernel now, so that encoding never compiles lazily; then
+        # start the pool with fresh caches (none of their pages touched yet), so that encode_iterable needs
+        # no new memory.
         self.encode("a b\n x" + "y" * (K.SMALL_PIECE + 1) + "".join(special_tokens[:1]))
-        self._encoders = [ThreadEncoder(self)]  # fresh caches: none of their pages touched yet
+        self._encoders = [ThreadEncoder(self)]
 
     # -----------------------------------------------------------------------------------------------------
 
@@ -288,8 +290,6 @@ class Tokenizer:
     # -----------------------------------------------------------------------------------------------------
 
     def _encode_bytes(self, data: bytes) -> np.ndarray:
-        if self._python is not None:
-            return np.array(self._python.encode(data.decode("utf-8")), dtype=np.int32)
         with self._encoder() as enc:
             return enc.encode(np.frombuffer(data, dtype=np.uint8))
 
@@ -301,13 +301,12 @@ class Tokenizer:
 
         try:
             enc = self._encoders.pop()  # atomic under the GIL, as is append
-        except (AttributeError, IndexError):  # the Python tier has no pool
+        except IndexError:
             enc = ThreadEncoder(self)
         try:
             yield enc
         finally:
-            if self._python is None:
-                self._encoders.append(enc)
+            self._encoders.append(enc)
 
     def __reduce__(self):
         # Worker processes rebuild the tables (and load the kernels) from the model itself.

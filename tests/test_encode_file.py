@@ -134,10 +134,10 @@ def test_file_changed_while_encoding(tmp_path, model, monkeypatch):
     out.write_bytes(b"previous")
     real = E.ThreadEncoder.encode
 
-    def encode_and_append(self, data, stop=None):
+    def encode_and_append(self, data, *args, **kwargs):
         with open(src, "ab") as f:
             f.write(b"more")
-        return real(self, data, stop)
+        return real(self, data, *args, **kwargs)
 
     monkeypatch.setattr(E.ThreadEncoder, "encode", encode_and_append)
     with pytest.raises(FileChangedError, match="the file changed while it was read") as info:
