@@ -1,6 +1,50 @@
-"""Numba kernels for encoding: merge ranks, BPE of one pre-token, and a per-thread cache of encoded pre-tokens.
+"""Numba kernels for encoding: the GPT-2 scanner three bytes a step, a cache of encoded pre-tokens, and BPE
+of one pre-token by merge rank.
 
-DRAFT
+Each thread that encodes owns a :class:`PieceCache` (``encoding.ThreadEncoder``); the model's tables
+(:class:`EncodeModel`) are read by all of them. :func:`encode_gpt2` scans a block of pre-token ends, then
+looks each pre-token up in the cache and writes its ids; a pre-token seen for the first time is merged
+(``_bpe``: the adjacent pair of lowest merge rank, leftmost on ties, until none is left) and cached.
+:func:`encode_pieces` does the same for pre-tokens found by ``regex`` (another pattern, or
+``engine="regex"``). Every kernel takes arrays and scalars only and releases the GIL; ``encode_gpt2``
+returns every ``budget`` bytes so that its caller can see a stop request.
+
+>>> EncodeModel._fields, PieceCache._fields
+(('pairs', 'byte_ids'), ('exact', 'slots', 'arena', 'arena_bytes', 'state'))
+
+Performance notes (2026-11-30; GPT-2's vocab and merges; ``prose_en.txt``, 52.4 MB of English technical
+prose, 14.6 M pre-tokens, 137 K distinct, 19.0 M ids, and ``multilingual.txt``, 12.3 MB of es/it/pl/ru
+man pages, 3.1 M pre-tokens, 101 K distinct (``../shared/corpora``); one core of the shared 2-core dev
+machine, process CPU time, best of 5 or more; "encode" is ``Tokenizer.encode`` warm, list included)
+--------------------------------------------------------------------------------------------------------
+- Where the time went before (a cache of 65,536 *units*, the runs between safe cuts, planned, merged and
+  gathered by five kernels): prose 2.07 s to the array plus 0.68 s of ``ndarray.tolist`` (2.43-2.75 s,
+  about 2.5x tiktoken's 6.1-6.2 s): finding units and probing 0.50 s, pre-tokenizing missed units 0.21 s,
+  BPE of their pre-tokens 0.93 s, gathering 0.11 s, inserting 0.13 s, Python around them 0.16 s. The text
+  has 618 K distinct units, so the cache was emptied again and again and most units missed every time;
+  it has only 137 K distinct pre-tokens. Multilingual: 0.50 s + 0.18 s.
+- A cache keyed by pre-token, probed from the kernel's loop: prose 0.47-0.56 s to the array. A call to a
+  helper that takes arrays cost more than the probe it made (1.6 s with ``_probe``/``_emit`` helpers,
+  0.8 s with the same code written out in the loop; a one-array helper still added 5 ns a call): the hit
+  path is written out in ``_pieces``, helpers only on the miss path.
+- Pre-tokens under 16 bytes found by their bytes (two words compared in the slot, no hash of the bytes,
+  no byte comparison in an arena; 11 % of prose's pre-tokens have 8 to 15 bytes, which a hashed key sent
+  to the arena, one more cache miss each): 0.414 -> 0.380 s in the same process. Up to 6 ids in the slot.
+- The scanner, one character a step (``gpt2_scan._scan``): 0.147-0.168 s of prose, a chain of dependent
+  table loads per byte. Three ASCII bytes a step through the automaton composed with itself (a 64 KB
+  table): 0.067-0.081 s; two bytes a step: 0.107 s. Multilingual 0.034 -> 0.024 s.
+- Now, prose: scan 0.067 s, the bytes as a key 0.049 s, probing 0.079 s, writing ids 0.052 s; the kernel
+  0.25 s, ``encode_to_array`` 0.33 s with the text's ``str.encode`` (0.064 s) and the split at special
+  tokens (0.018 s); ``encode`` 0.77 s, of which ``tolist`` 0.44 s: a Python int per id, the floor of any
+  ``encode`` that returns a list (``take`` from a list of the vocab's ints, or building a pickle of
+  memo references, were no faster).
+- Merge table as (key, rank << 32 | merged id) side by side, one cache line a probe (was three arrays:
+  key, rank, result): the 137 K misses of a cold run of prose cost 0.12 s instead of 0.42 s.
+- Tried and dropped: a cache of units in front of the pre-token cache (cut by 8-byte words: 0.105 s to
+  find prose's 7.4 M units, but 618 K distinct units spread over 32 MB, 23 ns a probe: 10 % faster than
+  pre-tokens alone at twice the memory); a pre-tokenizer with a fast path for ASCII words (0.22 s against
+  the automaton's 0.16 s: a mispredicted branch per pre-token); two automata interleaved over the two
+  halves of a block (no gain).
 """
 
 from __future__ import annotations
@@ -200,6 +244,17 @@ def _bpe_large(sym, n, pairs, nxt, prv, heap):
     return m
 
 
+@njit(cache=True, nogil=True)
+def _bpe(sym, n, pairs, rk):
+    """BPE of ``sym[:n]`` in place (``rk``: ``SMALL_PIECE + 1`` entries); returns the new length."""
+    if n <= SMALL_PIECE:
+        return _bpe_small(sym, n, pairs, rk)
+    nxt = np.empty(n, dtype=np.int64)
+    prv = np.empty(n, dtype=np.int64)
+    heap = np.empty(3 * n, dtype=np.int64)
+    return _bpe_large(sym, n, pairs, nxt, prv, heap)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The pre-token cache
 # ---------------------------------------------------------------------------------------------------------
@@ -228,10 +283,9 @@ def _exact_home(a, b, shift):
 
 
 @njit(cache=True, nogil=True)
-def _insert(data, i, length, ids, m, n, cache_arrays, st):
+def _insert(data, i, length, ids, m, n, exact, slots, arena, arena_bytes, st):
     """Remember that ``data[i:i+length]`` (not in the cache) encodes to ``ids[m:m+n]``. Empties the cache
     first when a table is half full or the arena has no room; does nothing if it could never fit."""
-    exact, slots, arena, arena_bytes = cache_arrays
     inline = length < 16 and n <= 6
     for j in range(n if inline else 0):
         if ids[m + j] >= (1 << 20):
@@ -322,16 +376,6 @@ def _find_long(data, i, length, slots, arena, arena_bytes, out, m):
 
 
 @njit(cache=True, nogil=True)
-def _bpe(sym, n, pairs, rk):
-    if n <= SMALL_PIECE:
-        return _bpe_small(sym, n, pairs, rk)
-    nxt = np.empty(n, dtype=np.int64)
-    prv = np.empty(n, dtype=np.int64)
-    heap = np.empty(3 * n, dtype=np.int64)
-    return _bpe_large(sym, n, pairs, nxt, prv, heap)
-
-
-@njit(cache=True, nogil=True)
 def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, out, m):
     """Encode pre-tokens ``lo..hi-1`` into ``out[m:]`` (5 spare entries past the end); returns the new m.
     Pre-token ``t`` ends at ``ends[t]`` and starts at ``starts[t]``, or, when ``starts`` is empty, where
@@ -397,7 +441,7 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, out, m):
             out[m + j] = byte_ids[data[s + j]]
         n = _bpe(out[m : m + length], length, pairs, rk)
         if length <= MAX_CACHED:
-            _insert(data, s, length, out, m, n, (exact, slots, arena, arena_bytes), st)
+            _insert(data, s, length, out, m, n, exact, slots, arena, arena_bytes, st)
         m += n
         s = e
     return m
@@ -586,10 +630,3 @@ def encode_pieces(data, starts, ends, model, cache, out):
         m = _pieces(data, starts, ends, t, hi, 0, model, cache, rk, out, m)
         t = hi
     return m
-
-
-@njit(cache=True, nogil=True)
-def cache_clear(cache):
-    cache.exact[:] = 0
-    cache.slots[:] = 0
-    cache.state[:] = 0

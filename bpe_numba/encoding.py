@@ -147,93 +147,102 @@ def npy_header(dtype: np.dtype, n: int) -> bytes:
 
 def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | None, errors: str, show: bool) -> int:
     """Encode ``path`` into the ``.npy`` ``out_path`` (arguments already checked) on ``workers`` threads;
-    returns the number of ids.
-
-    Thread ``w`` takes the next chunk (:class:`~bpe_numba.chunking.ChunkReader`), encodes it with an encoder
-    of the tokenizer's pool and hands the ids over; whichever thread completes the run of chunks next in
-    file order writes them. A thread does not start a chunk more than ``2 x workers`` chunks ahead of the
-    last one written, so memory stays about ``chunk_size x workers x 7`` (the chunk, its int32 ids, and
-    the ids of chunks waiting for their turn)."""
+    returns the number of ids. See :class:`_FileEncoding`."""
     from .processes import progress_bar
 
     before = input_identity(path)
     size = before[0]
-    if chunk_size is None:  # at least 8 chunks a thread, so that threads finish together
+    if chunk_size is None:  # at least 8 chunks a thread, so that the threads finish together
         chunk_size = int(min(max(size // (8 * workers), MIN_CHUNK), DEFAULT_CHUNK))
-    dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
-    specials = SpecialTokens(tok.special_tokens)
-    gpt2 = tok.pattern == GPT2_PATTERN
-    n_chunks = max(1, -(-size // chunk_size))
     if tok._python is not None:  # the Python tier holds the GIL: threads would only take turns
         workers = 1
-    workers = max(1, min(workers, n_chunks))
-    window = 2 * workers
-    next_chunk = itertools.count()  # shared; next() is atomic under the GIL
-    turn = threading.Condition()
-    waiting: dict[int, np.ndarray | None] = {}  # chunk -> ids, finished but not yet written
-    state = {"written": 0, "ids": 0}
-    done = [0] * workers
-    bad: list[int] = []
-    bar = progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode")
-    shown = [0]
-
-    with atomic_file(out_path) as f:
+    workers = max(1, min(workers, -(-size // chunk_size)))
+    dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
+    with atomic_file(out_path) as f, progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode") as bar:
         f.write(npy_header(dtype, 0))
-
-        def write_ready() -> None:  # with ``turn`` held
-            while state["written"] in waiting:
-                ids = waiting.pop(state["written"])
-                if ids is not None:
-                    f.write(memoryview(ids))
-                    state["ids"] += ids.shape[0]
-                state["written"] += 1
-            turn.notify_all()
-
-        def work(w: int, stop) -> None:
-            with tok._encoder() as enc, ChunkReader(path, size, chunk_size, specials, gpt2) as reader:
-                try:
-                    encode_chunks(w, stop, enc, reader)
-                finally:
-                    enc.out = np.empty(0, dtype=np.int32)  # the pool keeps the cache, not the buffer
-
-        def encode_chunks(w: int, stop, enc: ThreadEncoder, reader: ChunkReader) -> None:
-            for k in next_chunk:
-                if k >= n_chunks or stop.is_set() or bad:
-                    return
-                with turn:
-                    while k >= state["written"] + window:
-                        if stop.is_set():
-                            raise Stopped
-                        turn.wait(0.05)
-                data, start = reader.read(k)
-                ids = None
-                if data.shape[0]:
-                    data, invalid = checked_utf8(data, start, errors)
-                    if invalid >= 0:
-                        bad.append(invalid)
-                        raise Stopped
-                    ids = enc.encode(data, stop, reuse=True).astype(dtype)
-                with turn:
-                    waiting[k] = ids
-                    write_ready()
-                done[w] += min(size, (k + 1) * chunk_size) - k * chunk_size
+        job = _FileEncoding(tok, path, size, chunk_size, workers, errors, dtype, f)
+        shown = [0]
 
         def tick() -> None:
-            total = sum(done)
+            total = sum(job.done)
             bar.update(total - shown[0])
             shown[0] = total
 
-        try:
-            run_threads(work, workers, on_tick=tick)
-            tick()
-        finally:
-            bar.close()
-        if bad:
-            # Chunks finish in any order: report the file's first invalid byte, not the first one found.
-            offset, reason = first_invalid_utf8(path)
-            raise InvalidUTF8Error(path, offset if offset >= 0 else min(bad), reason or "invalid start byte")
+        run_threads(job.work, workers, on_tick=tick)
+        tick()
         if input_identity(path) != before:
             raise FileChangedError(path, "its size or modification time differs from when reading began")
+        if job.bad:
+            # Chunks finish in any order: report the file's first invalid byte, not the first one found.
+            offset, reason = first_invalid_utf8(path)
+            raise InvalidUTF8Error(path, offset if offset >= 0 else min(job.bad), reason or "invalid start byte")
         f.seek(0)
-        f.write(npy_header(dtype, state["ids"]))
-    return state["ids"]
+        f.write(npy_header(dtype, job.n_ids))
+    return job.n_ids
+
+
+class _FileEncoding:
+    """The threads of one :func:`encode_file` run and what they share.
+
+    Thread ``w`` takes the next chunk (:class:`~bpe_numba.chunking.ChunkReader`), encodes it with an
+    encoder of the tokenizer's pool and hands its ids over; whichever thread completes the run of chunks
+    next in file order writes them. No thread starts a chunk more than ``2 x workers`` chunks ahead of the
+    last one written, so memory stays about ``chunk_size x workers x 7`` (each thread's chunk and its int32
+    ids, and the ids of chunks waiting for their turn), whatever the file's size."""
+
+    def __init__(self, tok, path, size, chunk_size, workers, errors, dtype, f):
+        self.tok, self.path, self.size, self.chunk_size = tok, path, size, chunk_size
+        self.errors, self.dtype, self.f = errors, dtype, f
+        self.n_chunks = max(1, -(-size // chunk_size))
+        self.window = 2 * workers
+        self.next_chunk = itertools.count()  # shared; next() is atomic under the GIL
+        self.turn = threading.Condition()
+        self.waiting: dict[int, np.ndarray | None] = {}  # chunk -> ids, finished but not yet written
+        self.written = 0  # chunks written
+        self.n_ids = 0
+        self.done = [0] * workers  # bytes encoded by each thread, for the progress bar
+        self.bad: list[int] = []  # file offsets of invalid UTF-8 found
+        self.specials = SpecialTokens(tok.special_tokens)
+
+    def work(self, w: int, stop: threading.Event) -> None:
+        gpt2 = self.tok.pattern == GPT2_PATTERN
+        with self.tok._encoder() as enc, ChunkReader(self.path, self.size, self.chunk_size, self.specials,
+                                                      gpt2) as reader:
+            try:
+                for k in self.next_chunk:
+                    if k >= self.n_chunks:
+                        return
+                    self._wait_for_room(k, stop)
+                    data, start = reader.read(k)
+                    ids = None
+                    if data.shape[0]:
+                        data, invalid = checked_utf8(data, start, self.errors)
+                        if invalid >= 0:
+                            self.bad.append(invalid)
+                            raise Stopped
+                        ids = enc.encode(data, stop, reuse=True).astype(self.dtype)
+                    with self.turn:
+                        self.waiting[k] = ids
+                        self._write_ready()
+                    self.done[w] += min(self.size, (k + 1) * self.chunk_size) - k * self.chunk_size
+            finally:
+                enc.out = np.empty(0, dtype=np.int32)  # the pool keeps the cache, not the buffer
+
+    def _wait_for_room(self, k: int, stop: threading.Event) -> None:
+        with self.turn:
+            while True:
+                if stop.is_set() or self.bad:
+                    raise Stopped
+                if k < self.written + self.window:
+                    return
+                self.turn.wait(0.05)
+
+    def _write_ready(self) -> None:
+        """Write the chunks that are next in file order (with ``turn`` held)."""
+        while self.written in self.waiting:
+            ids = self.waiting.pop(self.written)
+            if ids is not None:
+                self.f.write(memoryview(ids))
+                self.n_ids += ids.shape[0]
+            self.written += 1
+        self.turn.notify_all()

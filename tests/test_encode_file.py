@@ -77,6 +77,17 @@ def test_invalid_utf8_names_offset_and_keeps_old_output(tmp_path, model, workers
     assert np.load(out).tolist() == tok.encode(data[:bad_at].decode() + "\ufffd" + data[bad_at:].decode())
 
 
+def test_invalid_utf8_early_stops_every_thread(tmp_path, model):
+    """The threads ahead of a chunk with invalid UTF-8 wait for it to be written: they must stop too."""
+    data = TEXT.encode("utf-8") * 8
+    src = tmp_path / "in.txt"
+    src.write_bytes(data[:100] + b"\xc3\x28" + data[100:])
+    with pytest.raises(InvalidUTF8Error) as info:
+        model[0].encode_file(src, tmp_path / "ids.npy", num_workers=3, chunk_size=300, progress=False)
+    assert info.value.offset == 100
+    assert sorted(os.listdir(tmp_path)) == ["in.txt"]
+
+
 def test_bad_paths(tmp_path, model):
     tok = model[0]
     src = tmp_path / "in.txt"
