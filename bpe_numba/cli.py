@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("input", help="UTF-8 text file")
     enc.add_argument("--model", required=True, metavar="DIR", help="a directory written by `train --out`")
     enc.add_argument("-o", "--output", required=True, metavar="IDS.npy", help="where to write the ids")
-    enc.add_argument("--workers", type=_positive_int, default=None, help="processes (default: all cores)")
+    enc.add_argument("--workers", type=_positive_int, default=None, help="threads (default: all cores)")
     enc.add_argument("--errors", choices=["strict", "replace"], default="strict")
     _common(enc)
 

@@ -132,7 +132,7 @@ def encode_batch(tok, texts, workers: int) -> list[list[int]]:
         work(0, threading.Event())
     else:
         run_threads(work, min(workers, len(texts)))
-    return [a.tolist() for a in ids]
+    return [tok._as_list(a) for a in ids]
 
 
 # ---------------------------------------------------------------------------------------------------------

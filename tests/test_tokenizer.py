@@ -55,6 +55,7 @@ def test_gpt2_files_equal_tiktoken(name, cs336_dir, gpt2, gpt2_plain, tiktoken_g
     text = (cs336_dir / name).read_text(encoding="utf-8")
     ids = gpt2.encode(text)
     assert ids == tiktoken_gpt2.encode(text, allowed_special={"<|endoftext|>"})
+    assert {type(i) for i in ids} == {int}
     assert gpt2_plain.encode(text) == tiktoken_gpt2.encode(text, disallowed_special=())
     assert gpt2.decode(ids) == text
 
