@@ -2,8 +2,9 @@
 
 Semantics (DESIGN.md, encoding contract): special tokens are split out first (leftmost, longest first),
 the text between is pre-tokenized with the GPT-2 pattern, and each pre-token's bytes are merged by
-repeatedly joining the adjacent pair of lowest merge rank. The work happens in ``encode_kernels``: text is
-cut into units at safe cuts, every distinct unit is encoded once and remembered in a bounded cache.
+repeatedly joining the adjacent pair of lowest merge rank. The work happens in ``encode_kernels``, on the
+thread that calls or on threads of this process (``encode_file``, ``encode_batch``: :mod:`bpe_numba.encoding`),
+each with its own cache of encoded pre-tokens, so that a pre-token is merged once per thread.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class Tokenizer:
     kernels (``"kernels"``), in plain Python (``"python"``: :class:`bpe_numba.python_bpe.PythonEncoder`, no
     Numba), or (``"auto"``) with the kernels when they are compiled and in Python (starting their
     background compilation) when not; the ids are the same.
+
+    A tokenizer may encode on several threads at once: each thread takes a cache of encoded pre-tokens of
+    its own from the tokenizer's pool (about 25 MB of address space each, touched as it fills) and returns
+    it, warm, for the next call.
 
     >>> vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab"}
     >>> tok = Tokenizer(vocab, [(b"a", b"b")], ["<s>"])
