@@ -9,10 +9,10 @@ Rows (each measured in a fresh process, so caches and memory never carry over fr
 * ``tiktoken encode_batch, K threads``: the text split after every ``<|endoftext|>`` (one document per
   item), ``enc.encode_batch(docs, num_threads=K, allowed_special=...)``; the split is inside the timing.
 * ``bpe_numba encode, 1 thread, cold``: the first ``Tokenizer.encode(text)`` on a fresh tokenizer (kernels
-  compiled, unit cache empty). ``... warm``: the same call again in the same process.
+  compiled, pre-token cache empty). ``... warm``: the same call again in the same process.
 * ``bpe_numba encode_file, num_workers=K``: ``tok.encode_file(INPUT, OUT.npy, num_workers=K)``; reads the
-  file itself, so reading and decoding the input and writing the ``.npy`` are inside the timing. A file
-  under 256 MiB is encoded in the calling process whatever K is (a worker pool cannot pay for its start-up).
+  file itself, so reading and decoding the input and writing the ``.npy`` are inside the timing; K threads
+  of the process encode it.
 
 MB/s is input bytes (10**6) per second of the call alone, median over ``--repeat`` fresh processes; model
 loading (``tiktoken.get_encoding``; bpe_numba: reading the two GPT-2 files and building the ``Tokenizer``)
@@ -157,7 +157,7 @@ def measure(tool: str, input_path: str, ids_out: str, workers: int, vocab_path: 
         res.update(load_s=res["read_model_s"] + res["build_s"], model_loader=loader)
         del vocab, merges
         text = _read_text(input_path)
-        ids, res["call_s"], res["call_cpu_s"] = _timed(tok.encode, text)  # cold: the unit cache is empty
+        ids, res["call_s"], res["call_cpu_s"] = _timed(tok.encode, text)  # cold: the pre-token cache is empty
         warm, res["warm_s"], res["warm_cpu_s"] = _timed(tok.encode, text)
         res["warm_same_ids"] = warm == ids
         del warm
