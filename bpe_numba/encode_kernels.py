@@ -60,7 +60,7 @@ import numpy as np
 from numba import njit
 
 from .count_kernels import _long_key, _same, _short_key
-from .gpt2_scan import _NK, _T, KL, KN, KO, KWS, SQL, SQV, _ascii_kinds, _word
+from .gpt2_scan import KE, SW2W, _T, _ascii_kinds, _scan, _word
 
 _U = np.uint64
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -456,19 +456,18 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, out, m):
 # The GPT-2 scanner, three ASCII bytes a step
 # ---------------------------------------------------------------------------------------------------------
 # gpt2_scan's automaton takes one character a step, and its state is a chain of dependent table loads, one
-# per byte. Runs of ASCII take three (or two) bytes a step here, through tables of the automaton composed
-# with itself: the entry for (state, kinds of bytes p, p+1, p+2) holds the state after the three and which
-# of the ends ``prev, p, p+1, p+2`` the three steps emit (one step emits "before the previous character"
-# and "before this one"; the second of a step and the first of the next never both hold, checked below).
+# per byte. Runs of ASCII take three bytes a step here, through the table of the automaton composed with
+# itself: the entry for (state, kinds of bytes p, p+1, p+2) holds the state after the three and which of
+# the ends ``prev, p, p+1, p+2`` the three steps emit (one step emits "before the previous character" and
+# "before this one"; the second of a step and the first of the next never both hold, checked below).
 
 def _composed(steps: int) -> np.ndarray:
     """uint8 table indexed ``state << 4 * steps | kind_1 << 4 * (steps - 1) | ... | kind_steps``: the new
     state << 4 and bit ``j`` set when the end before position ``p - 1 + j`` is emitted."""
-    n_states = 16
-    table = np.zeros(n_states << (4 * steps), dtype=np.uint8)
+    table = np.zeros(16 << (4 * steps), dtype=np.uint8)
     t = _T.astype(np.int64)
-    kinds = np.arange(10)
-    for state in range(12):
+    kinds = np.arange(KE + 1)  # the automaton's kinds and states, numbered from 0
+    for state in range(SW2W + 1):
         states = np.array([state])
         flags = np.zeros(1, dtype=np.int64)
         index = np.array([state])
@@ -484,24 +483,24 @@ def _composed(steps: int) -> np.ndarray:
     return table
 
 
-_T2 = _composed(2)
 _T3 = _composed(3)
+_DELEGATED = 16  # pre-tokens gpt2_scan's scanner finds at a time where three bytes are not all ASCII
 
 
 @njit(cache=True, nogil=True)
 def _scan3(data, start, end, classes, kinds, out, m, limit):
     """gpt2_scan's ``_scan`` (the same pre-token ends of ``data[start:end]`` into ``out[m:]``, stopping at a
     pre-token end once ``m >= limit``, the final end(s) only if they fit), ASCII three bytes a step:
-    writes up to ``out[limit + 3]``."""
-    t = _T
-    t2 = _T2
+    writes up to ``out[limit + 3]``. Where the next three bytes are not all ASCII (or the text ends),
+    ``_scan`` itself goes on from the last end found, for a few pre-tokens."""
     t3 = _T3
+    first = m
     s = 0
     p = start
     prev = start
-    while p < end and m < limit:
-        b = data[_U(p)]
+    while m < limit:
         if p + 2 < end:
+            b = data[_U(p)]
             b2 = data[_U(p + 1)]
             b3 = data[_U(p + 2)]
             if (b | b2 | b3) < 0x80:
@@ -518,58 +517,15 @@ def _scan3(data, start, end, classes, kinds, out, m, limit):
                 prev = p + 2
                 p += 3
                 continue
-        if p + 1 < end:
-            b2 = data[_U(p + 1)]
-            if (b | b2) < 0x80:
-                x = t2[_U((s << 4) | (kinds[b] << 4) | kinds[b2])]
-                s = x & 0xF0
-                out[_U(m)] = prev
-                m += x & 1
-                out[_U(m)] = p
-                m += (x >> 1) & 1
-                out[_U(m)] = p + 1
-                m += (x >> 2) & 1
-                prev = p + 1
-                p += 2
-                continue
-        if b < 0x80:
-            k = kinds[b]
-            n = 1
-        else:
-            lead = np.int64(b)
-            if lead < 0xE0:
-                n = 2
-                cp = lead & 0x1F
-            elif lead < 0xF0:
-                n = 3
-                cp = lead & 0x0F
-            else:
-                n = 4
-                cp = lead & 0x07
-            if p + n > end:  # truncated sequence (invalid input): stay inside the segment
-                n = end - p
-                cp = 0x110000
-            else:
-                for q in range(1, n):
-                    cp = (cp << 6) | (np.int64(data[_U(p + q)]) & 0x3F)
-            c = classes[_U(cp)] if cp < 0x110000 else 0
-            k = KL if c & 1 else (KN if c & 2 else (KWS if c & 4 else KO))
-        x = t[_U(s + k)]
-        s = x & 0xF0
-        out[_U(m)] = prev
-        m += x & 1
-        out[_U(m)] = p
-        m += (x >> 1) & 1
+        # A pre-token end is where the pattern may start again: _scan restarts there in its first state.
+        since = out[m - 1] if m > first else start
+        done = _scan(data, since, end, classes, kinds, out, m, min(m + _DELEGATED, limit))
+        if done == m or out[done - 1] == end:
+            return done
+        m = done
+        p = out[m - 1]
         prev = p
-        p += n
-    if p == end and p > start:
-        split = s == SQL * _NK or s == SQV * _NK  # "'l", "'v", "'r" at the end: "'" and a letter run
-        if m + 1 + split <= out.shape[0]:
-            if split:
-                out[m] = prev
-                m += 1
-            out[m] = end
-            m += 1
+        s = 0
     return m
 
 
