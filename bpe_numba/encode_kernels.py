@@ -66,6 +66,7 @@ _U = np.uint64
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _NO_RANK = np.int64(1 << 62)
+_LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)  # masks of the low n bytes
 SMALL_PIECE = 48  # pre-tokens longer than this take the heap path
 MAX_CACHED = 1024  # longer pre-tokens are encoded every time (rare; they would crowd the cache)
 DONE = 0
@@ -288,9 +289,10 @@ def _exact_home(a, b, shift):
 
 
 @njit(cache=True, nogil=True)
-def _insert(data, i, length, ids, m, n, exact, slots, arena, arena_bytes, st):
-    """Remember that ``data[i:i+length]`` (not in the cache) encodes to ``ids[m:m+n]``. Empties the cache
-    first when a table is half full or the arena has no room; does nothing if it could never fit."""
+def _insert(data, i, length, a, b, ids, m, n, exact, slots, arena, arena_bytes, st):
+    """Remember that ``data[i:i+length]`` (not in the cache; its key words ``a, b`` under 16 bytes, its
+    hash ``a`` from 16) encodes to ``ids[m:m+n]``. Empties the cache first when a table is half full or
+    the arena has no room; does nothing if it could never fit."""
     inline = length < 16 and n <= 6
     for j in range(n if inline else 0):
         if ids[m + j] >= (1 << 20):
@@ -327,13 +329,6 @@ def _insert(data, i, length, ids, m, n, exact, slots, arena, arena_bytes, st):
         else:
             v = (_U(o) << _U(16)) | (_U(n) << _U(4))
             w = _U(0)
-        a = _word(data, i, min(length, 8))
-        b = _U(0)
-        if length < 8:
-            a |= _U(length) << _U(56)
-        else:
-            b = _word(data, i + 8, length - 8) if length > 8 else _U(0)
-            b |= _U(length) << _U(56)
         shift = _shift(exact, 4)
         mask = exact.shape[0] // 4 - 1
         s = _exact_home(a, b, shift)
@@ -345,22 +340,20 @@ def _insert(data, i, length, ids, m, n, exact, slots, arena, arena_bytes, st):
         exact[4 * s + 3] = w
         st[N_EXACT] += 1
     else:
-        key = _long_key(data, i, length)
         shift = _shift(slots, 2)
         mask = slots.shape[0] // 2 - 1
-        s = np.int64(key >> shift)
+        s = np.int64(a >> shift)
         while slots[2 * s] != 0:
             s = (s + 1) & mask
-        slots[2 * s] = key
+        slots[2 * s] = a
         slots[2 * s + 1] = (_U(o) << _U(26)) | (_U(kept) << _U(14)) | (_U(n) << _U(2))
         st[N_LONG] += 1
 
 
 @njit(cache=True, nogil=True)
-def _find_long(data, i, length, slots, arena, arena_bytes, out, m):
-    """Write the cached ids of ``data[i:i+length]`` (16 bytes or more) to ``out[m:]``; returns the new m,
-    or -1 when it is not cached."""
-    key = _long_key(data, i, length)
+def _find_long(data, i, length, key, slots, arena, arena_bytes, out, m):
+    """Write the cached ids of ``data[i:i+length]`` (16 bytes or more, hash ``key``) to ``out[m:]``; returns
+    the new m, or -1 when it is not cached."""
     shift = _shift(slots, 2)
     mask = slots.shape[0] // 2 - 1
     s = np.int64(key >> shift)
@@ -396,6 +389,8 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, out, m):
     st = cache.state
     shift = _shift(exact, 4)
     mask = exact.shape[0] // 4 - 1
+    masks = _LOW_BYTES
+    n_data = data.shape[0]
     given = starts.shape[0] > 0
     s = start
     for t in range(lo, hi):
@@ -403,13 +398,21 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, out, m):
             s = starts[t]
         e = ends[t]
         length = e - s
+        a = _U(0)
+        b = _U(0)
         if length < 16:
-            a = _word(data, s, min(length, 8))
-            b = _U(0)
-            if length < 8:
-                a |= _U(length) << _U(56)
+            # The key words (see the layout above), with as few branches as possible.
+            if s + 16 <= n_data:
+                q = _U(s)
+                for k in range(8):
+                    a |= _U(data[q + _U(k)]) << _U(8 * k)
+                    b |= _U(data[q + _U(8 + k)]) << _U(8 * k)
             else:
-                b = (_word(data, s + 8, length - 8) if length > 8 else _U(0)) | (_U(length) << _U(56))
+                a = _word(data, s, min(length, 8))
+                b = _word(data, s + 8, length - 8) if length > 8 else _U(0)
+            short = _U(0) - _U(length < 8)  # all ones under 8 bytes
+            a = (a & masks[min(length, 8)]) | ((_U(length) << _U(56)) & short)
+            b = ((b & masks[max(length - 8, 0)]) | (_U(length) << _U(56))) & ~short
             h = _exact_home(a, b, shift)
             while True:
                 v = exact[4 * h + 2]
@@ -437,7 +440,8 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, out, m):
                 s = e
                 continue
         elif length <= MAX_CACHED:
-            m2 = _find_long(data, s, length, slots, arena, arena_bytes, out, m)
+            a = _long_key(data, s, length)
+            m2 = _find_long(data, s, length, a, slots, arena, arena_bytes, out, m)
             if m2 >= 0:
                 m = m2
                 s = e
@@ -446,7 +450,7 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, out, m):
             out[m + j] = byte_ids[data[s + j]]
         n = _bpe(out[m : m + length], length, pairs, rk)
         if length <= MAX_CACHED:
-            _insert(data, s, length, out, m, n, exact, slots, arena, arena_bytes, st)
+            _insert(data, s, length, a, b, out, m, n, exact, slots, arena, arena_bytes, st)
         m += n
         s = e
     return m
