@@ -489,6 +489,7 @@ def _composed(steps: int) -> np.ndarray:
 
 _T3 = _composed(3)
 _DELEGATED = 16  # pre-tokens gpt2_scan's scanner finds at a time where three bytes are not all ASCII
+_SLICE = 256  # pre-tokens encoded between two looks at the budget
 
 
 @njit(cache=True, nogil=True)
@@ -563,9 +564,14 @@ def encode_gpt2(data, bounds, after, classes, model, cache, out, buf, resume, bu
                 resume[2] = m
                 return PAUSED
             n = _scan3(data, i, end, classes, kinds, buf, 0, buf.shape[0] - 4)
-            m = _pieces(data, no_starts, buf, 0, n, i, model, cache, rk, out, m)
-            done += buf[n - 1] - i
-            i = buf[n - 1]
+            # A few hundred pre-tokens at a time, so that a block of long ones stops within the budget too.
+            t = 0
+            while t < n and done < budget:
+                hi = min(t + _SLICE, n)
+                m = _pieces(data, no_starts, buf, t, hi, i, model, cache, rk, out, m)
+                done += buf[hi - 1] - i
+                i = buf[hi - 1]
+                t = hi
         if after[k] >= 0:
             out[m] = after[k]
             m += 1
