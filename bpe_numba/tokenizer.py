@@ -260,9 +260,9 @@ class Tokenizer:
         The file is cut at safe offsets (as in training) into chunks of ``chunk_size`` bytes (default: 1-8 MiB,
         at least 8 chunks a thread), which ``num_workers`` threads of this process encode side by side
         (``None``: all cores), each with a cache of its own; the ids are written in file order. Memory stays
-        about ``chunk_size x 7 x workers`` plus the caches (about 25 MB a thread) whatever the file's size. The ids equal ``encode`` of the whole file. The output is written to a
-        temporary file beside ``output_path`` and renamed over it only when complete; Ctrl-C stops every
-        thread and leaves no output.
+        about ``chunk_size x 7 x workers`` plus the caches (about 25 MB a thread), whatever the file's size.
+        The ids equal ``encode`` of the whole file. The output is written to a temporary file beside
+        ``output_path`` and renamed over it only when complete; Ctrl-C stops every thread and leaves no output.
         """
         from .encoding import encode_file
 
@@ -321,7 +321,7 @@ class Tokenizer:
             self._encoders.append(enc)
 
     def __reduce__(self):
-        # Worker processes rebuild the tables (and load the kernels) from the model itself.
+        # A pickled tokenizer is rebuilt from the model itself (tables, kernels, a fresh cache pool).
         return (_rebuild, (self.vocab, self.merges, self.special_tokens, self.pattern, self.engine, self.backend))
 
     def __repr__(self) -> str:
