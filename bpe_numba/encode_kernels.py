@@ -59,7 +59,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from .count_kernels import _long_key, _same, _short_key
+from .count_kernels import _long_key, _same
 from .gpt2_scan import KE, SW2W, _T, _ascii_kinds, _scan, _word
 
 _U = np.uint64
