@@ -39,10 +39,14 @@ machine, process CPU time, best of 5 or more; "encode" is ``Tokenizer.encode`` w
   for 19 M ids (much of it page faults for 530 MB of ints), while indexing an object array of the vocab's
   ints first takes 0.29 s and allocates no int (``Tokenizer._as_list``); a pickle of memo references was
   no faster. ``encode`` 0.67 s against tiktoken's 5.4 s (8.1x); multilingual 0.19 s against 1.36 s.
-- Threads: ``encode_file`` of prose repeated to 1 GB, 2 threads, 5.5-6.1 s wall, 9.5-10.5 s of CPU (one
+- Threads: ``encode_file`` of prose repeated to 1 GB on 2 threads, 4.4-6.0 s wall, 8.3-11 s of CPU (one
   thread: 9.5-9.9 s); the kernels are 80 % of it, reading, checking UTF-8, splitting at special tokens
-  and writing the rest. Each thread reuses one output buffer: fresh memory for every chunk meant page
-  faults and contention on the process's memory map.
+  and writing the rest; gigatoken's ``encode`` of the same bytes, one thread, 4.6-7.7 s. Each thread
+  reuses one output buffer (fresh memory for every chunk meant page faults and contention on the
+  process's memory map), and each chunk's ids are handed to the disk as they are written: the atomic
+  write's final ``fsync`` had taken 0.36-0.42 s.
+- Also tried: a small direct-mapped table of hot pre-tokens in front of ``exact`` (3 %: the probes are
+  not cache misses), scan blocks of 64-1024 ends instead of 4096 (slower).
 - Merge table as (key, rank << 32 | merged id) side by side, one cache line a probe (was three arrays:
   key, rank, result): the 137 K misses of a cold run of prose cost 0.12 s instead of 0.42 s.
 - Tried and dropped: a cache of units in front of the pre-token cache (cut by 8-byte words: 0.105 s to
