@@ -82,10 +82,10 @@ def tiktoken_cache_dir(fixtures: str) -> str:
 
 def read_gpt2_model(vocab_path: str, merges_path: str):
     """``(vocab: {id: bytes}, merges: [(bytes, bytes)], reader)`` from GPT-2 style files."""
-    from bpe_numba.model_io import load_model
+    from bpe_numba.formats import load_model
 
     vocab, merges, _specials, _pattern = load_model(vocab_path, merges_path)
-    return vocab, merges, "bpe_numba.model_io.load_model"
+    return vocab, merges, "bpe_numba.formats.load_model"
 
 
 def _import_bpe_numba():
@@ -293,7 +293,7 @@ def describe_mismatch(got, want, i: int, got_name: str, want_name: str, vocab_pa
     """Where two id sequences first differ (index ``i``), with the tokens around it."""
     lines = [f"{got_name}: {len(got):,} ids, {want_name}: {len(want):,} ids; first difference at id #{i:,}"]
     try:
-        from bpe_numba.model_io import gpt2_str_to_bytes
+        from bpe_numba.formats import gpt2_str_to_bytes
 
         with open(vocab_path, encoding="utf-8") as f:
             tokens = {idx: gpt2_str_to_bytes(tok) for tok, idx in json.load(f).items()}

@@ -8,13 +8,29 @@ Importing the package compiles nothing and imports neither numpy nor Numba; the 
 Numba's on-disk cache after the first run) when training or encoding starts.
 """
 
-from .errors import BPEInputError, InvalidUTF8Error
-from .options import GPT2_PATTERN
+from .errors import (
+    BPEFileNotFoundError,
+    BPEInputError,
+    BPEIsADirectoryError,
+    BPENotADirectoryError,
+    BPEPermissionError,
+    BPETypeError,
+    BPEValueError,
+    FileChangedError,
+    InvalidUTF8Error,
+    ModelNotSavedError,
+)
+from .validation import GPT2_PATTERN
 from .trainer import train_bpe
 
 __version__ = "0.1.0"
 
-__all__ = ["train_bpe", "Tokenizer", "count_pretokens", "GPT2_PATTERN", "BPEInputError", "InvalidUTF8Error", "__version__"]
+__all__ = [
+    "train_bpe", "Tokenizer", "count_pretokens", "GPT2_PATTERN", "__version__",
+    # errors (bpe_numba.errors): BPEInputError is the root, each subclass also derives from its builtin
+    "BPEInputError", "BPEValueError", "BPETypeError", "BPEFileNotFoundError", "BPEIsADirectoryError",
+    "BPENotADirectoryError", "BPEPermissionError", "InvalidUTF8Error", "FileChangedError", "ModelNotSavedError",
+]
 
 
 def __getattr__(name: str):

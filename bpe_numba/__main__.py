@@ -2,7 +2,11 @@
 
 import sys
 
-from .cli import entry
+try:
+    from .cli import entry
+except KeyboardInterrupt:  # Ctrl-C while the command loads: the same quiet exit as later on
+    print("bpe-numba: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(entry())

@@ -1,21 +1,32 @@
 """The ``bpe-numba`` command (also ``python -m bpe_numba``): train, encode, inspect.
 
-Bad arguments and bad files end in one line on stderr and exit code 2; Ctrl-C in exit code 130.
+Exit codes: 0 done; 2 bad input (a :class:`~bpe_numba.errors.BPEInputError` or an ``OSError``: one line on
+stderr naming the culprit, no traceback); 130 interrupted (Ctrl-C); 141 standard output closed early (``|
+head``), quietly, like other command-line tools; 1 with a traceback for anything else, which is a bug.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
+import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from .errors import BPEInputError, BPEValueError
+from .validation import check_input_file, check_not_overwriting, check_output_dir
+
 PROG = "bpe-numba"
 DEMO_SPECIAL = "<|endoftext|>"
+MAX_DEMO_MB = 100_000  # the generated corpus is written to the temporary folder first
+DISPLAY_CHARS = 60  # a longest token is shown up to this many characters (a 20 MB run of "a" is one token)
+EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STDOUT_CLOSED = 2, 130, 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,8 +34,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-class UsageError(Exception):
+class UsageError(BPEValueError):
     """A bad argument found after parsing: reported in one line, exit code 2."""
+
+
+class _StdoutClosed(Exception):
+    """Whoever read standard output has gone (``bpe-numba ... | head -1``)."""
+
+
+def _say(*parts) -> None:
+    """``print`` to stdout, flushed, so that a closed pipe shows up here and not at interpreter exit."""
+    try:
+        print(*parts, flush=True)
+    except BrokenPipeError:
+        raise _StdoutClosed from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a special token (repeat for several; the order fixes their ids)")
     train.add_argument("--workers", type=_positive_int, default=None, help="pre-tokenization processes (default: all cores)")
     train.add_argument("--out", metavar="DIR", help="write vocab.json, merges.txt and bpe_numba.json here")
-    train.add_argument("--demo-size-mb", type=_positive_float, default=10.0,
-                       help="size of the embedded corpus when no INPUT is given (default: 10)")
+    train.add_argument("--demo-size-mb", type=_demo_size_mb, default=10.0,
+                       help=f"size of the embedded corpus when no INPUT is given (default: 10, at most {MAX_DEMO_MB:,})")
     train.add_argument("--errors", choices=["strict", "replace"], default="strict",
                        help="invalid UTF-8: stop with its offset (strict) or read it as U+FFFD (replace)")
     _common(train)
@@ -85,13 +108,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _demo_size_mb(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of MB")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} is not positive")
+    if value > MAX_DEMO_MB:
+        raise argparse.ArgumentTypeError(
+            f"{text} MB is above the demo corpus's limit of {MAX_DEMO_MB:,} MB; train on a file (INPUT) instead"
+        )
     return value
 
 
@@ -105,34 +134,52 @@ def _peak_rss_mb() -> dict:
 
 
 def _longest(vocab: dict[int, bytes], skip: set[int], top: int) -> list[dict]:
+    """The ``top`` longest tokens, each decoded up to :data:`DISPLAY_CHARS` characters (``"truncated"``
+    says when there is more; ``"bytes"`` is the whole token's length)."""
     ids = sorted((i for i in vocab if i not in skip), key=lambda i: (-len(vocab[i]), i))[:top]
-    return [{"id": i, "bytes": len(vocab[i]), "text": vocab[i].decode("utf-8", errors="replace")} for i in ids]
+    rows = []
+    for i in ids:
+        # Decode no more than the shown characters can need (4 bytes each), however long the token.
+        text = vocab[i][: 4 * DISPLAY_CHARS + 4].decode("utf-8", errors="replace")
+        truncated = len(vocab[i]) > 4 * DISPLAY_CHARS + 4 or len(text) > DISPLAY_CHARS
+        rows.append({"id": i, "bytes": len(vocab[i]), "text": text[:DISPLAY_CHARS], "truncated": truncated})
+    return rows
 
 
 def _print_longest(rows: list[dict]) -> None:
-    print("longest tokens:")
+    _say("longest tokens:")
     for r in rows:
-        print(f"  {r['id']:>7}  {r['bytes']:>3} bytes  {r['text']!r}")
+        more = f"... (first {DISPLAY_CHARS} characters)" if r["truncated"] else ""
+        _say(f"  {r['id']:>7}  {r['bytes']:>3,} bytes  {r['text']!r}{more}")
 
 
 def cmd_train(args) -> dict:
     from . import train_bpe
 
     specials = args.special_token
+    if args.out is not None:
+        check_output_dir(args.out, "--out")  # before generating a demo corpus, too
     with tempfile.TemporaryDirectory(prefix="bpe_numba_demo_") as tmp:
         generated = None
         if args.input is None:
             from .synthetic import write_corpus
 
+            n_bytes = int(args.demo_size_mb * 1_000_000)
+            free = shutil.disk_usage(tmp).free
+            if n_bytes + (n_bytes >> 4) > free:
+                raise UsageError(
+                    f"--demo-size-mb {args.demo_size_mb:g}: the corpus would not fit in {tempfile.gettempdir()} "
+                    f"({free / 1e6:,.0f} MB free); give a smaller size, or point TMPDIR elsewhere"
+                )
             path = Path(tmp) / "synthetic_stories.txt"
             t = time.perf_counter()
-            write_corpus(path, int(args.demo_size_mb * 1_000_000), seed=0, progress=bool(args.progress))
+            write_corpus(path, n_bytes, seed=0, progress=bool(args.progress))
             generated = time.perf_counter() - t
             if specials is None:
                 specials = [DEMO_SPECIAL]
             if not args.json:
-                print(f"no INPUT: generated {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories in "
-                      f"{generated:.1f} s (the embedded default)")
+                _say(f"no INPUT: generated {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories in "
+                     f"{generated:.1f} s (the embedded default)")
         else:
             path = Path(args.input)
         timings: dict = {}
@@ -160,21 +207,21 @@ def cmd_train(args) -> dict:
         report["seconds"]["generate_corpus"] = round(generated, 3)
     if not args.json:
         s = report["seconds"]
-        print(f"trained {report['vocab_size']:,} tokens ({report['merges']:,} merges) on {size / 1e6:,.1f} MB "
-              f"in {total:.2f} s ({size / 1e6 / max(total, 1e-9):,.1f} MB/s; the first run in an environment "
-              f"includes about 15 s of one-off Numba compilation)")
+        _say(f"trained {report['vocab_size']:,} tokens ({report['merges']:,} merges) on {size / 1e6:,.1f} MB "
+             f"in {total:.2f} s ({size / 1e6 / max(total, 1e-9):,.1f} MB/s; the first run in an environment "
+             f"includes about 15 s of one-off Numba compilation)")
         if len(vocab) < args.vocab_size:
-            print(f"  the corpus ran out of pairs before vocab size {args.vocab_size:,}")
+            _say(f"  the corpus ran out of pairs before vocab size {args.vocab_size:,}")
         where = "helper process and Numba" if timings.get("isolated") else "Numba"
-        print(f"  start-up ({where}) {s['startup']:.2f} s, pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
-              f"intern {s['intern']:.2f} s, merges {s['merges']:.2f} s, write {s['write']:.2f} s")
+        _say(f"  start-up ({where}) {s['startup']:.2f} s, pre-tokenize {s['pretokenize']:.2f} s ({report['unique_pretokens']:,} unique pre-tokens), "
+             f"intern {s['intern']:.2f} s, merges {s['merges']:.2f} s, write {s['write']:.2f} s")
         rss = report["peak_rss_mb"]
-        print(f"  peak RSS: main {rss['main']:,.0f} MB, largest child process {rss['largest_child']:,.0f} MB")
+        _say(f"  peak RSS: main {rss['main']:,.0f} MB, largest child process {rss['largest_child']:,.0f} MB")
         _print_longest(report["longest_tokens"])
         if args.out:
-            print(f"model written to {report['out']} (vocab.json, merges.txt, bpe_numba.json)")
+            _say(f"model written to {report['out']} (vocab.json, merges.txt, bpe_numba.json)")
         else:
-            print("model not saved: pass --out DIR to write vocab.json and merges.txt")
+            _say("model not saved: pass --out DIR to write vocab.json and merges.txt")
     return report
 
 
@@ -191,6 +238,10 @@ def _load_tokenizer(directory: str):
 
 
 def cmd_encode(args) -> dict:
+    from .formats import META_FILE, MERGES_FILE, VOCAB_FILE
+
+    model_files = {f"the model's {name}": Path(args.model) / name for name in (VOCAB_FILE, MERGES_FILE, META_FILE)}
+    check_not_overwriting(args.output, {"the input file": args.input, **model_files})
     tok = _load_tokenizer(args.model)
     start = time.perf_counter()
     n = tok.encode_file(args.input, args.output, num_workers=args.workers, progress=args.progress, errors=args.errors)
@@ -209,16 +260,14 @@ def cmd_encode(args) -> dict:
     }
     if not args.json:
         bpt = f"{size / n:.2f}" if n else "n/a"
-        print(f"{n:,} tokens from {size / 1e6:,.1f} MB ({bpt} bytes/token) in {took:.2f} s "
-              f"({report['mb_per_s']:,.1f} MB/s) -> {args.output} ({report['dtype']})")
+        _say(f"{n:,} tokens from {size / 1e6:,.1f} MB ({bpt} bytes/token) in {took:.2f} s "
+             f"({report['mb_per_s']:,.1f} MB/s) -> {args.output} ({report['dtype']})")
     return report
 
 
 def cmd_inspect(args) -> dict:
     tok = _load_tokenizer(args.model)
     if args.sample:
-        from .options import check_input_file
-
         sample_name = args.sample
         with open(check_input_file(args.sample), "rb") as f:
             text = f.read().decode("utf-8", errors="replace")
@@ -242,11 +291,11 @@ def cmd_inspect(args) -> dict:
         "longest_tokens": _longest(tok.vocab, special_ids, args.top),
     }
     if not args.json:
-        print(f"{report['model']}: {report['vocab_size']:,} tokens, {report['merges']:,} merges")
+        _say(f"{report['model']}: {report['vocab_size']:,} tokens, {report['merges']:,} merges")
         specials = ", ".join(f"{t!r}={i}" for t, i in report["special_tokens"].items()) or "none"
-        print(f"special tokens: {specials}")
+        _say(f"special tokens: {specials}")
         bpt = f"{report['bytes_per_token']:.3f}" if len(ids) else "n/a"
-        print(f"sample {sample_name}: {n_bytes:,} bytes -> {len(ids):,} tokens ({bpt} bytes/token)")
+        _say(f"sample {sample_name}: {n_bytes:,} bytes -> {len(ids):,} tokens ({bpt} bytes/token)")
         _print_longest(report["longest_tokens"])
     return report
 
@@ -260,28 +309,56 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
     ``own_process``: this process runs nothing but this command, so ``encode`` and ``inspect``, which load
-    the kernels here, may start Numba lean (see :func:`bpe_numba.processes.lean_numba_start`); ``train``
-    hands its job to the helper process either way.
+    the kernels here, may start Numba lean (see :func:`bpe_numba.processes.lean_numba_start`), and a second
+    Ctrl-C while it winds down is ignored; ``train`` hands its job to the helper process either way.
     """
+    try:
+        return _run(argv, own_process)
+    except KeyboardInterrupt:
+        if own_process:  # exiting now: a second Ctrl-C must not turn the exit into a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: list[str] | None, own_process: bool) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    if own_process and args.command in ("encode", "inspect"):
-        from .processes import lean_numba_start
-
-        lean_numba_start()
+        return EXIT_INPUT
     run = {"train": cmd_train, "encode": cmd_encode, "inspect": cmd_inspect}[args.command]
     try:
+        if own_process and args.command in ("encode", "inspect"):
+            from .processes import lean_numba_start
+
+            lean_numba_start()
         report = run(args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except (UsageError, ValueError, TypeError, OSError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        if args.json:
+            _say(json.dumps(report, indent=2, ensure_ascii=False))
+    except _StdoutClosed:
+        _discard_stdout()
+        return EXIT_STDOUT_CLOSED
+    except (BPEInputError, OSError) as exc:  # bad input or a failing disk: anything else is a bug (traceback)
+        print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_INPUT
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, BPEInputError) and exc.strerror:
+        message = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror  # no "[Errno 28]"
+    else:
+        message = str(exc)
+    return " ".join(message.split()) or type(exc).__name__
+
+
+def _discard_stdout() -> None:
+    """Point file descriptor 1 at the null device, so that the interpreter's final flush of what is still
+    buffered does not report the closed pipe once more."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real stdout (embedded, captured)
+        pass

@@ -70,9 +70,7 @@ What was tried (same file, same machine):
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 import unicodedata
 from pathlib import Path
@@ -80,6 +78,8 @@ from pathlib import Path
 import numpy as np
 import regex
 from numba import njit
+
+from .atomic import atomic_file
 
 N_CODE_POINTS = 0x110000
 LETTER = 1  # \p{L}
@@ -160,24 +160,15 @@ def _load(path: Path) -> np.ndarray | None:
 
 
 def _store(path: Path, classes: np.ndarray) -> None:
-    """Write atomically (a temp file in the same folder, then ``os.replace``), leaving no temp file behind
-    whatever happens; an OS error (read-only or full disk, no such folder) just means no cache."""
+    """Write atomically (:mod:`bpe_numba.atomic`), leaving no temp file behind whatever happens; an OS error
+    (read-only or full disk, no such folder) just means no cache."""
     starts, values = _to_runs(classes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             np.savez_compressed(f, starts=starts, values=values)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the table is no secret
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if not isinstance(exc, OSError):
-            raise
+    except OSError:
+        pass
 
 
 def char_classes() -> np.ndarray:
@@ -261,7 +252,7 @@ _LOW56 = np.uint64((1 << 56) - 1)
 # Indexing with unsigned integers drops the negative-index fix-up, which lets LLVM fuse 8 byte loads.
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ascii_kinds(classes):
     kinds = np.empty(128, dtype=np.uint8)
     for b in range(128):
@@ -280,7 +271,7 @@ def _ascii_kinds(classes):
     return kinds
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scan(data, start, end, classes, kinds, out, m, limit):
     """Pre-token ends of ``data[start:end]`` into ``out[m:]``; returns the new ``m``. Stops (at a pre-token
     end, without the pending one) once ``m >= limit``; writes at most ``out[limit + 1]``, and the final
@@ -333,7 +324,7 @@ def _scan(data, start, end, classes, kinds, out, m, limit):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gpt2_split(data, start, end, classes, out, n_out):
     """Append to ``out`` (from index ``n_out``) the end offset of every pre-token of ``data[start:end]``,
     pre-tokenized as a string of its own; return the new count. ``out`` needs room for ``end - start``
@@ -347,7 +338,7 @@ def gpt2_split(data, start, end, classes, out, n_out):
     return _scan(data, start, end, classes, _ascii_kinds(classes), out, n_out, out.shape[0])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _word(data, p, n):
     """``data[p:p+n]`` (``1 <= n <= 8``) as a little-endian word, zero-padded: one 8-byte load where the
     array has 8 bytes from ``p``."""
@@ -360,125 +351,6 @@ def _word(data, p, n):
     for k in range(n):
         w |= _U(data[q + _U(k)]) << _U(8 * k)
     return w
-
-
-@njit(cache=True)
-def _span_hash(data, i, length):
-    """Hash of ``data[i:i+length]``. Below 8 bytes it is a bijection of (length, bytes): equal hashes mean
-    equal spans, no byte comparison needed. From 8 bytes on the top byte of the pre-image is 0, so a long
-    span never hashes like a short one (a long match is checked byte by byte)."""
-    if length < 8:
-        return (_word(data, i, length) | (_U(length) << _U(56))) * _M1
-    h = _U(length)
-    for q in range(i, i + length, 8):
-        h = (h ^ _word(data, q, min(8, i + length - q))) * _M1
-        h ^= h >> _U(29)
-    return (h & _LOW56) * _M1
-
-
-@njit(cache=True)
-def _same_span(data, a, b, length):
-    for q in range(0, length, 8):
-        n = min(8, length - q)
-        if _word(data, a + q, n) != _word(data, b + q, n):
-            return False
-    return True
-
-
-@njit(cache=True)
-def _shift(table):
-    """``64 - log2(slots)``: the slot of hash ``h`` is ``h >> shift`` (Fibonacci hashing)."""
-    n = table.shape[0]
-    if n < 4 or n & (n - 1):
-        raise ValueError("the table needs a power of two (at least 2) of 2-word slots")
-    bits = 0
-    while (2 << bits) < n:
-        bits += 1
-    return _U(64 - bits)
-
-
-@njit(cache=True)
-def rehash(u_hash, n_units, table):
-    """Fill an empty (all 0) ``table`` (uint64, 2 words per slot: hash, id + 1) with ids ``0..n_units-1``."""
-    shift = _shift(table)
-    mask = table.shape[0] // 2 - 1
-    for u in range(n_units):
-        h = u_hash[u]
-        slot = np.int64(h >> shift)
-        while table[_U(2 * slot + 1)] != 0:
-            slot = (slot + 1) & mask
-        table[_U(2 * slot)] = h
-        table[_U(2 * slot + 1)] = _U(u + 1)
-
-
-@njit(cache=True)
-def count_gpt2(data, bounds, classes, table, u_start, u_len, u_hash, u_cnt, state, buf):
-    """Count the distinct pre-tokens of ``data[bounds[k, 0]:bounds[k, 1]]`` over all segments ``k``, each
-    pre-tokenized as a string of its own (no pre-token crosses a bound).
-
-    Pre-token ``u`` is ``data[u_start[u] : u_start[u] + u_len[u]]`` (its first occurrence), seen ``u_cnt[u]``
-    times, with hash ``u_hash[u]``. ``table`` is the open-addressing index: uint64, a power of two of slots
-    of two words (hash, ``u + 1``; 0 = empty), so a probe reads one cache line. ``buf`` (int64, a few
-    thousand entries) takes the scanner's pre-token ends a block at a time. ``state = [segment, position,
-    n_unique]`` lets the caller resume: returns False when the table is half full (grow it, :func:`rehash`,
-    call again with the same ``state``), True when every segment is counted.
-    """
-    if buf.shape[0] < 4:
-        raise ValueError("count_gpt2: buf needs at least 4 entries")
-    kinds = _ascii_kinds(classes)
-    n_units = state[2]
-    mask = table.shape[0] // 2 - 1
-    shift = _shift(table)
-    limit = min(table.shape[0] // 4, u_start.shape[0])
-    for k in range(state[0], bounds.shape[0]):
-        end = bounds[k, 1]
-        i = max(state[1], bounds[k, 0]) if k == state[0] else bounds[k, 0]
-        if bounds[k, 0] < 0 or end > data.shape[0]:
-            raise ValueError("count_gpt2: a segment lies outside data")
-        while i < end:
-            m = _scan(data, i, end, classes, kinds, buf, 0, buf.shape[0] - 2)
-            for t in range(m):
-                e = buf[t]
-                length = e - i
-                h = _span_hash(data, i, length)
-                slot = np.int64(h >> shift)
-                while True:
-                    v = table[_U(2 * slot + 1)]
-                    if v == 0:
-                        if n_units >= limit:
-                            state[0] = k
-                            state[1] = i
-                            state[2] = n_units
-                            return False
-                        table[_U(2 * slot)] = h
-                        table[_U(2 * slot + 1)] = _U(n_units + 1)
-                        u_start[n_units] = i
-                        u_len[n_units] = length
-                        u_hash[n_units] = h
-                        u_cnt[n_units] = 1
-                        n_units += 1
-                        break
-                    if table[_U(2 * slot)] == h:
-                        u = np.int64(v) - 1
-                        if length < 8 or (u_len[u] == length and _same_span(data, u_start[u], i, length)):
-                            u_cnt[u] += 1
-                            break
-                    slot = (slot + 1) & mask
-                i = e
-    state[0] = bounds.shape[0]
-    state[1] = 0
-    state[2] = n_units
-    return True
-
-
-@njit(cache=True)
-def _gather(data, starts, lengths, out):
-    pos = 0
-    for u in range(starts.shape[0]):
-        s = starts[u]
-        for q in range(lengths[u]):
-            out[pos + q] = data[s + q]
-        pos += lengths[u]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -511,97 +383,4 @@ def split_text(text: str) -> list[str]:
     return out
 
 
-_BUF = 4096  # pre-token ends per scanner block (32 KB: stays in L1/L2 between scanning and hashing)
-
-
-def count_gpt2_pretokens(data, bounds=None, *, initial_slots: int | None = None):
-    """``(blob, lengths, counts)``: the distinct pre-tokens of ``data`` (valid UTF-8, as bytes or a uint8
-    array) within the segments ``bounds`` (``[k, 2]`` byte ranges, e.g. ``pretokenize.segment_bounds``;
-    ``None`` = all of ``data``), in order of first occurrence: their bytes concatenated, int32 lengths and
-    int64 counts, the compact form of ``pretokenize.ChunkResult``. ``initial_slots`` sizes the first hash
-    table (rounded up to a power of two, at least 2); it doubles whenever it is half full.
-
-    >>> blob, lengths, counts = count_gpt2_pretokens(b"the cat the cat!")
-    >>> blob, lengths.tolist(), counts.tolist()
-    (b'the cat the!', [3, 4, 4, 1], [1, 2, 1, 1])
-    """
-    arr = _as_array(data)
-    if bounds is None:
-        bounds = np.array([[0, arr.shape[0]]], dtype=np.int64)
-    bounds = np.ascontiguousarray(bounds, dtype=np.int64).reshape(-1, 2)
-    if initial_slots is None:
-        # Distinct pre-tokens grow far slower than text (15.6 K in 40 MB of synthetic English); a small
-        # table stays in cache, and doubling costs little.
-        initial_slots = min(max(arr.shape[0] // 64, 64), 1 << 15)
-    slots = 1 << max(1, int(initial_slots) - 1).bit_length()
-    table = np.zeros(2 * slots, dtype=np.uint64)
-    starts = np.empty(slots // 2, dtype=np.int64)
-    lengths = np.empty(slots // 2, dtype=np.int64)
-    hashes = np.empty(slots // 2, dtype=np.uint64)
-    counts = np.empty(slots // 2, dtype=np.int64)
-    state = np.zeros(3, dtype=np.int64)
-    buf = np.empty(_BUF, dtype=np.int64)
-    classes = char_classes()
-    while not count_gpt2(arr, bounds, classes, table, starts, lengths, hashes, counts, state, buf):
-        slots *= 2
-        table = np.zeros(2 * slots, dtype=np.uint64)
-        starts, lengths, hashes, counts = (np.resize(a, slots // 2) for a in (starts, lengths, hashes, counts))
-        rehash(hashes, state[2], table)
-    n = int(state[2])
-    starts, lengths, counts = starts[:n], lengths[:n], counts[:n]
-    blob = np.empty(int(lengths.sum()), dtype=np.uint8)
-    _gather(arr, starts, lengths, blob)
-    return blob.tobytes(), lengths.astype(np.int32), counts.copy()
-
-
-def _benchmark(path: str, repeat: int = 5, with_regex: bool = True) -> None:
-    """Print MB/s of :func:`gpt2_split`, :func:`count_gpt2_pretokens` and ``regex.findall`` (+ ``Counter``)
-    on one file: warm, one core, best of ``repeat`` in CPU time of this process (robust on a shared box)."""
-    import collections
-    import time
-
-    from .pretokenize import GPT2_PATTERN
-
-    raw = Path(path).read_bytes()
-    arr = _as_array(raw)
-    n = len(raw)
-    classes = char_classes()
-    out = np.empty(n, dtype=np.int64)
-    gpt2_split(arr[:64], 0, min(n, 64), classes, out, 0)  # compile or load from the cache
-    count_gpt2_pretokens(raw[:64])
-
-    def best(fn):
-        times = []
-        for _ in range(repeat):
-            t = time.process_time()
-            result = fn()
-            times.append(time.process_time() - t)
-        return min(times), result
-
-    t, k = best(lambda: gpt2_split(arr, 0, n, classes, out, 0))
-    print(f"{path}: {n / 1e6:.1f} MB, {k:,} pre-tokens")
-    print(f"gpt2_split            {t * 1e3:8.0f} ms {n / t / 1e6:8.1f} MB/s")
-    t, (blob, lengths, counts) = best(lambda: count_gpt2_pretokens(raw))
-    print(f"count_gpt2_pretokens  {t * 1e3:8.0f} ms {n / t / 1e6:8.1f} MB/s  ({len(lengths):,} distinct)")
-    if with_regex:
-        text = raw.decode("utf-8")
-        findall = regex.compile(GPT2_PATTERN).findall
-        t0 = time.process_time()
-        tokens = findall(text)
-        t1 = time.process_time()
-        counter = collections.Counter(tokens)
-        t2 = time.process_time()
-        print(f"regex.findall         {(t1 - t0) * 1e3:8.0f} ms {n / (t1 - t0) / 1e6:8.1f} MB/s")
-        print(f"  + Counter           {(t2 - t0) * 1e3:8.0f} ms {n / (t2 - t0) / 1e6:8.1f} MB/s")
-        assert len(tokens) == k and len(counter) == len(lengths), "kernel and regex disagree"
-
-
-__all__ = ["char_classes", "gpt2_split", "count_gpt2", "rehash", "split_text", "count_gpt2_pretokens"]
-
-
-if __name__ == "__main__":  # python -m bpe_numba.gpt2_scan FILE [--no-regex]
-    import sys
-
-    from bpe_numba import gpt2_scan  # the package's module: its kernels are the cached ones
-
-    gpt2_scan._benchmark(sys.argv[1], with_regex="--no-regex" not in sys.argv[2:])
+__all__ = ["char_classes", "gpt2_split", "split_text"]

@@ -1,17 +1,18 @@
-"""Pre-tokenization: file bytes -> counts of unique pre-tokens, in worker processes.
+"""Pre-tokenization: a file's bytes -> the counts of its distinct pre-tokens.
 
-The file is cut into chunks at *safe* byte offsets (see :func:`find_safe_cut`). Each chunk is split at its
-special tokens and its pre-tokens counted by one of two engines:
+The file is cut into chunks at safe offsets (:mod:`bpe_numba.chunking`); each chunk is checked as UTF-8,
+split at its special tokens and its pre-tokens counted by one of two engines:
 
-- ``"numba"``: the GPT-2 pattern's hand-written scanner and an array-backed hash table
-  (:mod:`bpe_numba.gpt2_scan`), a few hundred MB/s per core, no Python object per pre-token;
+- ``"numba"``: the GPT-2 pattern's scanner (:mod:`bpe_numba.gpt2_scan`) feeding a per-thread table of
+  distinct pre-tokens (:mod:`bpe_numba.count_kernels`). Every kernel releases the GIL, so ``num_workers``
+  threads of this process count chunks side by side; their tables are merged by a kernel at the end.
+  No Python object is made per pre-token (nor per distinct one, for training);
 - ``"regex"``: the ``regex`` package's ``finditer`` on each segment, exactly as the contract states it; it
-  takes any pattern (``pattern=``) at a few MB/s.
+  takes any pattern (``pattern=``) at a few MB/s. ``regex`` holds the GIL, so this engine's workers are
+  processes (:func:`bpe_numba.processes.map_chunks`); their counts go into the same kind of table.
 
-``engine="auto"`` takes the scanner for the GPT-2 pattern and ``regex`` for any other. A worker sends back
-the chunk's unique pre-tokens compactly (one bytes blob, a length array and a count array) and the main
-process only sums them, so peak memory is about ``chunk_size x workers`` plus the table of unique
-pre-tokens. Numba is imported only when the first chunk is counted, not with this module.
+``engine="auto"`` takes the scanner for the GPT-2 pattern and ``regex`` for any other. Memory stays about
+(chunk size x workers) plus the tables of distinct pre-tokens. Numba is imported only when counting starts.
 
 >>> import regex
 >>> [m.group() for m in regex.finditer(GPT2_PATTERN, "Hi,  it's 42!")]
@@ -20,14 +21,15 @@ pre-tokens. Numba is imported only when the first chunk is counted, not with thi
 
 from __future__ import annotations
 
+import itertools
 import os
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .errors import InvalidUTF8Error
-from .options import (
+from .chunking import ChunkReader, SpecialTokens, checked_utf8, first_invalid_utf8, input_identity, plan_chunks
+from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
+from .validation import (
     GPT2_PATTERN,
     check_errors_mode,
     check_input_file,
@@ -40,19 +42,12 @@ from .options import (
 )
 from .processes import map_chunks, progress_bar
 
-
-# A cut at offset i is safe when the byte before is printable non-space ASCII and the byte at i is ASCII
-# whitespace: no alternative of the pattern continues a non-whitespace run into whitespace and the pattern
-# has no look-behind, so the full-text match sequence has a boundary there. ASCII on both sides also means
-# the cut never splits a UTF-8 sequence (nor an invalid one, so errors="replace" is chunk-independent).
-_CUT_BEFORE = np.zeros(256, dtype=bool)
-_CUT_BEFORE[0x21:0x7F] = True
-_CUT_AT = np.zeros(256, dtype=bool)
-_CUT_AT[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20]] = True
-_SCAN_WINDOW = 1 << 16
+DEFAULT_CHUNK = 4 << 20  # bytes per chunk for the threads: small enough to balance two threads on a few MB
+_BUDGET = 1 << 20  # bytes a counting kernel call handles before returning (to see a stop request)
+_PROCESS_CHUNK_MIN = 32 << 20  # the regex engine's processes: chunks of 32-64 MiB (start-up is ~1 s each)
 
 
-class SpecialSplitter:
+class SpecialSplitter(SpecialTokens):
     """Splits UTF-8 bytes at special token occurrences: leftmost first, and the longest token where several
     start at one position (UTF-8 is self-synchronizing, so matching the encoded tokens in encoded text finds
     the same occurrences as matching the text).
@@ -63,22 +58,14 @@ class SpecialSplitter:
     """
 
     def __init__(self, special_tokens: Sequence[str]):
-        encoded = [t.encode("utf-8") for t in special_tokens]
-        self.order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
-        ordered = [encoded[i] for i in self.order]
-        self.blob = np.frombuffer(b"".join(ordered) or b"\0", dtype=np.uint8)
-        self.offsets = np.zeros(len(ordered) + 1, dtype=np.int64)
-        np.cumsum([len(t) for t in ordered], out=self.offsets[1:])
-        self.first = np.zeros(256, dtype=bool)
-        for t in ordered:
-            self.first[t[0]] = True
-        self.shortest = min((len(t) for t in ordered), default=1)
+        super().__init__(special_tokens)
         self._index = np.array(self.order + [-1], dtype=np.int64)  # which[k] == -1 stays -1
 
-    def split(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, data) -> tuple[np.ndarray, np.ndarray]:
         """``(bounds, which)``: the ``[start, end)`` byte ranges between occurrences (``(k, 2)`` int64) and,
-        for each, the index in ``special_tokens`` of the token that follows it (-1 after the last)."""
-        arr = np.frombuffer(data, dtype=np.uint8)
+        for each, the index in ``special_tokens`` of the token that follows it (-1 after the last).
+        ``data`` is bytes or a uint8 array."""
+        arr = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
         if len(self.order) == 0:
             return np.array([[0, len(arr)]], dtype=np.int64), np.full(1, -1, dtype=np.int64)
         from .scan_kernels import split_specials
@@ -90,14 +77,177 @@ class SpecialSplitter:
         return bounds[:k], self._index[which[:k]]
 
 
-def count_segments(data: bytes, splitter: SpecialSplitter, pattern: str, engine: str) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """Unique pre-tokens of ``data`` (valid UTF-8) with special tokens removed, as ``(blob, int32 lengths,
-    int64 counts)``; ``engine`` is ``"numba"`` (GPT-2 pattern only) or ``"regex"``."""
-    bounds, _ = splitter.split(data)
-    if engine == "numba":
-        from .gpt2_scan import count_gpt2_pretokens
+# ---------------------------------------------------------------------------------------------------------
+# The numba engine: threads
+# ---------------------------------------------------------------------------------------------------------
 
-        return count_gpt2_pretokens(data, bounds)
+class _ThreadCount:
+    """One thread's counting state: its table, the scanner's block buffer and a resume point."""
+
+    def __init__(self, splitter: SpecialSplitter):
+        from . import count_kernels as K
+        from .gpt2_scan import char_classes
+
+        self.K = K
+        self.splitter = splitter
+        self.classes = char_classes()
+        self.table = K.new_table()
+        self.buf = np.empty(4096, dtype=np.int64)
+        self.resume = np.zeros(2, dtype=np.int64)
+
+    def count(self, data: np.ndarray, stop) -> None:
+        from .threads import Stopped
+
+        K = self.K
+        bounds, _ = self.splitter.split(data)
+        self.resume[:] = 0
+        while True:
+            status = K.count_gpt2(data, bounds, self.classes, self.table, self.buf, self.resume, _BUDGET)
+            if status == K.DONE:
+                return
+            if status == K.GROW:
+                self.table = K.grow_table(self.table)
+            if stop.is_set():
+                raise Stopped
+
+
+def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, chunk_size: int | None,
+               errors: str, progress: bool, pattern: str = GPT2_PATTERN, engine: str = "numba"):
+    """Count the distinct pre-tokens of a file (arguments already validated) into one
+    :class:`~bpe_numba.count_kernels.CountTable`.
+
+    Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset; a file that changes
+    while it is read raises :class:`~bpe_numba.chunking.FileChangedError`.
+    """
+    before = input_identity(path)
+    size = before[0]
+    splitter = SpecialSplitter(special_tokens)
+    if engine == "numba":
+        table, bad = _count_threads(path, size, splitter, num_workers, chunk_size, errors, progress)
+    else:
+        table, bad = _count_processes(path, size, splitter, num_workers, chunk_size, errors, progress, pattern)
+    if input_identity(path) != before:
+        raise FileChangedError(path, "its size or modification time differs from when reading began")
+    if bad >= 0:
+        # Chunks finish in any order: report the file's first invalid byte, not the first one found.
+        offset, reason = first_invalid_utf8(path)
+        raise InvalidUTF8Error(path, offset if offset >= 0 else bad, reason or "invalid start byte")
+    return table
+
+
+def _count_threads(path, size, splitter, num_workers, chunk_size, errors, show):
+    from . import count_kernels as K
+    from .threads import Stopped, run_threads
+
+    chunk = DEFAULT_CHUNK if chunk_size is None else chunk_size
+    n_chunks = max(1, -(-size // chunk))
+    workers = max(1, min(num_workers, n_chunks))
+    next_chunk = itertools.count()  # shared; next() is atomic under the GIL
+    done = [0] * workers
+    tables: list = [None] * workers
+    bad: list[int] = []
+    bar = progress_bar(show, total=size, unit="B", unit_scale=True, desc="pre-tokenize")
+    shown = [0]
+
+    def work(w: int, stop) -> None:
+        state = _ThreadCount(splitter)
+        with ChunkReader(path, size, chunk, splitter, gpt2=True) as reader:
+            for k in next_chunk:
+                if k >= n_chunks or stop.is_set() or bad:
+                    break
+                data, start = reader.read(k)
+                if data.shape[0]:
+                    data, invalid = checked_utf8(data, start, errors)
+                    if invalid >= 0:
+                        bad.append(invalid)
+                        raise Stopped
+                    state.count(data, stop)
+                done[w] += min(size, (k + 1) * chunk) - k * chunk
+        tables[w] = state.table
+
+    def tick() -> None:
+        total = sum(done)
+        bar.update(total - shown[0])
+        shown[0] = total
+
+    try:
+        run_threads(work, workers, on_tick=tick)
+        tick()
+    finally:
+        bar.close()
+    if bad:
+        return None, min(bad)
+    return merge_tables([t for t in tables if t is not None]), -1
+
+
+def merge_tables(tables: list):
+    """One table holding the sums of ``tables`` (the largest one, grown, absorbs the others)."""
+    from . import count_kernels as K
+
+    tables = sorted(tables, key=lambda t: -int(t.state[K.N_DISTINCT]))
+    dst = tables[0] if tables else K.new_table()
+    for src in tables[1:]:
+        resume = np.zeros(1, dtype=np.int64)
+        while K.merge_into(dst, src, resume) != K.DONE:
+            dst = K.grow_table(dst)
+    return dst
+
+
+def add_to_table(table, blob: np.ndarray, offsets: np.ndarray, counts: np.ndarray):
+    """``table`` plus the pre-tokens ``blob[offsets[j]:offsets[j+1]]`` seen ``counts[j]`` times (grown as
+    needed; returns the table, which may be a new one)."""
+    from . import count_kernels as K
+
+    resume = np.zeros(1, dtype=np.int64)
+    while K.add_counts(table, blob, offsets, counts, resume) != K.DONE:
+        table = K.grow_table(table)
+    return table
+
+
+def flatten_table(table, min_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(blob, offsets, counts)`` of the table's entries of at least ``min_len`` bytes."""
+    from . import count_kernels as K
+
+    n, total = K.table_bytes(table, min_len)
+    blob = np.empty(total, dtype=np.uint8)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    counts = np.empty(n, dtype=np.int64)
+    K.flatten(table, min_len, blob, offsets, counts)
+    return blob, offsets, counts
+
+
+def table_to_dict(table) -> dict[bytes, int]:
+    """The table as ``{pre-token bytes: count}``. The entries come grouped by length, so each group of
+    equal lengths below 256 becomes bytes objects in one ``tolist`` of a fixed-width view (numpy's ``S``
+    type drops trailing NUL bytes: those few keys are cut again)."""
+    blob, offsets, counts = flatten_table(table, 1)
+    lengths = np.diff(offsets)
+    keys: list[bytes] = []
+    starts = np.flatnonzero(np.diff(lengths, prepend=-1, append=-1)).tolist()
+    for a, b in zip(starts[:-1], starts[1:]):
+        width = int(lengths[a])
+        group = blob[offsets[a] : offsets[b]]
+        if width >= 256 or len(group) != width * (b - a):  # the last group mixes long lengths
+            raw = group.tobytes()
+            o = (offsets[a : b + 1] - offsets[a]).tolist()
+            keys.extend(raw[o[j] : o[j + 1]] for j in range(b - a))
+            continue
+        rows = group.reshape(b - a, width)
+        got = rows.view(f"S{width}").ravel().tolist()
+        for j in np.flatnonzero(rows[:, -1] == 0).tolist():
+            got[j] = rows[j].tobytes()
+        keys.extend(got)
+    return dict(zip(keys, counts.tolist()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The regex engine: processes
+# ---------------------------------------------------------------------------------------------------------
+
+def count_segments_regex(data: bytes, splitter: SpecialSplitter, pattern: str) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Distinct pre-tokens of ``data`` (valid UTF-8) by ``regex``, special tokens removed: ``(blob, int64
+    offsets, int64 counts)``."""
+    bounds, _ = splitter.split(data)
     findall = compiled_pattern(pattern).findall
     counts: dict[str, int] = {}
     get = counts.get
@@ -105,236 +255,65 @@ def count_segments(data: bytes, splitter: SpecialSplitter, pattern: str, engine:
         for tok in findall(data[s:e].decode("utf-8")):
             counts[tok] = get(tok, 0) + 1
     keys = [k.encode("utf-8") for k in counts]
-    return (
-        b"".join(keys),
-        np.fromiter(map(len, keys), dtype=np.int32, count=len(keys)),
-        np.fromiter(counts.values(), dtype=np.int64, count=len(keys)),
-    )
+    offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)), out=offsets[1:])
+    return b"".join(keys), offsets, np.fromiter(counts.values(), dtype=np.int64, count=len(keys))
 
 
-def special_crosses(data, i: int, special_bytes: Sequence[bytes]) -> bool:
-    """Whether an occurrence of one of ``special_bytes`` in ``data`` (bytes or bytearray) starts before ``i``
-    and ends after it, so that ``i`` lies inside it.
-
-    >>> special_crosses(b"x<eot>y", 3, [b"<eot>"]), special_crosses(b"x<eot>y", 1, [b"<eot>"])
-    (True, False)
-    """
-    return any(t in data[max(i - len(t) + 1, 0) : i + len(t) - 1] for t in special_bytes if len(t) > 1)
-
-
-def find_safe_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[bytes]) -> int:
-    """First safe cut offset ``i`` with ``lo <= i < hi`` in ``data``, or -1.
-
-    Safe: ``data[i-1]`` is printable non-space ASCII, ``data[i]`` is ASCII whitespace, and no occurrence of
-    a special token starts before ``i`` and ends after it. The caller gives ``data`` enough context around
-    ``[lo, hi)`` for that check (the longest special token on each side, or the file's ends).
-
-    >>> find_safe_cut(b"ab  cd ef", 0, 9, [])
-    2
-    >>> find_safe_cut(b"<end of>x y", 0, 11, [b"<end of>"])
-    9
-    """
-    arr = np.frombuffer(data, dtype=np.uint8)
-    lo = max(lo, 1)
-    hi = min(hi, len(arr))
-    if lo >= hi:
-        return -1
-    ok = _CUT_AT[arr[lo:hi]] & _CUT_BEFORE[arr[lo - 1 : hi - 1]]
-    for k in np.flatnonzero(ok):
-        i = lo + int(k)
-        if special_crosses(data, i, special_bytes):
-            continue
-        return i
-    return -1
-
-
-def find_special_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[bytes]) -> int:
-    """First offset ``i`` with ``lo <= i < hi`` where a special token occurrence starts and no occurrence
-    crosses (starts before ``i`` and ends after it), or -1: a boundary for *any* pattern, since special
-    tokens split the text before pre-tokenization. Context as for :func:`find_safe_cut`.
-
-    >>> find_special_cut(b"ab<s>cd<s>", 1, 10, [b"<s>"])
-    2
-    """
-    lo = max(lo, 1)
-    starts = set()
-    for t in special_bytes:
-        i = data.find(t, lo)
-        while 0 <= i < hi:
-            starts.add(i)
-            i = data.find(t, i + 1)
-    for i in sorted(starts):
-        if not special_crosses(data, i, special_bytes):
-            return i
-    return -1
-
-
-def plan_chunks(
-    path: str, size: int, chunk_size: int, special_bytes: Sequence[bytes], gpt2: bool = True
-) -> Iterator[tuple[int, int]]:
-    """Yield ``(start, end)`` byte ranges covering the file, cut only at safe offsets at or after
-    multiples of ``chunk_size`` from the previous cut. A file with no safe offset is one chunk.
-
-    Safe offsets are :func:`find_safe_cut`'s for the GPT-2 pattern (``gpt2``), else only the starts of
-    special token occurrences (:func:`find_special_cut`), the one boundary every pattern respects."""
-    find = find_safe_cut if gpt2 else find_special_cut
-    margin = max((len(s) for s in special_bytes), default=1)
-    start = 0
-    with open(path, "rb") as f:
-        while start < size:
-            cut = -1
-            pos = start + chunk_size
-            while pos < size:
-                # Context before the window: a token straddling a cut cannot reach back past ``start``.
-                base = max(pos - margin, start)
-                f.seek(base)
-                window = f.read(pos - base + _SCAN_WINDOW + margin)
-                # Candidates need ``margin`` bytes after them, unless the window reaches the end of file.
-                hi = len(window) if base + len(window) >= size else len(window) - margin
-                found = find(window, pos - base, hi, special_bytes)
-                if found >= 0:
-                    cut = base + found
-                    break
-                pos = base + max(hi, pos - base + 1)
-            end = size if cut < 0 else cut
-            yield start, end
-            start = end
-
-
-@dataclass
-class ChunkResult:
-    """One chunk's unique pre-tokens, compactly: ``blob`` is their UTF-8 bytes concatenated."""
-
-    start: int
-    end: int
-    blob: bytes
-    lengths: np.ndarray  # int32, one per unique pre-token
-    counts: np.ndarray  # int64
-    bad_offset: int = -1  # file offset of invalid UTF-8 (strict mode); the arrays are then empty
-
-    def items(self) -> Iterator[tuple[bytes, int]]:
-        blob = self.blob
-        pos = 0
-        for n, c in zip(self.lengths.tolist(), self.counts.tolist()):
-            yield blob[pos : pos + n], c
-            pos += n
-
-
-def read_chunk(path: str, start: int, end: int, errors: str) -> tuple[bytes, int]:
-    """Bytes ``[start, end)`` of the file as valid UTF-8, and -1; or, in strict mode when they are not
-    valid, ``(b"", file offset of the first invalid byte)``. ``errors="replace"`` re-encodes invalid bytes
-    as U+FFFD (chunks are cut at ASCII, so this never depends on where they are cut)."""
+def _count_range(task):
+    """Worker process: count the pre-tokens of bytes ``[start, end)`` with ``regex``."""
+    path, start, end, special_tokens, pattern, errors = task
     with open(path, "rb") as f:
         f.seek(start)
-        data = f.read(end - start)
-    if errors != "strict":
-        return data.decode("utf-8", errors=errors).encode("utf-8"), -1
-    from .scan_kernels import utf8_first_invalid
-
-    bad = utf8_first_invalid(np.frombuffer(data, dtype=np.uint8))
-    return (b"", start + bad) if bad >= 0 else (data, -1)
-
-
-_SPLITTERS: dict = {}
-
-
-def count_chunk(task) -> ChunkResult:
-    """Worker entry point: read ``[start, end)`` of the file and count its pre-tokens."""
-    path, start, end, special_tokens, pattern, errors, engine = task
-    key = tuple(special_tokens)
-    if key not in _SPLITTERS:
-        _SPLITTERS[key] = SpecialSplitter(special_tokens)
-    data, bad = read_chunk(path, start, end, errors)
+        raw = f.read(end - start)
+    if len(raw) != end - start:
+        raise FileChangedError(path, f"it ended before byte {end:,}")
+    data, bad = checked_utf8(np.frombuffer(raw, dtype=np.uint8), start, errors)
     if bad >= 0:
-        empty = np.zeros(0, dtype=np.int32)
-        return ChunkResult(start, end, b"", empty, empty.astype(np.int64), bad_offset=bad)
-    blob, lengths, counts = count_segments(data, _SPLITTERS[key], pattern, engine)
-    return ChunkResult(start, end, blob, lengths, counts)
+        return start, end, None, bad
+    return start, end, count_segments_regex(data.tobytes(), SpecialSplitter(special_tokens), pattern), -1
 
 
-def first_invalid_utf8(path: str) -> tuple[int, str]:
-    """Offset and reason of the file's first invalid UTF-8 byte (-1 if none)."""
-    import codecs
+def _count_processes(path, size, splitter, num_workers, chunk_size, errors, show, pattern):
+    from . import count_kernels as K
 
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    offset = 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(1 << 22)
-            try:
-                decoder.decode(block, final=not block)
-            except UnicodeDecodeError as exc:
-                # exc.start is relative to the decoder's buffered bytes plus this block.
-                pending = len(exc.object) - len(block)
-                return offset - pending + exc.start, exc.reason
-            if not block:
-                return -1, ""
-            offset += len(block)
+    if chunk_size is None:
+        chunk_size = int(min(max(size // (4 * max(num_workers, 1)), _PROCESS_CHUNK_MIN), 2 * _PROCESS_CHUNK_MIN))
+    tokens = [splitter.encoded[i].decode("utf-8") for i in range(len(splitter.encoded))]
+    ranges = list(plan_chunks(path, size, chunk_size, splitter, gpt2=pattern == GPT2_PATTERN))
+    workers = max(1, min(num_workers, len(ranges)))
+    tasks = ((path, s, e, tokens, pattern, errors) for s, e in ranges)
+    table = K.new_table()
+    bad = -1
+    with progress_bar(show, total=size, unit="B", unit_scale=True, desc="pre-tokenize") as bar:
+        for start, end, result, invalid in map_chunks(_count_range, tasks, workers=workers, ordered=False):
+            if invalid >= 0:
+                bad = invalid
+                break
+            blob, offsets, counts = result
+            table = add_to_table(table, np.frombuffer(blob, dtype=np.uint8), offsets, counts)
+            bar.update(end - start)
+    return table, bad
 
+
+# ---------------------------------------------------------------------------------------------------------
+# Public
+# ---------------------------------------------------------------------------------------------------------
 
 def warm_scan_kernels(engine: str) -> None:
     """Import Numba and load (or, the first time, compile) the pre-tokenization kernels."""
-    count_segments(b"a<s>b", SpecialSplitter(["<s>"]), GPT2_PATTERN, engine)
-    from .scan_kernels import utf8_first_invalid
+    import threading
 
-    utf8_first_invalid(np.frombuffer(b"a", dtype=np.uint8))  # read-only, like the chunks
+    from .chunking import find_safe_cut
 
-
-def default_chunk_size(size: int, workers: int) -> int:
-    """About four chunks per worker for balance, between 32 MiB and 64 MiB each: a worker counts a few
-    hundred MB/s but takes about a second to start (interpreter, Numba), so a file under 32 MiB is
-    counted in this process."""
-    return int(min(max(size // (4 * max(workers, 1)), 32 << 20), 64 << 20))
-
-
-def iter_chunk_results(
-    path: str,
-    special_tokens: Sequence[str],
-    *,
-    num_workers: int,
-    chunk_size: int | None,
-    errors: str,
-    pattern: str = GPT2_PATTERN,
-    engine: str = "numba",
-    progress: bool = False,
-) -> Iterator[ChunkResult]:
-    """Count pre-tokens chunk by chunk, yielding each chunk's result as it arrives (any order).
-
-    With one worker, or a file that is a single chunk, everything runs in this process. Otherwise
-    ``spawn`` workers take the chunks, at most two tasks in flight per worker, so results can never pile up
-    in memory. Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset.
-    """
-    size = os.path.getsize(path)
-    if chunk_size is None:
-        chunk_size = default_chunk_size(size, num_workers)
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
-    special_bytes = [t.encode("utf-8") for t in special_tokens]
-    workers = min(num_workers, -(-size // chunk_size)) if size else 1
-    chunks = plan_chunks(path, size, chunk_size, special_bytes, gpt2=pattern == GPT2_PATTERN)
-    tasks = ((path, s, e, tuple(special_tokens), pattern, errors, engine) for s, e in chunks)
-
-    bar = progress_bar(progress, total=size, unit="B", unit_scale=True, desc="pre-tokenize")
-    try:
-        if workers > 1:
-            # Compile (first run) or load the scan kernels here, once, before the workers load them from
-            # Numba's on-disk cache; otherwise every worker would compile them on a cold cache.
-            warm_scan_kernels(engine)
-        for result in map_chunks(count_chunk, tasks, workers=workers, ordered=False):
-            _raise_if_invalid(path, result)
-            bar.update(result.end - result.start)
-            yield result
-    finally:
-        bar.close()
-
-
-def _raise_if_invalid(path: str, result: ChunkResult) -> None:
-    if result.bad_offset >= 0:
-        # Chunks finish in any order: report the file's first invalid byte, not this chunk's.
-        offset, reason = first_invalid_utf8(path)
-        if offset < 0:  # the file changed while we read it
-            offset, reason = result.bad_offset, "invalid start byte"
-        raise InvalidUTF8Error(path, offset, reason)
+    state = _ThreadCount(SpecialSplitter(["<s>"]))
+    data = np.frombuffer(b"a<s>b c" * 2, dtype=np.uint8).copy()
+    checked_utf8(data, 0, "strict")
+    if engine == "numba":
+        state.count(data, threading.Event())
+    find_safe_cut(b"a b", 0, 3, [b"<s>"])
+    merge_tables([state.table, state.table])
+    flatten_table(state.table, 2)
 
 
 def count_pretokens(
@@ -348,16 +327,19 @@ def count_pretokens(
     pattern: str = GPT2_PATTERN,
     engine: str = "auto",
 ) -> dict[bytes, int]:
-    """Counts of every pre-token (UTF-8 bytes) in the file: the table the trainer starts from.
+    """Counts of the distinct pre-tokens in the file: the table the trainer starts from (in no particular
+    order).
 
-    ``pattern`` is the pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2
-    scanner (``"numba"``), the ``regex`` package (``"regex"``), or the scanner when the pattern allows
-    (``"auto"``). Both engines give the same table for the GPT-2 pattern.
+    ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores); ``chunk_size``
+    is the bytes per task (default 4 MiB for threads, 32-64 MiB for processes). ``pattern`` is the
+    pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2 scanner (``"numba"``),
+    the ``regex`` package (``"regex"``), or the scanner when the pattern allows (``"auto"``). Every choice
+    gives the same table.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.txt"; _ = p.write_bytes(b"the cat<|eot|>the cat")
-    >>> count_pretokens(p, ["<|eot|>"], num_workers=1)
-    {b'the': 2, b' cat': 2}
+    >>> sorted(count_pretokens(p, ["<|eot|>"], num_workers=1).items())
+    [(b' cat', 2), (b'the', 2)]
     """
     path = check_input_file(input_path)
     special_tokens = check_special_tokens(special_tokens)
@@ -365,20 +347,15 @@ def count_pretokens(
     pattern = check_pattern(pattern)
     engine = resolve_engine(engine, pattern)
     workers = resolve_workers(num_workers)
-    return sum_chunk_counts(
-        path, special_tokens, num_workers=workers, chunk_size=chunk_size, errors=errors,
-        progress=resolve_progress(progress), pattern=pattern, engine=engine,
-    )
+    check_chunk_size(chunk_size)
+    table = count_file(path, special_tokens, num_workers=workers, chunk_size=chunk_size, errors=errors,
+                       progress=resolve_progress(progress), pattern=pattern, engine=engine)
+    return table_to_dict(table)
 
 
-def sum_chunk_counts(path: str, special_tokens: Sequence[str], **options) -> dict[bytes, int]:
-    """Sum the per-chunk counts of :func:`iter_chunk_results` (arguments already validated)."""
-    table: dict[bytes, int] = {}
-    get = table.get
-    for result in iter_chunk_results(path, special_tokens, **options):
-        for key, c in result.items():
-            table[key] = get(key, 0) + c
-    return table
+def check_chunk_size(chunk_size) -> None:
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise BPEValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
 
 
 __all__ = ["GPT2_PATTERN", "count_pretokens"]

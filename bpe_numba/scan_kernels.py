@@ -18,16 +18,41 @@ Performance notes
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+_ONES = np.uint64(0x0101010101010101)
+_HIGH = np.uint64(0x8080808080808080)
+
+
+@njit(cache=True, nogil=True)
+def _load8(data, i):
+    """``data[i:i+8]`` as a little-endian word (the caller checks ``i + 8 <= len(data)``)."""
+    w = np.uint64(0)
+    for k in range(8):
+        w |= np.uint64(data[np.uint64(i + k)]) << np.uint64(8 * k)
+    return w
+
+
+@njit(cache=True, nogil=True)
+def _has_zero(w):
+    """Nonzero exactly when some byte of ``w`` is 0."""
+    return (w - _ONES) & ~w & _HIGH
+
+
+@njit(cache=True, nogil=True)
 def utf8_first_invalid(data):
     """Offset of the first byte where strict UTF-8 decoding fails, or -1 (the same offset Python's
     ``bytes.decode("utf-8")`` reports as ``exc.start``)."""
     n = data.shape[0]
     i = 0
     while i < n:
+        # ASCII fast path: eight bytes at a time while no byte has its high bit set.
+        while i + 8 <= n and not (_load8(data, i) & _HIGH):
+            i += 8
+        if i >= n:
+            break
         b = data[i]
         if b < 0x80:
             i += 1
@@ -71,7 +96,7 @@ def utf8_first_invalid(data):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def split_specials(data, blob, offsets, first, bounds, which):
     """Split ``data`` at special token occurrences, leftmost first and, at one position, the first token in
     ``blob`` order that matches (the caller orders them longest first, so the longest wins); matching
@@ -81,10 +106,29 @@ def split_specials(data, blob, offsets, first, bounds, which):
     needs room for ``len(data) // shortest token + 2`` rows."""
     n = data.shape[0]
     n_tok = offsets.shape[0] - 1
+    # Up to four distinct first bytes: skip 8 bytes at a time while none of them occurs (SWAR zero-byte
+    # test on the word XOR each first byte broadcast); the usual `<|endoftext|>` has one.
+    pats = np.zeros(4, dtype=np.uint64)
+    n_first = 0
+    for b in range(256):
+        if first[b]:
+            if n_first < 4:
+                pats[n_first] = np.uint64(b) * _ONES
+            n_first += 1
+    for j in range(n_first, 4):
+        pats[j] = pats[0]
     k = 0
     seg = 0
     i = 0
     while i < n:
+        if n_first <= 4:
+            while i + 8 <= n:
+                w = _load8(data, i)
+                if _has_zero(w ^ pats[0]) | _has_zero(w ^ pats[1]) | _has_zero(w ^ pats[2]) | _has_zero(w ^ pats[3]):
+                    break
+                i += 8
+            if i >= n:
+                break
         matched = -1
         if first[data[i]]:
             for t in range(n_tok):
@@ -110,3 +154,52 @@ def split_specials(data, blob, offsets, first, bounds, which):
     bounds[k, 1] = n
     which[k] = -1
     return k + 1
+
+
+@njit(cache=True, nogil=True)
+def first_cut(data, lo, hi, gpt2, cut_before, cut_at, blob, offsets):
+    """First offset ``i`` in ``[max(lo, 1), hi)`` where ``data`` may be cut for parallel work, or -1.
+
+    With ``gpt2``: a *safe cut* (``cut_before[data[i - 1]]`` and ``cut_at[data[i]]``: printable ASCII, then
+    ASCII whitespace); otherwise the start of a special token occurrence. Either way no occurrence of a
+    special token (``blob[offsets[t]:offsets[t + 1]]``) may start before ``i`` and end after it. The caller
+    gives ``data`` the longest special token's length of context on both sides of ``[lo, hi)`` (or the
+    file's ends)."""
+    n = data.shape[0]
+    n_tok = offsets.shape[0] - 1
+    i = max(lo, 1)
+    hi = min(hi, n)
+    while i < hi:
+        if gpt2:
+            ok = cut_at[data[i]] and cut_before[data[i - 1]]
+        else:
+            ok = False
+            for t in range(n_tok):
+                if _occurs(data, i, blob, offsets[t], offsets[t + 1]):
+                    ok = True
+                    break
+        if ok:
+            for t in range(n_tok):
+                m = offsets[t + 1] - offsets[t]
+                for j in range(max(i - m + 1, 0), i):
+                    if _occurs(data, j, blob, offsets[t], offsets[t + 1]):
+                        ok = False
+                        break
+                if not ok:
+                    break
+            if ok:
+                return i
+        i += 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _occurs(data, i, blob, a, b):
+    """Whether ``blob[a:b]`` occurs in ``data`` at ``i``."""
+    m = b - a
+    if i + m > data.shape[0]:
+        return False
+    for q in range(m):
+        if data[i + q] != blob[a + q]:
+            return False
+    return True

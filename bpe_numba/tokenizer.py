@@ -10,15 +10,28 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import regex
 
-from .errors import BPEInputError, InvalidUTF8Error
-from .options import GPT2_PATTERN, check_pattern, check_special_tokens, resolve_engine
-from .pretokenize import _CUT_AT, _CUT_BEFORE, SpecialSplitter, special_crosses
+from .atomic import atomic_file
+from .errors import BPEFileNotFoundError, BPEIsADirectoryError, BPETypeError, BPEValueError, InvalidUTF8Error
+from .validation import (
+    GPT2_PATTERN,
+    check_errors_mode,
+    check_input_file,
+    check_merges,
+    check_not_overwriting,
+    check_pattern,
+    check_special_tokens,
+    check_vocab,
+    resolve_engine,
+    resolve_progress,
+    resolve_workers,
+)
+from .chunking import CUT_AT as _CUT_AT, CUT_BEFORE as _CUT_BEFORE, special_crosses
+from .pretokenize import SpecialSplitter
 
 _CACHE_UNITS = 1 << 16  # distinct units kept (the table has twice as many slots)
 _CACHE_KEY_BYTES = 1 << 22
@@ -57,10 +70,8 @@ class Tokenizer:
         special_tokens = check_special_tokens(special_tokens)
         self.pattern = check_pattern(pattern)
         self.engine = resolve_engine(engine, self.pattern)
-        from .model_io import check_merges, check_vocab
-
         if not isinstance(vocab, dict):
-            raise TypeError(f"vocab must be a dict of int id -> bytes, not {type(vocab).__name__}")
+            raise BPETypeError(f"vocab must be a dict of int id -> bytes, not {type(vocab).__name__}")
         check_vocab(vocab)
         merges = list(merges) if isinstance(merges, Iterator) else merges
         self.vocab: dict[int, bytes] = dict(vocab)
@@ -82,7 +93,7 @@ class Tokenizer:
                 next_id += 1
         missing = [b for b in range(256) if bytes([b]) not in ids_of]
         if missing:
-            raise BPEInputError(
+            raise BPEValueError(
                 f"the vocab has no token for byte {missing[0]} (0x{missing[0]:02x})"
                 f"{f' and {len(missing) - 1} other bytes' if len(missing) > 1 else ''}; a byte-level BPE vocab "
                 f"needs all 256 single bytes"
@@ -133,7 +144,7 @@ class Tokenizer:
     @classmethod
     def from_files(cls, vocab_filepath, merges_filepath, special_tokens=None) -> "Tokenizer":
         """Load GPT-2 style ``vocab.json`` + ``merges.txt`` (as written by :meth:`save`, or by other tools)."""
-        from .model_io import load_model
+        from .formats import load_model
 
         vocab, merges, saved_specials, pattern = load_model(vocab_filepath, merges_filepath)
         return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens, pattern=pattern)
@@ -142,27 +153,27 @@ class Tokenizer:
     def from_pickle(cls, path, special_tokens=None) -> "Tokenizer":
         """Load a pickled ``(vocab, merges)`` (or ``{"vocab": ..., "merges": ...}``) as CS336 solutions write
         it, with an unpickler that refuses every global, so a malicious file cannot run code."""
-        from .model_io import load_pickle
+        from .formats import load_pickle
 
         vocab, merges, saved_specials, pattern = load_pickle(path)
         return cls(vocab, merges, saved_specials if special_tokens is None else special_tokens, pattern=pattern)
 
     def export_hf(self, path) -> None:
         """Write a Hugging Face ``tokenizer.json`` (load it with ``tokenizers.Tokenizer.from_file``)."""
-        from .model_io import export_hf_tokenizer_json
+        from .formats import export_hf_tokenizer_json
 
         export_hf_tokenizer_json(path, self.vocab, self.merges, self.special_tokens, self.pattern)
 
     def export_tiktoken(self, path) -> dict[str, int]:
         """Write a tiktoken rank file; returns the ``special_tokens`` dict for ``tiktoken.Encoding``
-        (see :mod:`bpe_numba.model_io` for the two-line recipe)."""
-        from .model_io import export_tiktoken
+        (see :mod:`bpe_numba.formats.tiktoken` for the recipe)."""
+        from .formats import export_tiktoken
 
         return export_tiktoken(path, self.vocab, self.special_tokens, merges=self.merges)
 
     def save(self, directory) -> None:
         """Write ``vocab.json`` and ``merges.txt`` (and the metadata) into ``directory``, atomically."""
-        from .model_io import save_model
+        from .formats import save_model
 
         save_model(directory, self.vocab, self.merges, self.special_tokens, self.pattern)
 
@@ -175,7 +186,7 @@ class Tokenizer:
     def encode_to_array(self, text: str) -> np.ndarray:
         """Ids of ``text`` as an int32 array."""
         if not isinstance(text, str):
-            raise TypeError(f"encode() takes a str, not {type(text).__name__}; decode bytes first")
+            raise BPETypeError(f"encode() takes a str, not {type(text).__name__}; decode bytes first")
         return self._encode_bytes(_utf8(text))
 
     def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
@@ -189,7 +200,7 @@ class Tokenizer:
         searched = 0  # no cut before this offset of ``buf`` (the search never has to look there again)
         for k, item in enumerate(iterable):
             if not isinstance(item, str):
-                raise TypeError(f"encode_iterable(): item {k} is {type(item).__name__}, not str")
+                raise BPETypeError(f"encode_iterable(): item {k} is {type(item).__name__}, not str")
             buf += _utf8(item)
             while len(buf) >= _WINDOW + margin:
                 hi = len(buf) - margin
@@ -223,12 +234,10 @@ class Tokenizer:
         ``chunk_size x 2 x workers``. The ids equal ``encode`` of the whole file. The output is written to a
         temporary file beside ``output_path`` and renamed over it only when complete.
         """
-        from .options import check_errors_mode, check_input_file, resolve_progress, resolve_workers
-
         path = check_input_file(input_path)
         check_errors_mode(errors)
         workers = resolve_workers(num_workers)
-        out_path = _check_output_path(output_path)
+        out_path = _check_output_path(output_path, path)
         size = os.path.getsize(path)
         if chunk_size is None:
             # A worker takes about 1.5 s to start (interpreter, Numba, the model's tables) and starts with
@@ -239,7 +248,7 @@ class Tokenizer:
             else:
                 chunk_size = int(min(max(size // (4 * workers), 16 << 20), 64 << 20))
         elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
+            raise BPEValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
         return _encode_file(self, path, size, out_path, workers, chunk_size, errors, resolve_progress(progress))
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -254,9 +263,9 @@ class Tokenizer:
             pass
         for k, i in enumerate(ids):
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-                raise TypeError(f"decode(): ids[{k}] is {type(i).__name__} {i!r}, not an int")
+                raise BPETypeError(f"decode(): ids[{k}] is {type(i).__name__} {i!r}, not an int")
             if not 0 <= i < len(table) or table[i] is None:
-                raise BPEInputError(
+                raise BPEValueError(
                     f"decode(): ids[{k}] = {i} is not a token id of this vocab "
                     f"(ids are 0..{len(table) - 1}{', with gaps' if None in table else ''})"
                 )
@@ -347,7 +356,7 @@ def _utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise BPEInputError(
+        raise BPEValueError(
             f"the text holds a lone surrogate {text[exc.start]!r} at index {exc.start}, which has no UTF-8 "
             f"encoding; decode the source with errors='replace' (or 'surrogatepass' upstream) first"
         ) from None
@@ -398,13 +407,14 @@ _NPY_HEADER_BYTES = 128  # reserved, so the header can be rewritten with the fin
 _WORKER: dict = {}
 
 
-def _check_output_path(output_path) -> str:
+def _check_output_path(output_path, input_path: str) -> str:
     out = os.fspath(output_path)
     if os.path.isdir(out):
-        raise IsADirectoryError(f"{out}: is a directory; give the path of the .npy file to write")
+        raise BPEIsADirectoryError(f"{out}: is a directory; give the path of the .npy file to write")
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
-        raise FileNotFoundError(f"{out}: the directory {parent} does not exist; create it first")
+        raise BPEFileNotFoundError(f"{out}: the directory {parent} does not exist; create it first")
+    check_not_overwriting(out, {"the input file": input_path})
     return out
 
 
@@ -420,31 +430,33 @@ def _set_worker_tokenizer(tok) -> None:
 
 def _encode_chunk(task):
     """Worker: ``(path, start, end, errors, dtype)`` -> ``(start, end, ids, bad_offset)``."""
-    from .pretokenize import read_chunk
+    from .chunking import FileChangedError, checked_utf8
 
     path, start, end, errors, dtype = task
-    data, bad = read_chunk(path, start, end, errors)
+    with open(path, "rb") as f:
+        f.seek(start)
+        raw = f.read(end - start)
+    if len(raw) != end - start:
+        raise FileChangedError(path, f"it ended before byte {end:,}")
+    data, bad = checked_utf8(np.frombuffer(raw, dtype=np.uint8), start, errors)
     if bad >= 0:
         return start, end, None, bad
-    return start, end, _WORKER["tok"]._encode_bytes(data).astype(dtype), -1
+    return start, end, _WORKER["tok"]._encode_bytes(data.tobytes()).astype(dtype), -1
 
 
 def _encode_file(tok: Tokenizer, path: str, size: int, out_path: str, workers: int, chunk_size: int,
                  errors: str, show: bool) -> int:
-    from .pretokenize import first_invalid_utf8, plan_chunks
+    from .chunking import SpecialTokens, first_invalid_utf8, plan_chunks
     from .processes import map_chunks, progress_bar
 
     dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
-    special_bytes = [t.encode("utf-8") for t in tok.special_tokens]
-    chunks = list(plan_chunks(path, size, chunk_size, special_bytes))
+    chunks = list(plan_chunks(path, size, chunk_size, SpecialTokens(tok.special_tokens)))
     workers = min(workers, len(chunks))
     tasks = ((path, s, e, errors, dtype.str) for s, e in chunks)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out_path)),
-                               prefix="." + os.path.basename(out_path) + ".", suffix=".tmp")
     n = 0
     bar = progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(out_path) as f:
             f.write(_npy_header(dtype, 0))
             for start, end, ids, bad in map_chunks(_encode_chunk, tasks, workers=workers, ordered=True,
                                                    initializer=_set_worker_tokenizer, initargs=(tok,)):
@@ -456,13 +468,6 @@ def _encode_file(tok: Tokenizer, path: str, size: int, out_path: str, workers: i
                 bar.update(end - start)
             f.seek(0)
             f.write(_npy_header(dtype, n))
-        os.replace(tmp, out_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     finally:
         bar.close()
         _WORKER.clear()  # set in this process too when it did the work

@@ -1,7 +1,7 @@
 """``train_bpe``: check the arguments, then run the training job (:mod:`bpe_numba.training`) in this process
 or in a helper process, and write the model files.
 
-This module, like :mod:`bpe_numba.options` and :mod:`bpe_numba.processes`, imports no numpy, ``regex`` or
+This module, like :mod:`bpe_numba.validation` and :mod:`bpe_numba.processes`, imports no numpy, ``regex`` or
 Numba: a process that only calls ``train_bpe`` and hands the job to the helper never loads them.
 """
 
@@ -13,10 +13,12 @@ import sys
 import time
 from typing import Sequence
 
-from .options import (
+from .errors import BPETypeError, BPEValueError
+from .validation import (
     GPT2_PATTERN,
     check_errors_mode,
     check_input_file,
+    check_output_dir,
     check_pattern,
     check_special_tokens,
     resolve_engine,
@@ -28,9 +30,9 @@ from .processes import can_start_processes, run_in_helper
 
 def _check_vocab_size(vocab_size, n_special: int) -> None:
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral):
-        raise TypeError(f"vocab_size must be an int, not {type(vocab_size).__name__} {vocab_size!r}")
+        raise BPETypeError(f"vocab_size must be an int, not {type(vocab_size).__name__} {vocab_size!r}")
     if vocab_size < 256 + n_special:
-        raise ValueError(
+        raise BPEValueError(
             f"vocab_size={vocab_size} is below the {256 + n_special} ids that the 256 bytes and "
             f"{n_special} special token(s) take; use vocab_size >= {256 + n_special}"
         )
@@ -76,7 +78,9 @@ def train_bpe(
     - ``engine``: ``"auto"`` (the Numba GPT-2 scanner for the GPT-2 pattern, else ``regex``), ``"numba"`` or
       ``"regex"``; both give the same result for the GPT-2 pattern.
     - ``out_dir``: also write the model there (``vocab.json``, ``merges.txt`` and metadata; see
-      :func:`bpe_numba.model_io.save_model`), each file atomically. The directory is created if needed.
+      :func:`bpe_numba.formats.save_model`), each file atomically. The directory is created if needed; it
+      is checked before training, and if writing still fails the model is saved under the system's temporary
+      folder and :class:`~bpe_numba.errors.ModelNotSavedError` names where.
 
     >>> vocab, merges = train_bpe("tinystories.txt", 10_000, ["<|endoftext|>"])  # doctest: +SKIP
     >>> merges[0]  # doctest: +SKIP
@@ -84,8 +88,8 @@ def train_bpe(
     """
     path = check_input_file(input_path)
     specials = check_special_tokens(special_tokens)
-    if out_dir is not None and os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise NotADirectoryError(f"out_dir={os.fspath(out_dir)!r} is a file; give a directory for the model files")
+    if out_dir is not None:
+        check_output_dir(out_dir)
     _check_vocab_size(vocab_size, len(specials))
     check_errors_mode(errors)
     pattern = check_pattern(pattern)
@@ -94,9 +98,9 @@ def train_bpe(
     if isolate is None:
         isolate = "numba" not in sys.modules and can_start_processes()
     elif not isinstance(isolate, bool):
-        raise TypeError(f"isolate must be True, False or None, not {isolate!r}")
+        raise BPETypeError(f"isolate must be True, False or None, not {isolate!r}")
     elif isolate and not can_start_processes():
-        raise ValueError("isolate=True, but this is a daemonic process, which may not start one; use isolate=False")
+        raise BPEValueError("isolate=True, but this is a daemonic process, which may not start one; use isolate=False")
     job = (path, specials, int(vocab_size) - 256 - len(specials), workers, chunk_size, errors,
            resolve_progress(progress), pattern, engine)
 
@@ -109,10 +113,10 @@ def train_bpe(
         vocab, merges, phases = _run_training(*job)
     phases["isolated"] = isolate
     if out_dir is not None:
-        from .model_io import save_model
+        from .formats import save_trained_model
 
         t = time.perf_counter()
-        save_model(out_dir, vocab, merges, specials, pattern)
+        save_trained_model(out_dir, vocab, merges, specials, pattern)
         phases["write"] = time.perf_counter() - t
     if timings is not None:
         timings.update(phases)

@@ -8,29 +8,11 @@ import time
 
 import numpy as np
 
-from .errors import BPEInputError
-from .pretokenize import sum_chunk_counts, warm_scan_kernels
+from .errors import BPEValueError
+from .pretokenize import count_file, flatten_table, warm_scan_kernels
 from .processes import progress_bar
 
 _MAX_POSITIONS = 2**31 - 1 - 257  # positions are int32 in the kernels
-
-
-def intern_pretokens(table: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flatten the pre-tokens that can hold a pair (two bytes or more) into arrays.
-
-    Returns ``tokens`` (int32, the bytes of every pre-token back to back), ``offsets`` (int64, word ``w`` is
-    ``tokens[offsets[w]:offsets[w+1]]``) and ``counts`` (int64).
-
-    >>> t, o, c = intern_pretokens({b"ab": 3, b"c": 9, b"xyz": 1})
-    >>> t.tolist(), o.tolist(), c.tolist()
-    ([97, 98, 120, 121, 122], [0, 2, 5], [3, 1])
-    """
-    keys = [k for k in table if len(k) > 1]
-    counts = np.fromiter((table[k] for k in keys), dtype=np.int64, count=len(keys))
-    offsets = np.zeros(len(keys) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)), out=offsets[1:])
-    tokens = np.frombuffer(b"".join(keys), dtype=np.uint8).astype(np.int32)
-    return tokens, offsets, counts
 
 
 class _MergeLoop:
@@ -44,7 +26,7 @@ class _MergeLoop:
         n_words = len(counts)
         n_pos = len(tokens) + n_words + 1
         if n_pos > _MAX_POSITIONS:
-            raise BPEInputError(
+            raise BPEValueError(
                 f"the unique pre-tokens hold {len(tokens):,} bytes, more than the {_MAX_POSITIONS:,} the "
                 f"merge kernels index with int32; train on a sample of the corpus"
             )
@@ -127,13 +109,16 @@ def run_training(path: str, specials: list[str], n_merges: int, workers: int, ch
     warm_scan_kernels(engine)  # imports Numba and loads the kernels (compiles them on the very first run)
     t0 = time.perf_counter()
     times["startup"] = t0 - start
-    table = sum_chunk_counts(path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show,
-                             pattern=pattern, engine=engine)
+    table = count_file(path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show,
+                       pattern=pattern, engine=engine)
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
-    times["unique_pretokens"] = len(table)
 
-    tokens, offsets, counts = intern_pretokens(table)
+    from . import count_kernels
+
+    times["unique_pretokens"] = int(table.state[count_kernels.N_DISTINCT])
+    # Only pre-tokens of two bytes or more can hold a pair.
+    tokens, offsets, counts = flatten_table(table, 2)
     del table
     t2 = time.perf_counter()
     times["intern"] = t2 - t1

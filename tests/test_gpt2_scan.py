@@ -19,8 +19,9 @@ import regex
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from bpe_numba import count_kernels as CK
 from bpe_numba import gpt2_scan as G
-from bpe_numba.pretokenize import GPT2_PATTERN, SpecialSplitter
+from bpe_numba.pretokenize import GPT2_PATTERN, SpecialSplitter, add_to_table, flatten_table
 from strategies import CONTRACTIONS, DIGITS, EMOJI, LETTERS, LINE_BREAKS, PUNCT, WHITESPACE
 
 PATTERN = regex.compile(GPT2_PATTERN)
@@ -273,7 +274,7 @@ def test_split_and_count_match_regex_on_fixture(cs336_dir, name):
     want = collections.Counter()
     for seg in text.split(SPECIAL):
         want.update(t.encode("utf-8") for t in regex_split(seg))
-    assert as_counter(*G.count_gpt2_pretokens(raw, bounds)) == want
+    assert count_dict(raw, bounds) == want
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -318,17 +319,34 @@ def test_gpt2_split_stays_in_bounds_on_invalid_utf8():
         assert ends == sorted(set(ends)) and ends[-1] == len(raw)
 
 
-def as_counter(blob: bytes, lengths: np.ndarray, counts: np.ndarray) -> collections.Counter:
-    assert lengths.dtype == np.int32 and counts.dtype == np.int64
-    assert int(lengths.sum()) == len(blob)
+def count_dict(data: bytes, bounds=None, *, slots: int = 1 << 12, arena: int = 1 << 16, budget: int = 1 << 20,
+               block: int = 4096) -> collections.Counter:
+    """Count with the kernel from a table of ``slots`` slots and an ``arena`` of bytes (both grown on
+    demand), calling it with a byte ``budget`` and a scanner block of ``block`` ends."""
+    arr = np.frombuffer(data, dtype=np.uint8).copy()
+    if bounds is None:
+        bounds = np.array([[0, len(arr)]], dtype=np.int64)
+    table = CK.new_table(slots, arena)
+    buf = np.empty(block, dtype=np.int64)
+    resume = np.zeros(2, dtype=np.int64)
+    calls = 0
+    while True:
+        calls += 1
+        status = CK.count_gpt2(arr, np.asarray(bounds, dtype=np.int64), G.char_classes(), table, buf, resume, budget)
+        if status == CK.DONE:
+            break
+        if status == CK.GROW:
+            table = CK.grow_table(table)
+    blob, offsets, counts = flatten_table(table, 1)
+    raw, o = blob.tobytes(), offsets.tolist()
     out = collections.Counter()
-    pos = 0
-    for n, c in zip(lengths.tolist(), counts.tolist()):
-        key = blob[pos : pos + n]
+    for j, c in enumerate(counts.tolist()):
+        key = raw[o[j] : o[j + 1]]
         assert key not in out, f"{key!r} listed twice"
         assert c > 0
         out[key] = c
-        pos += n
+    assert len(out) == table.state[CK.N_DISTINCT]
+    count_dict.calls = calls
     return out
 
 
@@ -351,22 +369,18 @@ def segmented(draw):
     return bytes(data), np.array(bounds, dtype=np.int64).reshape(-1, 2), texts
 
 
-@given(segmented(), st.sampled_from([2, 4, 64, None]))
-def test_count_matches_counter_of_regex_pretokens(case, slots):
-    """Counts over several segments equal ``Counter`` of the regex pre-tokens of each segment, with the
-    hash table starting tiny (2 slots: it grows at every power of two) or at its default size."""
+@given(segmented(), st.sampled_from([(4, 16, 1 << 20, 4096), (4096, 1 << 16, 1 << 20, 4096), (4, 16, 1, 4),
+                                     (16, 64, 7, 8)]))
+def test_count_matches_counter_of_regex_pretokens(case, sizes):
+    """Counts over several segments equal ``Counter`` of the regex pre-tokens of each segment, with the table
+    starting tiny (4 slots and a 16-byte arena: both grow many times) or at its default size, and with tiny
+    byte budgets and scanner blocks (the kernel pauses and resumes mid-segment)."""
     data, bounds, texts = case
     want = collections.Counter()
-    first = {}
     for t in texts:
-        for tok in regex_split(t):
-            b = tok.encode("utf-8")
-            want[b] += 1
-            first.setdefault(b, len(first))
-    blob, lengths, counts = G.count_gpt2_pretokens(data, bounds, initial_slots=slots)
-    got = as_counter(blob, lengths, counts)
-    assert got == want
-    assert list(got) == list(first)  # order of first occurrence
+        want.update(tok.encode("utf-8") for tok in regex_split(t))
+    slots, arena, budget, block = sizes
+    assert count_dict(data, bounds, slots=slots, arena=arena, budget=budget, block=block) == want
 
 
 def test_count_grows_many_times_and_handles_long_and_nul_tokens():
@@ -376,55 +390,43 @@ def test_count_grows_many_times_and_handles_long_and_nul_tokens():
     text = " ".join(words + longs + words[::-1]) + "".join(f"{n}a" for n in nuls) + "end"
     raw = text.encode("utf-8")
     want = collections.Counter(t.encode("utf-8") for t in regex_split(text))
-    for slots in (2, 1 << 16):
-        got = as_counter(*G.count_gpt2_pretokens(raw, initial_slots=slots))
-        assert got == want
+    for slots, arena in ((4, 16), (1 << 16, 1 << 20)):
+        assert count_dict(raw, slots=slots, arena=arena) == want
+    assert count_dict(raw, slots=4, arena=16, budget=64, block=8) == want
+    assert count_dict.calls > 100  # it really paused (the budget is checked between scanner blocks) and grew
 
 
-def test_count_kernel_resumes_from_state():
-    """The raw kernel returns False with a resumable state when the table is half full."""
-    raw = b"a b c d e f g a b c d e f g h"
-    arr = np.frombuffer(raw, dtype=np.uint8)
-    bounds = np.array([[0, len(raw)]], dtype=np.int64)
-    slots = 4
-    table = np.zeros(2 * slots, dtype=np.uint64)
-    cols = [np.empty(slots // 2, dtype=t) for t in (np.int64, np.int64, np.uint64, np.int64)]
-    state = np.zeros(3, dtype=np.int64)
-    buf = np.empty(8, dtype=np.int64)  # tiny: the scanner hands over a few pre-tokens at a time
-    calls = 0
-    while not G.count_gpt2(arr, bounds, G.char_classes(), table, *cols, state, buf):
-        calls += 1
-        assert state[2] == slots // 2
-        slots *= 2
-        table = np.zeros(2 * slots, dtype=np.uint64)
-        cols = [np.resize(a, slots // 2) for a in cols]
-        G.rehash(cols[2], state[2], table)
-    assert calls >= 2
-    n = state[2]
-    got = {raw[s : s + l]: c for s, l, c in zip(cols[0][:n].tolist(), cols[1][:n].tolist(), cols[3][:n].tolist())}
-    assert got == collections.Counter(t.encode() for t in regex_split(raw.decode()))
-
-
-def test_count_kernel_checks_bytes_of_long_pretokens_on_equal_hashes():
-    """A pre-token of 8+ bytes whose hash equals a stored one's (a collision, planted here) is a new entry."""
-    raw = b"bbbbbbbbbb!cccccccccc"
-    arr = np.frombuffer(raw, dtype=np.uint8)
-    h = G._span_hash(arr, 11, 10)  # the hash of "cccccccccc", planted on the span "bbbbbbbbbb"
-    assert h != G._span_hash(arr, 0, 10)
-    slots = 8
-    table = np.zeros(2 * slots, dtype=np.uint64)
-    starts, lengths = np.array([0, 0, 0, 0]), np.array([10, 0, 0, 0])
-    hashes, counts = np.array([h, 0, 0, 0], dtype=np.uint64), np.array([5, 0, 0, 0])
-    G.rehash(hashes, 1, table)
-    state = np.array([0, 0, 1], dtype=np.int64)
-    bounds = np.array([[11, 21]], dtype=np.int64)
+def test_count_kernel_checks_bytes_of_long_pretokens_on_equal_keys():
+    """A pre-token of 8+ bytes whose key equals a stored one's (a collision, planted here: the stored
+    entry's bytes are another pre-token's) is a new entry, not a count for the stored one."""
+    table = CK.new_table(8, 64)
+    blob = np.frombuffer(b"bbbbbbbbbb", dtype=np.uint8).copy()
+    table = add_to_table(table, blob, np.array([0, 10]), np.array([5]))
+    slot = int(np.flatnonzero(table.slots[0::2])[0])
+    other = np.frombuffer(b"cccccccccc", dtype=np.uint8).copy()
+    table.slots[2 * slot] = CK._long_key(other, 0, 10)  # "bbbbbbbbbb" now has the key of "cccccccccc"
     buf = np.empty(64, dtype=np.int64)
-    assert G.count_gpt2(arr, bounds, G.char_classes(), table, starts, lengths, hashes, counts, state, buf)
-    assert state[2] == 2
-    assert counts[:2].tolist() == [5, 1] and starts[:2].tolist() == [0, 11] and lengths[:2].tolist() == [10, 10]
+    resume = np.zeros(2, dtype=np.int64)
+    bounds = np.array([[0, 10]], dtype=np.int64)
+    assert CK.count_gpt2(other, bounds, G.char_classes(), table, buf, resume, 1 << 20) == CK.DONE
+    blob2, offsets, counts = flatten_table(table, 1)
+    raw, o = blob2.tobytes(), offsets.tolist()
+    got = {raw[o[j] : o[j + 1]]: c for j, c in enumerate(counts.tolist())}
+    assert got == {b"bbbbbbbbbb": 5, b"cccccccccc": 1}
 
 
-def test_import_does_not_import_numba(package_env):
-    code = "import sys, bpe_numba; print('numba' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], env=package_env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+def test_short_keys_are_bijective_and_decode():
+    """Keys of pre-tokens under 8 bytes are the bytes themselves (with the length): distinct bytes, distinct
+    keys, and the table gives back exactly the bytes, NUL bytes included."""
+    tokens = [b"\x00", b"\x00\x00", b"a", b"a\x00", b"\x00a", b"abcdefg", b"\xff" * 7, b"\xc3\xa9"]
+    blob = np.frombuffer(b"".join(tokens), dtype=np.uint8).copy()
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in tokens])]).astype(np.int64)
+    keys = {int(CK._short_key(blob, offsets[j], len(t))) for j, t in enumerate(tokens)}
+    assert len(keys) == len(tokens) and 0 not in keys
+    table = add_to_table(CK.new_table(4, 16), blob, offsets, np.arange(1, len(tokens) + 1, dtype=np.int64))
+    out, o, c = flatten_table(table, 1)
+    raw = out.tobytes()
+    got = {raw[o[j] : o[j + 1]]: int(c[j]) for j in range(len(c))}
+    assert got == {t: j + 1 for j, t in enumerate(tokens)}
+    long_enough = flatten_table(table, 2)[2].tolist()
+    assert sorted(long_enough) == sorted(got[t] for t in tokens if len(t) >= 2)

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bpe_numba import count_pretokens
-from bpe_numba.pretokenize import SpecialSplitter, find_safe_cut, find_special_cut
+from bpe_numba.chunking import find_safe_cut, find_special_cut
+from bpe_numba.pretokenize import SpecialSplitter
 from reference import reference_pretoken_counts_text, split_on_specials
 from strategies import SPECIAL_CANDIDATES
 
@@ -106,3 +107,44 @@ def test_special_splitter_is_leftmost_longest(specials, pieces):
     ordered = sorted(specials, key=len, reverse=True)
     matched = [m.group() for m in regex.finditer("|".join(regex.escape(t) for t in ordered), text)]
     assert [specials[i] for i in which.tolist()[:-1]] == matched and which[-1] == -1
+
+
+def test_fifo_input_is_refused_not_waited_on(tmp_path):
+    """A FIFO (or any non-regular file) cannot be cut into chunks: a clear error naming it, no hang."""
+    import os
+
+    from bpe_numba import BPEInputError
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(BPEInputError, match=r"pipe: is a FIFO"):
+        count_pretokens(fifo, num_workers=2)
+
+
+@pytest.mark.parametrize("change", ["truncate", "rewrite"])
+def test_file_changed_while_read_is_an_error(tmp_path, monkeypatch, change):
+    """A file truncated (or rewritten) while its chunks are read: an error naming it, not a silent count of
+    part of it."""
+    import os
+
+    from bpe_numba import chunking, errors
+
+    path = tmp_path / "c.txt"
+    path.write_bytes(b"hello world, this is text. " * 20_000)
+    real_read = chunking.ChunkReader.read
+    calls = []
+
+    def read(self, k):
+        calls.append(k)
+        if len(calls) == 2:
+            if change == "truncate":
+                os.truncate(path, 1000)
+            else:
+                data = path.read_bytes()
+                path.write_bytes(data.replace(b"hello", b"HELLO"))
+                os.utime(path, ns=(0, 10**18))  # another modification time, same size
+        return real_read(self, k)
+
+    monkeypatch.setattr(chunking.ChunkReader, "read", read)
+    with pytest.raises(errors.FileChangedError, match=r"c\.txt: the file changed while it was read"):
+        count_pretokens(path, num_workers=1, chunk_size=4096)

@@ -64,7 +64,7 @@ def test_gpt2_files_equal_tiktoken(name, cs336_dir, gpt2, gpt2_plain, tiktoken_g
 @example("<|endoftext|><|endoftext|>", None)
 def test_gpt2_equals_tiktoken(gpt2, gpt2_plain, tiktoken_gpt2, text, special):
     # tiktoken's regex engine knows Unicode 16, `regex` knows 17; the characters where they differ are all
-    # unassigned (Cn) in this Python's Unicode database, so they are left out here (see test_model_io.py).
+    # unassigned (Cn) in this Python's Unicode database, so they are left out here (see test_formats.py).
     text = "".join(c for c in text if unicodedata.category(c) != "Cn")
     if special is None:
         ids, expected = gpt2_plain.encode(text), tiktoken_gpt2.encode(text, disallowed_special=())
@@ -313,7 +313,7 @@ def test_round_trips_in_every_format(tmp_path):
     import pickle
 
     from bpe_numba import train_bpe
-    from bpe_numba.model_io import read_tiktoken_ranks
+    from bpe_numba.formats import read_tiktoken_ranks
 
     specials = ["<|endoftext|>", "<|a|>", "<|a|><|b|>", "x"]
     text = ("Once upon a time, Ünïcödé cats 42<|endoftext|> sat\r\n<|a|><|b|> on x mats 😀. " * 50)

@@ -16,13 +16,11 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from bpe_numba import BPEInputError, GPT2_PATTERN, train_bpe
-from bpe_numba import model_io
-from bpe_numba.model_io import (
-    ModelFileNotFoundError,
-    atomic_write_bytes,
+from bpe_numba import BPEFileNotFoundError, BPEInputError, GPT2_PATTERN, train_bpe
+from bpe_numba import atomic
+from bpe_numba.atomic import atomic_write_bytes
+from bpe_numba.formats import (
     bytes_to_gpt2_str,
-    check_model,
     export_hf_tokenizer_json,
     export_tiktoken,
     gpt2_bytes_to_unicode,
@@ -36,6 +34,7 @@ from bpe_numba.model_io import (
     tiktoken_encoding,
     tiktoken_ranks,
 )
+from bpe_numba.validation import check_model
 from reference import (
     build_vocab,
     gpt2_bytes_to_unicode as reference_alphabet,
@@ -423,7 +422,7 @@ def test_missing_file_and_directory(tmp_path):
     missing = tmp_path / "nope" / "vocab.json"
     with pytest.raises(FileNotFoundError) as info:
         load_model(missing, mp)
-    assert isinstance(info.value, BPEInputError) and isinstance(info.value, ModelFileNotFoundError)
+    assert isinstance(info.value, BPEInputError) and isinstance(info.value, BPEFileNotFoundError)
     assert str(missing) in str(info.value)
     assert_load_error(vp, tmp_path / "missing.txt", str(tmp_path / "missing.txt"), "no such merges file")
     message = assert_load_error(tmp_path, mp, str(tmp_path), "is a directory", "vocab.json")
@@ -519,6 +518,59 @@ def test_merges_header_crlf_and_blank_lines_are_tolerated(tmp_path):
     assert load_model(vp, mp)[1] == [(b" ", b"t"), (b" t", b"h")]
 
 
+@pytest.mark.parametrize("merges", ["", "\n", " \r\n\n", "\ufeff"])
+def test_empty_merges_file_is_refused(tmp_path, merges):
+    """A merges.txt with neither a merge nor a header is almost surely a mistake (a failed download, the
+    wrong file): it names the file instead of loading a model that never merges."""
+    vp, mp = write_files(tmp_path, vocab_text(base_vocab()), merges)
+    assert_load_error(vp, mp, str(mp), "empty", "#version: 0.2 bpe_numba/1")
+
+
+def test_header_only_merges_file_is_a_model_without_merges(tmp_path):
+    vocab = {i: bytes([i]) for i in range(256)}
+    vp, mp = save_model(tmp_path, vocab, [], ["<|endoftext|>"])
+    assert mp.read_text(encoding="utf-8") == "#version: 0.2 bpe_numba/1\n"
+    assert load_model(vp, mp) == (vocab, [], ["<|endoftext|>"], GPT2_PATTERN)
+    (tmp_path / "bpe_numba.json").unlink()
+    mp.write_text("#version: 0.2\n", encoding="utf-8")  # GPT-2 style header, no sidecar
+    assert load_model(vp, mp)[1] == []
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (10**11, "ids must be at most 2,147,483,647"),
+    (2**31, "ids must be at most"),
+    (2**31 - 1, "far above the vocab's 25"),
+    (258 + (1 << 20), "far above the vocab's 25"),
+])
+def test_absurd_vocab_ids_are_refused_by_name(tmp_path, value, fragment):
+    """An id of 10**11 would make a decode table of 10**11 slots (a MemoryError): the key is named instead."""
+    vocab = base_vocab()
+    vocab["Ġth"] = value
+    vp, mp = write_files(tmp_path, vocab_text(vocab))
+    assert_load_error(vp, mp, f"{vp}:{line_of('Ġth', vocab)}", "'Ġth'", str(value), fragment)
+    with pytest.raises(BPEInputError, match=fragment):
+        check_model({i: bytes([i]) for i in range(256)} | {value: b"ab"}, [])
+
+
+def test_largest_id_near_the_vocab_size_is_accepted(tmp_path):
+    vocab = base_vocab()
+    vocab["Ġth"] = 257 + (1 << 20)  # a gap of about a million ids: allowed
+    vp, mp = write_files(tmp_path, vocab_text(vocab))
+    assert load_model(vp, mp)[0][257 + (1 << 20)] == b" th"
+
+
+def test_absurd_extra_id_in_the_sidecar(tmp_path):
+    vocab, merges = duplicate_merge_model()
+    save_model(tmp_path, vocab, merges)
+    meta_path = tmp_path / "bpe_numba.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    assert meta["extra_ids"]
+    meta["extra_ids"][0][0] = 10**11
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    assert_load_error(tmp_path / "vocab.json", tmp_path / "merges.txt", str(meta_path), "extra_ids[0]",
+                      "100000000000", "ids must be at most")
+
+
 def test_duplicate_special_tokens(tmp_path):
     vp, mp = write_files(tmp_path, vocab_text(base_vocab()))
     assert_load_error(vp, mp, "special_tokens[1] '<s>' repeats special_tokens[0]", special_tokens=["<s>", "<s>"])
@@ -606,7 +658,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device (simulated)")
 
-    monkeypatch.setattr(model_io.os, "fsync", no_space)
+    monkeypatch.setattr(atomic.os, "fsync", no_space)
     with pytest.raises(OSError, match="simulated"):
         atomic_write_bytes(path, b"new" * 1000)
     monkeypatch.undo()
@@ -629,7 +681,7 @@ def test_interrupted_save_model(tmp_path, monkeypatch, all_specials_model, faili
             raise OSError(errno.EIO, "I/O error (simulated)")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(model_io.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)
     vocab, merges, specials = all_specials_model
     with pytest.raises(OSError, match="simulated"):
         save_model(tmp_path, vocab, merges, specials)
@@ -653,7 +705,7 @@ def test_exports_are_atomic(tmp_path, monkeypatch, all_specials_model):
     def fail(src, dst):
         raise OSError(errno.EIO, "simulated")
 
-    monkeypatch.setattr(model_io.os, "replace", fail)
+    monkeypatch.setattr(atomic.os, "replace", fail)
     with pytest.raises(OSError):
         export_hf_tokenizer_json(tmp_path / "tokenizer.json", vocab, merges, specials)
     with pytest.raises(OSError):
@@ -895,7 +947,7 @@ def test_tiktoken_rank_file_errors(tmp_path):
 
 
 def test_new_directory_appears_whole_or_not_at_all(tmp_path, monkeypatch):
-    import bpe_numba.model_io as M
+    import bpe_numba.formats.gpt2 as M
 
     vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab"}
     real = M.atomic_write_bytes

@@ -1,0 +1,435 @@
+"""Numba kernels that count distinct pre-tokens: a per-thread open-addressing table, fed by the GPT-2
+scanner (:mod:`bpe_numba.gpt2_scan`), merged across threads and flattened for the merge loop.
+
+The table (:class:`CountTable`, a namedtuple of arrays, so kernels take it as one argument and Numba caches
+them across processes) holds:
+
+- ``slots``: uint64, two words per slot: ``(key, count)``; key 0 marks an empty slot. A pre-token of fewer
+  than 8 bytes is its own key: its bytes as a little-endian word with the length in the top byte, times an
+  odd constant (a bijection, so equal keys mean equal bytes, and :func:`_short_bytes` turns a key back into
+  bytes). A longer pre-token's key is a 56-bit hash (top byte 0, so it never equals a short key), and its
+  bytes are kept once in ``arena``;
+- ``refs``: int64, two words per slot, ``(arena offset, length)`` of a long pre-token (unused for short ones);
+- ``arena``: uint8, the bytes of the long pre-tokens, each stored once, when first seen;
+- ``state``: int64 ``[n_distinct, arena_used, arena_needed]`` (the last is set when a kernel returns
+  :data:`GROW` because the arena is full).
+
+A probe for a short pre-token reads one 16-byte slot: its count sits beside its key. Kernels that insert
+return :data:`GROW` (with the place to resume saved) when the table is half full or the arena is full;
+the caller grows it (:func:`grow_table`) and calls again. So kernels never reallocate, and every kernel is
+``nogil``: threads count chunks side by side, each into its own table.
+
+Performance notes (2026-11-30; ``prose_en.txt`` of ``../shared/corpora/build.py``, 52 MB of English technical
+prose, 14.6 M pre-tokens, 137 K distinct; one core of the shared 2-core dev machine, process CPU time)
+------------------------------------------------------------------------------------------------------------
+See the end of this module's history in the git log and the notes below, kept up to date:
+
+- The former counter (``gpt2_scan.count_gpt2``, one table per chunk of (hash, id + 1) slots, counts in a
+  separate array indexed by id, pre-tokens referenced by their first occurrence in the chunk): 397 ms
+  (132 MB/s), against 131 ms for the scan alone: two dependent cache misses per pre-token once the table
+  outgrows L2 (4.4 MB here), the slot and then the count.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from .gpt2_scan import _ascii_kinds, _scan, _word
+
+_U = np.uint64
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M1_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # (x * _M1) * _M1_INV == x modulo 2**64
+_LOW56 = np.uint64((1 << 56) - 1)
+
+DONE = 0  # the work is done
+GROW = 1  # the table is half full or the arena full: grow it (grow_table), then call again
+PAUSED = 2  # the byte budget of this call is spent: call again (lets the caller check for Ctrl-C)
+
+N_DISTINCT, ARENA_USED, ARENA_NEEDED = 0, 1, 2
+
+CountTable = namedtuple("CountTable", ["slots", "refs", "arena", "state"])
+
+
+def new_table(n_slots: int = 1 << 12, arena_bytes: int = 1 << 16) -> CountTable:
+    """An empty table with ``n_slots`` slots (rounded up to a power of two, at least 4)."""
+    n = 1 << max(2, int(n_slots) - 1).bit_length()
+    return CountTable(
+        np.zeros(2 * n, dtype=np.uint64),
+        np.zeros(2 * n, dtype=np.int64),
+        np.empty(max(int(arena_bytes), 16), dtype=np.uint8),
+        np.zeros(3, dtype=np.int64),
+    )
+
+
+def grow_table(table: CountTable, min_distinct: int = 0, min_arena: int = 0) -> CountTable:
+    """``table`` with room for at least ``min_distinct`` entries at load 1/2 and an arena of at least
+    ``min_arena`` bytes; after a :data:`GROW`, also doubles the slots if half full and the arena if it is
+    short of ``state[ARENA_NEEDED]``. Returns ``table`` itself when nothing had to grow."""
+    n_slots = table.slots.shape[0] // 2
+    n = int(table.state[N_DISTINCT])
+    want = n_slots
+    while want // 2 <= max(n, int(min_distinct)):
+        want *= 2
+    arena_size = table.arena.shape[0]
+    need = max(int(min_arena), int(table.state[ARENA_NEEDED]))
+    want_arena = arena_size if need <= arena_size else max(2 * arena_size, need)
+    table.state[ARENA_NEEDED] = 0
+    if want == n_slots and want_arena == arena_size:
+        return table
+    slots, refs = table.slots, table.refs
+    if want != n_slots:
+        slots = np.zeros(2 * want, dtype=np.uint64)
+        refs = np.zeros(2 * want, dtype=np.int64)
+        _rehash(table.slots, table.refs, slots, refs)
+    arena = table.arena
+    if want_arena != arena_size:
+        used = int(table.state[ARENA_USED])
+        arena = np.empty(want_arena, dtype=np.uint8)
+        arena[:used] = table.arena[:used]
+    return CountTable(slots, refs, arena, table.state)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Keys
+# ---------------------------------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def _short_key(data, i, length):
+    """Key of ``data[i:i+length]``, ``1 <= length < 8``: the bytes and the length, bijectively."""
+    return (_word(data, i, length) | (_U(length) << _U(56))) * _M1
+
+
+@njit(cache=True, nogil=True)
+def _long_key(data, i, length):
+    """Key of ``data[i:i+length]``, ``length >= 8``: a hash, 8 bytes at a time, never 0 and never equal to a
+    short key (its pre-image has a zero top byte)."""
+    h = _U(length)
+    for q in range(i, i + length, 8):
+        h = (h ^ _word(data, q, min(8, i + length - q))) * _M1
+        h ^= h >> _U(29)
+    return ((h & _LOW56) | _U(1)) * _M1
+
+
+@njit(cache=True, nogil=True)
+def _short_bytes(key, out, pos):
+    """Write the bytes of a short key to ``out[pos:]``; returns their length."""
+    pre = key * _M1_INV
+    length = np.int64(pre >> _U(56))
+    for k in range(length):
+        out[pos + k] = np.uint8((pre >> _U(8 * k)) & _U(0xFF))
+    return length
+
+
+@njit(cache=True, nogil=True)
+def _same(a, i, b, j, length):
+    for q in range(0, length, 8):
+        n = min(8, length - q)
+        if _word(a, i + q, n) != _word(b, j + q, n):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _shift(slots):
+    n = slots.shape[0] // 2
+    bits = 0
+    while (1 << bits) < n:
+        bits += 1
+    return _U(64 - bits)
+
+
+@njit(cache=True, nogil=True)
+def _rehash(old_slots, old_refs, slots, refs):
+    """Re-insert every entry of ``old_*`` into the empty, larger ``slots``/``refs`` (keys are kept)."""
+    shift = _shift(slots)
+    mask = slots.shape[0] // 2 - 1
+    for s in range(old_slots.shape[0] // 2):
+        key = old_slots[2 * s]
+        if key == 0:
+            continue
+        t = np.int64(key >> shift)
+        while slots[2 * t] != 0:
+            t = (t + 1) & mask
+        slots[2 * t] = key
+        slots[2 * t + 1] = old_slots[2 * s + 1]
+        refs[2 * t] = old_refs[2 * s]
+        refs[2 * t + 1] = old_refs[2 * s + 1]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Counting
+# ---------------------------------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def count_gpt2(data, bounds, classes, table, buf, resume, budget):
+    """Count the GPT-2 pre-tokens of ``data[bounds[k, 0]:bounds[k, 1]]`` over the segments ``k`` (each
+    pre-tokenized as a text of its own) into ``table``.
+
+    ``resume = [segment, position]`` says where to start (``[0, 0]`` for a new chunk) and is updated when
+    the call returns early: :data:`GROW` (grow the table, call again), :data:`PAUSED` (about ``budget``
+    bytes were counted; call again) or :data:`DONE`. ``buf`` (int64, a few thousand entries) takes the
+    scanner's pre-token ends a block at a time. ``data`` must be valid UTF-8 (see ``gpt2_scan``).
+    """
+    slots = table.slots
+    refs = table.refs
+    arena = table.arena
+    st = table.state
+    kinds = _ascii_kinds(classes)
+    n = st[N_DISTINCT]
+    used = st[ARENA_USED]
+    mask = slots.shape[0] // 2 - 1
+    shift = _shift(slots)
+    limit = slots.shape[0] // 4
+    done = 0
+    for k in range(resume[0], bounds.shape[0]):
+        end = bounds[k, 1]
+        i = max(resume[1], bounds[k, 0]) if k == resume[0] else bounds[k, 0]
+        while i < end:
+            if done >= budget:
+                resume[0] = k
+                resume[1] = i
+                st[N_DISTINCT] = n
+                st[ARENA_USED] = used
+                return PAUSED
+            m = _scan(data, i, end, classes, kinds, buf, 0, buf.shape[0] - 2)
+            if m > 0:
+                done += buf[m - 1] - i
+            for t in range(m):
+                e = buf[t]
+                length = e - i
+                if length < 8:
+                    key = _short_key(data, i, length)
+                    s = np.int64(key >> shift)
+                    while True:
+                        kk = slots[2 * s]
+                        if kk == key:
+                            slots[2 * s + 1] += _U(1)
+                            break
+                        if kk == 0:
+                            if n >= limit:
+                                resume[0] = k
+                                resume[1] = i
+                                st[N_DISTINCT] = n
+                                st[ARENA_USED] = used
+                                return GROW
+                            slots[2 * s] = key
+                            slots[2 * s + 1] = _U(1)
+                            n += 1
+                            break
+                        s = (s + 1) & mask
+                else:
+                    key = _long_key(data, i, length)
+                    s = np.int64(key >> shift)
+                    while True:
+                        kk = slots[2 * s]
+                        if kk == key and refs[2 * s + 1] == length and _same(arena, refs[2 * s], data, i, length):
+                            slots[2 * s + 1] += _U(1)
+                            break
+                        if kk == 0:
+                            if n >= limit or used + length > arena.shape[0]:
+                                resume[0] = k
+                                resume[1] = i
+                                st[N_DISTINCT] = n
+                                st[ARENA_USED] = used
+                                st[ARENA_NEEDED] = used + length
+                                return GROW
+                            slots[2 * s] = key
+                            slots[2 * s + 1] = _U(1)
+                            refs[2 * s] = used
+                            refs[2 * s + 1] = length
+                            for q in range(length):
+                                arena[used + q] = data[i + q]
+                            used += length
+                            n += 1
+                            break
+                        s = (s + 1) & mask
+                i = e
+    resume[0] = bounds.shape[0]
+    resume[1] = 0
+    st[N_DISTINCT] = n
+    st[ARENA_USED] = used
+    return DONE
+
+
+@njit(cache=True, nogil=True)
+def add_counts(table, blob, offsets, counts, resume):
+    """Add pre-tokens ``blob[offsets[j]:offsets[j+1]]`` with ``counts[j]`` to ``table``, from ``j = resume[0]``
+    on; returns :data:`DONE`, or :data:`GROW` with ``resume[0]`` saved. Merges tables and takes the counts of
+    the ``regex`` engine."""
+    slots = table.slots
+    refs = table.refs
+    arena = table.arena
+    st = table.state
+    n = st[N_DISTINCT]
+    used = st[ARENA_USED]
+    mask = slots.shape[0] // 2 - 1
+    shift = _shift(slots)
+    limit = slots.shape[0] // 4
+    for j in range(resume[0], counts.shape[0]):
+        i = offsets[j]
+        length = offsets[j + 1] - i
+        c = _U(counts[j])
+        key = _short_key(blob, i, length) if length < 8 else _long_key(blob, i, length)
+        s = np.int64(key >> shift)
+        while True:
+            kk = slots[2 * s]
+            if kk == key and (length < 8 or (refs[2 * s + 1] == length and _same(arena, refs[2 * s], blob, i, length))):
+                slots[2 * s + 1] += c
+                break
+            if kk == 0:
+                if n >= limit or (length >= 8 and used + length > arena.shape[0]):
+                    resume[0] = j
+                    st[N_DISTINCT] = n
+                    st[ARENA_USED] = used
+                    st[ARENA_NEEDED] = used + length
+                    return GROW
+                slots[2 * s] = key
+                slots[2 * s + 1] = c
+                if length >= 8:
+                    refs[2 * s] = used
+                    refs[2 * s + 1] = length
+                    for q in range(length):
+                        arena[used + q] = blob[i + q]
+                    used += length
+                n += 1
+                break
+            s = (s + 1) & mask
+    resume[0] = counts.shape[0]
+    st[N_DISTINCT] = n
+    st[ARENA_USED] = used
+    return DONE
+
+
+@njit(cache=True, nogil=True)
+def _entry_length(slots, refs, s):
+    """Length of the entry in slot ``s`` (0 when the slot is empty). Helpers take arrays, never the
+    namedtuple: Numba increfs every array of a tuple argument at each call that is not inlined (10x slower
+    here)."""
+    key = slots[2 * s]
+    if key == 0:
+        return 0
+    pre = key * _M1_INV
+    if (pre >> _U(56)) != 0:
+        return np.int64(pre >> _U(56))
+    return refs[2 * s + 1]
+
+
+@njit(cache=True, nogil=True)
+def merge_into(dst, src, resume):
+    """Add every entry of table ``src`` to table ``dst``, from slot ``resume[0]`` of ``src`` on; returns
+    :data:`DONE`, or :data:`GROW` (grow ``dst``, call again) with ``resume[0]`` saved."""
+    slots = dst.slots
+    refs = dst.refs
+    arena = dst.arena
+    st = dst.state
+    s_slots = src.slots
+    s_refs = src.refs
+    s_arena = src.arena
+    n = st[N_DISTINCT]
+    used = st[ARENA_USED]
+    mask = slots.shape[0] // 2 - 1
+    shift = _shift(slots)
+    limit = slots.shape[0] // 4
+    for j in range(resume[0], s_slots.shape[0] // 2):
+        key = s_slots[2 * j]
+        if key == 0:
+            continue
+        c = s_slots[2 * j + 1]
+        length = s_refs[2 * j + 1]
+        long = (key * _M1_INV) >> _U(56) == 0
+        s = np.int64(key >> shift)
+        while True:
+            kk = slots[2 * s]
+            if kk == key and (not long or (refs[2 * s + 1] == length and _same(arena, refs[2 * s], s_arena,
+                                                                                s_refs[2 * j], length))):
+                slots[2 * s + 1] += c
+                break
+            if kk == 0:
+                if n >= limit or (long and used + length > arena.shape[0]):
+                    resume[0] = j
+                    st[N_DISTINCT] = n
+                    st[ARENA_USED] = used
+                    st[ARENA_NEEDED] = used + length if long else 0
+                    return GROW
+                slots[2 * s] = key
+                slots[2 * s + 1] = c
+                if long:
+                    refs[2 * s] = used
+                    refs[2 * s + 1] = length
+                    a = s_refs[2 * j]
+                    for q in range(length):
+                        arena[used + q] = s_arena[a + q]
+                    used += length
+                n += 1
+                break
+            s = (s + 1) & mask
+    resume[0] = s_slots.shape[0] // 2
+    st[N_DISTINCT] = n
+    st[ARENA_USED] = used
+    return DONE
+
+
+@njit(cache=True, nogil=True)
+def table_bytes(table, min_len):
+    """``(entries, bytes)`` of the entries of at least ``min_len`` bytes: the sizes :func:`flatten` needs."""
+    slots = table.slots
+    refs = table.refs
+    n = 0
+    total = 0
+    for s in range(slots.shape[0] // 2):
+        length = _entry_length(slots, refs, s)
+        if length >= min_len and length > 0:
+            n += 1
+            total += length
+    return n, total
+
+
+@njit(cache=True, nogil=True)
+def flatten(table, min_len, blob, offsets, counts):
+    """Write the entries of at least ``min_len`` bytes grouped by length, shortest first (lengths from 256 on
+    share the last group): entry ``j`` is ``blob[offsets[j]:offsets[j+1]]``, seen ``counts[j]`` times. Sizes
+    from :func:`table_bytes`. Returns the number of entries."""
+    slots = table.slots
+    refs = table.refs
+    arena = table.arena
+    n_slots = slots.shape[0] // 2
+    first = np.zeros(258, dtype=np.int64)  # entries of each length (capped at 256), then their first index
+    for s in range(n_slots):
+        length = _entry_length(slots, refs, s)
+        if length >= min_len and length > 0:
+            first[min(length, 256) + 1] += 1
+    for g in range(1, 258):
+        first[g] += first[g - 1]
+    n = first[257]
+    # Byte offsets: lengths below 256 are known per group; the long group is laid out as it is filled.
+    pos = np.zeros(257, dtype=np.int64)
+    for g in range(1, 256):
+        pos[g + 1] = pos[g] + g * (first[g + 1] - first[g])
+    long_pos = pos[256]
+    for s in range(n_slots):
+        length = _entry_length(slots, refs, s)
+        if length < min_len or length == 0:
+            continue
+        g = min(length, 256)
+        j = first[g]
+        first[g] += 1
+        if g < 256:
+            at = pos[g]
+            pos[g] += length
+        else:
+            at = long_pos
+            long_pos += length
+        offsets[j] = at
+        counts[j] = np.int64(slots[2 * s + 1])
+        key = slots[2 * s]
+        if length < 8:
+            _short_bytes(key, blob, at)
+        else:
+            a = refs[2 * s]
+            for q in range(length):
+                blob[at + q] = arena[a + q]
+    offsets[n] = long_pos
+    return n
