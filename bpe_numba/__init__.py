@@ -5,7 +5,9 @@
 >>> ids = Tokenizer(vocab, merges, ["<|endoftext|>"]).encode("Once upon a time")  # doctest: +SKIP
 
 Importing the package compiles nothing and imports neither numpy nor Numba; the kernels load (from
-Numba's on-disk cache after the first run) when training or encoding starts.
+Numba's on-disk cache after the first run) when training or encoding starts. Until they are compiled,
+small inputs train and encode in plain Python while the kernels compile in the background
+(``bpe_numba.warmup()`` compiles them at once, e.g. when building an image).
 """
 
 from .errors import (
@@ -26,7 +28,7 @@ from .trainer import train_bpe
 __version__ = "0.1.0"
 
 __all__ = [
-    "train_bpe", "Tokenizer", "count_pretokens", "GPT2_PATTERN", "__version__",
+    "train_bpe", "Tokenizer", "count_pretokens", "warmup", "GPT2_PATTERN", "__version__",
     # errors (bpe_numba.errors): BPEInputError is the root, each subclass also derives from its builtin
     "BPEInputError", "BPEValueError", "BPETypeError", "BPEFileNotFoundError", "BPEIsADirectoryError",
     "BPENotADirectoryError", "BPEPermissionError", "InvalidUTF8Error", "FileChangedError", "ModelNotSavedError",
@@ -43,4 +45,8 @@ def __getattr__(name: str):
         from .pretokenize import count_pretokens
 
         return count_pretokens
+    if name == "warmup":
+        from .tiers import warmup
+
+        return warmup
     raise AttributeError(f"module 'bpe_numba' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, encode, inspect.
+"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, encode, inspect, warmup.
 
 Exit codes: 0 done; 2 bad input (a :class:`~bpe_numba.errors.BPEInputError` or an ``OSError``: one line on
 stderr naming the culprit, no traceback); 130 interrupted (Ctrl-C); 141 standard output closed early (``|
@@ -51,8 +51,8 @@ def _say(*parts) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, encode, inspect.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,encode,inspect}", parser_class=_Parser)
+    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, encode, inspect, warmup.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,encode,inspect,warmup}", parser_class=_Parser)
 
     train = sub.add_parser(
         "train",
@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("model", metavar="DIR", help="a directory written by `train --out`")
     ins.add_argument("--sample", metavar="FILE", help="text to measure compression on")
     _common(ins)
+
+    warm = sub.add_parser("warmup", help="compile the Numba kernels now (for images and CI caches)",
+                          description="Compile (or load) every Numba kernel once and record them as ready, so "
+                          "later processes use the kernels at once instead of the Python tier.")
+    warm.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     return parser
 
 
@@ -225,6 +230,16 @@ def cmd_train(args) -> dict:
     return report
 
 
+def cmd_warmup(args) -> dict:
+    from .tiers import warmup
+
+    report = warmup()
+    if not args.json:
+        state = "ready" if report["ready"] else "NOT recorded as ready (Numba could not write its cache)"
+        print(f"{report['kernels']} kernels compiled or loaded in {report['seconds']:.1f} s: {state}")
+    return report
+
+
 def _load_tokenizer(directory: str):
     from . import Tokenizer
 
@@ -327,9 +342,9 @@ def _run(argv: list[str] | None, own_process: bool) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
-    run = {"train": cmd_train, "encode": cmd_encode, "inspect": cmd_inspect}[args.command]
+    run = {"train": cmd_train, "encode": cmd_encode, "inspect": cmd_inspect, "warmup": cmd_warmup}[args.command]
     try:
-        if own_process and args.command in ("encode", "inspect"):
+        if own_process and args.command in ("encode", "inspect", "warmup"):
             from .processes import lean_numba_start
 
             lean_numba_start()

@@ -48,7 +48,10 @@ class Tokenizer:
     ``special_tokens`` are strings kept whole, appended to the vocab when their bytes are not in it.
     ``pattern`` is the pre-tokenization regex (GPT-2's by default; saved models carry theirs) and ``engine``
     pre-tokenizes with the Numba GPT-2 scanner (``"numba"``), the ``regex`` package (``"regex"``), or the
-    scanner when the pattern is GPT-2's (``"auto"``); the ids are the same.
+    scanner when the pattern is GPT-2's (``"auto"``); the ids are the same. ``backend`` encodes with the
+    kernels (``"kernels"``), in plain Python (``"python"``: :class:`bpe_numba.python_bpe.PythonEncoder`, no
+    Numba), or (``"auto"``) with the kernels when they are compiled and in Python (starting their
+    background compilation) when not; the ids are the same.
 
     >>> vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab"}
     >>> tok = Tokenizer(vocab, [(b"a", b"b")], ["<s>"])
@@ -66,6 +69,7 @@ class Tokenizer:
         *,
         pattern: str = GPT2_PATTERN,
         engine: str = "auto",
+        backend: str = "auto",
     ):
         special_tokens = check_special_tokens(special_tokens)
         self.pattern = check_pattern(pattern)
@@ -98,19 +102,28 @@ class Tokenizer:
                 f"{f' and {len(missing) - 1} other bytes' if len(missing) > 1 else ''}; a byte-level BPE vocab "
                 f"needs all 256 single bytes"
             )
-        self._byte_ids = np.array([ids_of[bytes([b])] for b in range(256)], dtype=np.int32)
         check_merges(vocab, merges)  # every merge a pair of bytes whose parts and result are in the vocab
         self.merges: list[tuple[bytes, bytes]] = [(a, b) for a, b in merges]
+        self._id_bytes = _decode_table(self.vocab)
+        self._special_by_bytes = {t.encode("utf-8"): i for t, i in self.special_ids.items()}
+        self._max_special = max((len(t.encode("utf-8")) for t in special_tokens), default=0)
+        from .tiers import choose_backend
+
+        self.backend = choose_backend(backend)
+        self._python = None
+        if self.backend == "python":
+            from .python_bpe import PythonEncoder
+
+            self._python = PythonEncoder(ids_of, self.merges, self.special_ids, self.pattern)
+            return
+        self._byte_ids = np.array([ids_of[bytes([b])] for b in range(256)], dtype=np.int32)
         left = np.empty(len(merges), dtype=np.int32)
         right = np.empty(len(merges), dtype=np.int32)
         merged = np.empty(len(merges), dtype=np.int32)
         for r, (a, b) in enumerate(self.merges):
             left[r], right[r], merged[r] = ids_of[a], ids_of[b], ids_of[a + b]
-        self._id_bytes = _decode_table(self.vocab)
         self._splitter = SpecialSplitter(special_tokens)
         self._special_id_array = np.array([self.special_ids[t] for t in special_tokens] + [-1], dtype=np.int64)
-        self._special_by_bytes = {t.encode("utf-8"): i for t, i in self.special_ids.items()}
-        self._max_special = max((len(t.encode("utf-8")) for t in special_tokens), default=0)
         self._pre = regex.compile(self.pattern)
         # Units (runs between safe cuts, each encoded once and cached) are sound for the GPT-2 pattern only;
         # with another pattern, no byte is a cut and every segment between special tokens is one unit.
@@ -181,6 +194,10 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Ids of ``text``."""
+        if self._python is not None:
+            if not isinstance(text, str):
+                raise TypeError(f"encode() takes a str, not {type(text).__name__}; decode bytes first")
+            return self._python.encode(_utf8(text).decode("utf-8"))
         return self.encode_to_array(text).tolist()
 
     def encode_to_array(self, text: str) -> np.ndarray:
@@ -274,6 +291,8 @@ class Tokenizer:
     # -----------------------------------------------------------------------------------------------------
 
     def _encode_bytes(self, data: bytes) -> np.ndarray:
+        if self._python is not None:
+            return np.array(self._python.encode(data.decode("utf-8")), dtype=np.int32)
         K = self._K
         arr = np.frombuffer(data, dtype=np.uint8)
         bounds, which = self._splitter.split(data)
@@ -346,7 +365,7 @@ class Tokenizer:
 
     def __reduce__(self):
         # Worker processes rebuild the tables (and load the kernels) from the model itself.
-        return (_rebuild, (self.vocab, self.merges, self.special_tokens, self.pattern, self.engine))
+        return (_rebuild, (self.vocab, self.merges, self.special_tokens, self.pattern, self.engine, self.backend))
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab={len(self.vocab):,} tokens, merges={len(self.merges):,}, special_tokens={self.special_tokens!r})"
@@ -395,8 +414,8 @@ def _decode_table(vocab: dict[int, bytes]) -> list:
     return table
 
 
-def _rebuild(vocab, merges, special_tokens, pattern, engine) -> Tokenizer:
-    return Tokenizer(vocab, merges, special_tokens, pattern=pattern, engine=engine)
+def _rebuild(vocab, merges, special_tokens, pattern, engine, backend) -> Tokenizer:
+    return Tokenizer(vocab, merges, special_tokens, pattern=pattern, engine=engine, backend=backend)
 
 
 # ---------------------------------------------------------------------------------------------------------

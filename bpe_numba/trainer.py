@@ -1,8 +1,10 @@
-"""``train_bpe``: check the arguments, then run the training job (:mod:`bpe_numba.training`) in this process
-or in a helper process, and write the model files.
+"""``train_bpe``: check the arguments, then run the training job on the Python tier
+(:mod:`bpe_numba.python_bpe`) or on the kernels (:mod:`bpe_numba.training`, in this process or in a helper
+process), and write the model files.
 
 This module, like :mod:`bpe_numba.validation` and :mod:`bpe_numba.processes`, imports no numpy, ``regex`` or
-Numba: a process that only calls ``train_bpe`` and hands the job to the helper never loads them.
+Numba: a process that only calls ``train_bpe`` and hands the job to the helper never loads them, and the
+Python tier loads only ``regex``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def train_bpe(
     pattern: str = GPT2_PATTERN,
     engine: str = "auto",
     isolate: bool | None = None,
+    backend: str = "auto",
 ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     """Train a byte-level BPE tokenizer on a UTF-8 text file, with the CS336 assignment-1 semantics.
 
@@ -67,16 +70,20 @@ def train_bpe(
       each, so a file under 32 MiB is pre-tokenized in this process).
     - ``timings``: if a dict is given, seconds per phase are stored in it (``startup``: starting the helper
       process if one is used, importing Numba and loading the kernels; ``pretokenize``, ``intern``,
-      ``merges``, ``write``) along with ``unique_pretokens`` and ``isolated``.
+      ``merges``, ``write``) along with ``unique_pretokens``, ``isolated`` and ``backend``.
     - ``isolate``: run the training in a fresh helper process, which starts Numba without what other
       installed packages add to its start-up (SciPy's BLAS probe, Numba extensions such as awkward's) and
       hands all its memory back when it ends; only ``(vocab, merges)`` comes back. ``None`` (the default)
       isolates unless Numba is already imported in this process, where the kernels are then loaded (or
-      already loaded) at less cost than starting a process. The result is the same either way.
+      already loaded) at less cost than starting a process. The result is the same either way. Giving
+      ``isolate`` makes ``backend="auto"`` take the kernels.
     - ``pattern``: the pre-tokenization regex (default: GPT-2's, which the contract fixes; another one is
       run with the ``regex`` package, and the file is then cut for workers only where special tokens start).
     - ``engine``: ``"auto"`` (the Numba GPT-2 scanner for the GPT-2 pattern, else ``regex``), ``"numba"`` or
       ``"regex"``; both give the same result for the GPT-2 pattern.
+    - ``backend``: ``"kernels"`` (Numba), ``"python"`` (plain Python and ``regex`` in this process: no
+      compilation, no helper process) or ``"auto"`` (default; see :func:`bpe_numba.tiers.choose_backend`). The result is
+      the same on both; ``timings["backend"]`` says which ran.
     - ``out_dir``: also write the model there (``vocab.json``, ``merges.txt`` and metadata; see
       :func:`bpe_numba.formats.save_model`), each file atomically. The directory is created if needed; it
       is checked before training, and if writing still fails the model is saved under the system's temporary
@@ -95,23 +102,33 @@ def train_bpe(
     pattern = check_pattern(pattern)
     engine = resolve_engine(engine, pattern)
     workers = resolve_workers(num_workers)
-    if isolate is None:
+    from .tiers import choose_backend
+
+    backend = choose_backend(backend, os.path.getsize(path), isolate)
+    if backend == "python":
+        isolate = False
+    elif isolate is None:
         isolate = "numba" not in sys.modules and can_start_processes()
     elif not isinstance(isolate, bool):
         raise BPETypeError(f"isolate must be True, False or None, not {isolate!r}")
     elif isolate and not can_start_processes():
         raise BPEValueError("isolate=True, but this is a daemonic process, which may not start one; use isolate=False")
-    job = (path, specials, int(vocab_size) - 256 - len(specials), workers, chunk_size, errors,
-           resolve_progress(progress), pattern, engine)
+    n_merges, show = int(vocab_size) - 256 - len(specials), resolve_progress(progress)
+    job = (path, specials, n_merges, workers, chunk_size, errors, show, pattern, engine)
 
     start = time.perf_counter()
-    if isolate:
+    if backend == "python":
+        from .python_bpe import train
+
+        vocab, merges, phases = train(path, specials, n_merges, errors, show, pattern)
+    elif isolate:
         vocab, merges, phases = run_in_helper(_run_training, *job)
         # Starting the helper and sending the result back count as start-up.
         phases["startup"] = time.perf_counter() - start - sum(phases[k] for k in ("pretokenize", "intern", "merges"))
     else:
         vocab, merges, phases = _run_training(*job)
     phases["isolated"] = isolate
+    phases["backend"] = backend
     if out_dir is not None:
         from .formats import save_trained_model
 

@@ -46,6 +46,15 @@ def _fixtures_dir() -> Path:
     return Path(env) if env else REPO_ROOT.parent / "shared" / "cs336"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kernels_compiled():
+    """Compile (or load) the kernels once up front, so that ``backend="auto"`` takes them in every test, as
+    in any process that uses Numba once they are compiled (test_python_tier.py tests the Python tier)."""
+    from bpe_numba import warmup
+
+    warmup()
+
+
 @pytest.fixture(scope="session")
 def cs336_dir() -> Path:
     path = _fixtures_dir()

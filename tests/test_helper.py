@@ -113,10 +113,10 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     from bpe_numba import train_bpe
     first, second = {}, {}
-    result = train_bpe(sys.argv[1], 300, ["<|endoftext|>"], timings=first)
+    result = train_bpe(sys.argv[1], 300, ["<|endoftext|>"], timings=first, backend="kernels")
     numba_after_first = "numba" in sys.modules
     import numba
-    assert train_bpe(sys.argv[1], 300, ["<|endoftext|>"], timings=second) == result
+    assert train_bpe(sys.argv[1], 300, ["<|endoftext|>"], timings=second, backend="kernels") == result
     print(json.dumps([first["isolated"], numba_after_first, second["isolated"]]))
 """)
 
