@@ -4,10 +4,11 @@
 
 For each case a new temporary folder stands in for every cache bpe_numba and Numba may use
 (``NUMBA_CACHE_DIR``, ``BPE_NUMBA_CACHE_DIR`` and ``XDG_CACHE_HOME`` point into it, and it is the working
-directory), so the first process finds nothing compiled. That process runs once (it compiles; whole
-process, timed from outside). Any process it leaves behind (a background compile) is waited for, so the
-warm runs that follow start on a filled cache and on an idle machine; how long such processes ran on after
-the exit is reported. Then ``--repeat`` fresh processes with the same (now warm) cache; their median.
+directory), so the first process finds nothing compiled. That process runs once (whole process, timed
+from outside). Any process a run leaves behind (a background compile, however detached: found by that
+folder in its environment) is waited for before the next run, so the warm runs start on a filled cache and
+an idle machine; such processes are reported with how long they ran on after the run ended. Then
+``--repeat`` fresh processes with the same (now warm) cache; their median.
 
 Cases (each run with ``sys.executable``):
   corpus_en  ``python -c "from bpe_numba import train_bpe; train_bpe(CORPUS_EN, 500, ['<|endoftext|>'])"``
@@ -24,6 +25,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 
 try:  # a module of the benchmarks package (python -m benchmarks), or a script beside bench_train.py
     from . import bench_encode, bench_train
@@ -32,8 +34,7 @@ except ImportError:
     import bench_train
 
 CASES = ("corpus_en", "cli_train")
-LINGER_WAIT_S = 600.0  # how long to wait for processes the cold run left behind
-LINGER_REPORT_S = 0.5  # processes still exiting within this after the run's exit are not reported
+LINGER_WAIT_S = 600.0  # how long to wait for processes a run left behind
 
 
 def case_command(case: str, demo_mb: float | None = None) -> tuple[list[str], str, str]:
@@ -60,13 +61,66 @@ def cache_env(folder: str) -> dict:
     return env
 
 
+def left_running(folder: str) -> list:
+    """The live processes, other than this one, whose environment points ``BPE_NUMBA_CACHE_DIR`` into
+    ``folder``: what the runs of a case left behind, however detached (a daemon reparented to init is no
+    longer anyone's descendant, but it keeps the environment it was started with)."""
+    import psutil
+
+    mine = cache_env(folder)["BPE_NUMBA_CACHE_DIR"]
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE \
+                    and p.environ().get("BPE_NUMBA_CACHE_DIR") == mine:
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found
+
+
+def _cmdline(p, limit: int = 160) -> str:
+    import psutil
+
+    try:
+        text = " ".join(p.cmdline())
+    except psutil.Error:
+        return "?"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _running(p) -> bool:
+    import psutil
+
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def measure(argv: list[str], case: str, timeout: float | None, folder: str) -> dict:
+    """One whole-process run of a case on the caches in ``folder``, then a wait (up to LINGER_WAIT_S) for
+    the processes it left running; those add ``left`` (their command lines), ``left_s`` (how long they ran
+    on after the run ended) and ``left_still_running``."""
+    res = bench_train.run_measured(argv, case, None, timeout, env=cache_env(folder), cwd=os.path.join(folder, "cwd"))
+    end = time.perf_counter()
+    procs = left_running(folder)
+    if procs:
+        res["left"] = [_cmdline(p) for p in procs]
+        while procs and time.perf_counter() < end + LINGER_WAIT_S:
+            time.sleep(0.05)
+            procs = [p for p in procs if _running(p)]
+        res.update(left_s=time.perf_counter() - end, left_still_running=len(procs))
+    return res
+
+
 def lingered(res: dict) -> str:
-    """What a run left running after its exit (for at least LINGER_REPORT_S), or ""."""
-    if not res.get("outlived") or res.get("descendants_s", 0) < LINGER_REPORT_S:
+    """What a run left running after its exit, or ""."""
+    if not res.get("left"):
         return ""
-    still = res.get("descendants_still_running")
-    return (f"{res['outlived']} process(es) ran on {res['descendants_s']:.1f} s after it exited"
-            + (f" ({still} still running)" if still else "") + ": " + "; ".join(res.get("outlived_cmd", [])))
+    still = res["left_still_running"]
+    return (f"{len(res['left'])} process(es) ran on {res['left_s']:.1f} s after it exited"
+            + (f" ({still} still running)" if still else "") + ": " + "; ".join(res["left"]))
 
 
 def run_case(case: str, repeat: int, timeout: float | None, demo_mb: float | None = None, say=print) -> dict:
@@ -76,11 +130,9 @@ def run_case(case: str, repeat: int, timeout: float | None, demo_mb: float | Non
     folder = tempfile.mkdtemp(prefix="bench_cold_")
     out: dict = {"case": case, "label": label, "input": what, "command": argv}
     try:
-        env = cache_env(folder)
-        work = os.path.join(folder, "cwd")
-        os.makedirs(work)
+        os.makedirs(os.path.join(folder, "cwd"))
         say(f"{label}: empty cache ...")
-        cold = bench_train.run_measured(argv, case, None, timeout, env=env, cwd=work, wait_descendants=LINGER_WAIT_S)
+        cold = measure(argv, case, timeout, folder)
         out["cold"] = _slim(cold)
         if not cold.get("ok"):
             out.update(ok=False, error=f"empty-cache run: {cold.get('error')}")
@@ -89,7 +141,7 @@ def run_case(case: str, repeat: int, timeout: float | None, demo_mb: float | Non
         say(f"{label}: empty cache {cold['wall_s']:.2f} s" + (f"; {linger}" if linger else ""))
         warm = []
         for r in range(repeat):
-            res = bench_train.run_measured(argv, case, None, timeout, env=env, cwd=work, wait_descendants=LINGER_WAIT_S)
+            res = measure(argv, case, timeout, folder)
             warm.append(_slim(res))
             if not res.get("ok"):
                 out.update(ok=False, error=f"warm run {r + 1}: {res.get('error')}", warm=warm)
@@ -106,8 +158,7 @@ def run_case(case: str, repeat: int, timeout: float | None, demo_mb: float | Non
 
 
 def _slim(res: dict) -> dict:
-    keep = ("ok", "error", "wall_s", "peak_rss", "returncode", "outlived", "outlived_cmd", "descendants_s",
-            "descendants_still_running", "stderr_tail")
+    keep = ("ok", "error", "wall_s", "peak_rss", "returncode", "left", "left_s", "left_still_running", "stderr_tail")
     return {k: res[k] for k in keep if k in res}
 
 

@@ -35,8 +35,7 @@ ALL_TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken")  # the default --tools
 TOOLS = ALL_TOOLS + ("python_baseline",)  # python_baseline: benchmarks/baseline_python.py (slow; opt in)
 
 
-def _tree_rss(proc, seen: dict | None = None) -> int:
-    """The summed RSS of ``proc`` and its descendants; each process found is added to ``seen`` (pid -> Process)."""
+def _tree_rss(proc) -> int:
     import psutil
 
     total = 0
@@ -48,9 +47,7 @@ def _tree_rss(proc, seen: dict | None = None) -> int:
         try:
             total += p.memory_info().rss
         except psutil.Error:
-            continue
-        if seen is not None and p is not proc:
-            seen.setdefault(p.pid, p)
+            pass
     return total
 
 
@@ -67,42 +64,18 @@ def run_once(tool: str, file: str, vocab: int, specials: list[str], merges_out: 
     return run_measured(cmd, tool, result_path, timeout, interval=interval)
 
 
-def _running(p) -> bool:
-    """Still running (a zombie waiting for its new parent to reap it is not)."""
-    import psutil
-
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _cmdline(p, limit: int = 160) -> str:
-    import psutil
-
-    try:
-        text = " ".join(p.cmdline())
-    except psutil.Error:
-        return "?"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: float | None, *,
-                 env: dict | None = None, cwd: str | None = None, interval: float = 0.01,
-                 wait_descendants: float = 0.0) -> dict:
+                 env: dict | None = None, cwd: str | None = None, interval: float = 0.01) -> dict:
     """Run ``cmd`` (a worker that writes its JSON result to ``result_path``) in a fresh process, sampling
     the summed RSS of its process tree every ``interval`` s; kill the tree after ``timeout`` s. Returns the
     worker's result (or an error record) plus ``wall_s`` (from outside, until the process exits, even when
-    a process it left behind still holds its output pipes), ``peak_rss``, ``rss_samples``, ``returncode`` and
-    ``outlived``: how many of the descendants seen were still running when the process exited. With
-    ``wait_descendants`` > 0, waits up to that many seconds for those to end and adds ``descendants_s``, the
-    seconds they ran on after the exit. ``result_path`` is removed; without one (``None``), the run is ok
-    when the process exits with status 0."""
+    a process it left behind still holds its output pipes), ``peak_rss``, ``rss_samples`` and
+    ``returncode``. ``result_path`` is removed; without one (``None``), the run is ok when the process exits
+    with status 0."""
     import psutil
 
     peak = 0
     samples = 0
-    seen: dict[int, psutil.Process] = {}
     stop = threading.Event()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
@@ -111,7 +84,7 @@ def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: fl
     def sampler():
         nonlocal peak, samples
         while not stop.is_set():
-            rss = _tree_rss(ps, seen)
+            rss = _tree_rss(ps)
             samples += 1
             if rss > peak:
                 peak = rss
@@ -142,9 +115,7 @@ def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: fl
     wall = time.perf_counter() - t0
     stop.set()
     threads[0].join()
-    alive = [p for p in seen.values() if _running(p)]
-    alive_cmd = [_cmdline(p) for p in alive]
-    pipes_deadline = time.perf_counter() + max(1.0, wait_descendants)
+    pipes_deadline = time.perf_counter() + 1.0  # a process left behind may hold the pipes: don't wait for it
     for th in threads[1:]:
         th.join(timeout=max(0.0, pipes_deadline - time.perf_counter()))
     err = "".join(errs)
@@ -168,16 +139,7 @@ def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: fl
         res = {"tool": tool, "ok": False, "missing": False,
                "error": f"exited {proc.returncode}" + ("" if result_path is None else " without a result")
                         + f": {err.strip()[-2000:]}"}
-    res.update(wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode, outlived=len(alive))
-    if alive:
-        res["outlived_cmd"] = alive_cmd
-    if alive and wait_descendants > 0:
-        deadline = time.perf_counter() + wait_descendants
-        while alive and time.perf_counter() < deadline:
-            time.sleep(0.05)
-            alive = [p for p in alive if _running(p)]
-        res["descendants_s"] = time.perf_counter() - t0 - wall
-        res["descendants_still_running"] = len(alive)
+    res.update(wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode)
     if proc.returncode == EXIT_MISSING:
         res["missing"] = True
     if not res.get("ok"):

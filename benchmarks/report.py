@@ -250,14 +250,14 @@ def _cold(s, rows: list[dict]) -> list[str]:
         ok = warm is not None and warm["status"] == "ok"
         out.append(lead + [f"{empty['wall_s']:.2f}", f"{warm['wall_s']:.2f}" if ok else warm["status"],
                     warm["note"] if ok else "–", f"{max(empty['peak_mb'], warm['peak_mb'] if ok else 0):,.0f}",
-                    empty.get("outlived_note") or "none"])
+                    empty.get("left_note") or "none"])
     lines = [
         "## Cold start",
         "",
         "Whole process (`sys.executable`), timed from outside. **empty cache**: one fresh process with "
-        "`NUMBA_CACHE_DIR`, `BPE_NUMBA_CACHE_DIR` and `XDG_CACHE_HOME` pointed at a new empty folder (it "
-        f"compiles); **warm cache**: then {s.a.cold_repeat} fresh processes on the cache it filled, median (and "
-        "range); **left running**: processes the empty-cache run left behind, and for how long (they are waited "
+        "`NUMBA_CACHE_DIR`, `BPE_NUMBA_CACHE_DIR` and `XDG_CACHE_HOME` pointed at a new empty folder (nothing "
+        f"compiled yet); **warm cache**: then {s.a.cold_repeat} fresh processes on the cache it (and what it "
+        "started) filled, median (and range); **left running**: processes the empty-cache run left behind, and for how long (they are waited "
         "for before the warm runs).",
         "",
     ]

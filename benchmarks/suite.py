@@ -163,7 +163,7 @@ def _compact_run(res: dict) -> dict:
     """One process's figures for results.json, without tracebacks, stderr or file paths."""
     keep = ("task", "corpus", "tool", "size_mb", "vocab_size", "repeat", "ok", "error", "wall_s", "process_wall_s",
             "train_s", "call_s", "warm_s", "call_cpu_s", "load_s", "peak_rss", "merges", "version", "timings",
-            "ids", "num_workers", "num_threads", "outlived", "outlived_cmd")
+            "ids", "num_workers", "num_threads")
     out = {k: res[k] for k in keep if k in res}
     if "error" in out:
         out["error"] = one_line(out["error"], 500)
@@ -717,13 +717,13 @@ class Suite:
                 self.rows.append(dict(base, cache="empty", status="error", note=err))
                 self.problems.append(f"cold start {label} failed: {err}")
                 continue
-            outlived = bench_cold.lingered(cold)
-            if outlived:
-                self.notes.append(f"Cold start `{label}`, empty cache: {outlived}.")
-            for text in res.get("lingered", [])[1 if outlived else 0 :]:
+            left = bench_cold.lingered(cold)
+            if left:
+                self.notes.append(f"Cold start `{label}`, empty cache: {left}.")
+            for text in res.get("lingered", [])[1 if left else 0 :]:
                 self.notes.append(f"Cold start `{label}`, a warm run: {text}.")
             self.rows.append(dict(base, cache="empty", status="ok", runs=1, wall_s=cold["wall_s"],
-                                  peak_mb=cold["peak_rss"] / 2**20, outlived_note=outlived.split(":")[0],
+                                  peak_mb=cold["peak_rss"] / 2**20, left_note=left.split(":")[0],
                                   note="empty cache"))
             if not res["ok"]:
                 err = one_line(res.get("error"))
