@@ -311,7 +311,7 @@ def render_markdown(s, total: float) -> str:
     if s.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in s.notes] + [""]
     if "warmup_s" in m:
-        lines += [f"Warm-up before measuring (fills Numba's cache, not measured): {m['warmup_s']:.1f} s.", ""]
+        lines += [f"Warm-up before measuring (`python -m bpe_numba warmup`, one training, one encoding; not measured): {m['warmup_s']:.1f} s.", ""]
     lines += ["MB in peak memory = 2^20 bytes; MB of corpus and MB/s = 10^6 bytes.", ""]
     return "\n".join(lines)
 
