@@ -22,9 +22,9 @@ Rows (each measured in a fresh process, so caches and memory never carry over fr
   file itself, so reading and decoding the input and writing the ``.npy`` are inside the timing.
 
 MB/s is input bytes (10**6) per second of the call alone, median over ``--repeat`` fresh processes; model
-loading (``tiktoken.get_encoding``; bpe_numba: reading the two GPT-2 files and building the ``Tokenizer``)
-(gigatoken: building its tokenizer) is timed separately. Peak memory is the summed RSS of the process and its children, sampled every ~10 ms
-with psutil. Every run's ids are checked against tiktoken's (and the ``.npy`` against ``encode``): any
+loading (``tiktoken.get_encoding``; bpe_numba: reading the two GPT-2 files and building the ``Tokenizer``;
+gigatoken: building its tokenizer) is timed separately. Peak memory is the summed RSS of the process and
+its children, sampled every ~10 ms with psutil. Every run's ids are checked against tiktoken's (and the ``.npy`` against ``encode``): any
 difference is printed and the exit status is 1.
 
 The GPT-2 files come from ``$BPE_NUMBA_FIXTURES`` (default ``$BPE_NUMBA_SHARED/cs336``, else
@@ -460,7 +460,8 @@ def main(argv=None) -> int:
     ap.add_argument("input", help="UTF-8 text file to encode")
     ap.add_argument("--repeat", type=int, default=3, help="fresh processes per row; the median is shown")
     ap.add_argument("--workers", type=int, default=None,
-                    help="threads for tiktoken encode_batch and num_workers for encode_file (default: all cores)")
+                    help="threads for tiktoken encode_batch and gigatoken, num_workers for encode_file "
+                         "(default: all cores)")
     ap.add_argument("--json", dest="json_out", nargs="?", const="-", default=None, metavar="OUT",
                     help="write all figures as JSON to OUT; without OUT, to stdout (the table goes to stderr)")
     ap.add_argument("--tools", default=",".join(t for t in TOOLS if t != "gigatoken_file"),

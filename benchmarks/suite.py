@@ -1,12 +1,12 @@
 """The benchmark suite: training, pre-tokenization, encoding and cold start, every tool side by side.
 
     python -m benchmarks                          # everything (about 20-25 minutes on 2 cores)
-    python -m benchmarks --quick --out /tmp/bq    # smoke run (< 2 minutes): slices, one repeat, no scale files
+    python -m benchmarks --quick --out /tmp/bq    # smoke run (1.5-2 minutes): slices, one repeat, no scale files
     python -m benchmarks --only train-real,count  # some parts only
 
 Parts (``--only``), in the order of every output:
 
-* ``train-real``: real text (``corpora.py``: ``prose_en.txt`` 52.5 MB, ``multilingual.txt`` 12.3 MB) at vocab
+* ``train-real``: real text (``corpora.py``: ``prose_en.txt`` 52.4 MB, ``multilingual.txt`` 12.3 MB) at vocab
   10K (and 32K for ``prose_en``), trained by bpe_numba, gigatoken, rustbpe and HF tokenizers; then
   ``prose_en.txt`` repeated to 1 and 2 GB (``--scale-gb``) at vocab 10K by bpe_numba and gigatoken (rustbpe
   and HF too with ``--slow-peers``). Each run a fresh process (``_run_one.py`` through
