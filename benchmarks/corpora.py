@@ -1,6 +1,6 @@
 """The real-text corpora of the benchmarks: where they are, building them, slices and scale copies.
 
-``prose_en.txt`` (52.5 MB of English technical prose) and ``multilingual.txt`` (12.3 MB of Spanish,
+``prose_en.txt`` (52.4 MB of English technical prose) and ``multilingual.txt`` (12.3 MB of Spanish,
 Russian, Polish and Italian man pages) are written by ``build.py`` of the project's shared folder
 (``$BPE_NUMBA_SHARED/corpora/build.py``, else ``../shared/corpora/build.py`` beside the repository) from
 Debian documentation packages, in about a minute. They are never committed: the suite keeps them in a cache
