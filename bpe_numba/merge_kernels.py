@@ -25,10 +25,12 @@ are skipped by checking ``tok[q] >= 0 and pair_at[q] == pid`` (a position never 
 since the symbols at a position only grow). A merge touches only its pair's entries.
 
 Selection is a binary max-heap of ``(count snapshot, pair id)`` ordered by count, then by the greater
-``(bytes_a, bytes_b)``: the byte comparison runs here, on ``raw``. A pair's count only drops after it is
-pushed, except when a merge re-creates an existing symbol; every increase pushes a fresh entry. So a popped
-entry whose snapshot differs from the live count is stale: it is re-pushed with the live count when that
-is lower and positive, and dropped otherwise. Each selection costs O(log pairs) however many pairs tie.
+``(bytes_a, bytes_b)``: a 7-byte order key per symbol decides most ties, the bytes on ``raw`` the rest. A
+pair's count only drops after it is pushed, except when a merge re-creates an existing symbol; every
+increase pushes a fresh entry. So an entry at the top whose snapshot differs from the live count is stale:
+it takes the live count and sinks when that is lower and positive, and is dropped otherwise (so is the
+merged pair's own entry, whose count the merge takes to 0). Each selection costs O(log pairs) however many
+pairs tie.
 
 Performance notes (measured on the 2-core dev machine; see README for the whole-run benchmarks)
 -----------------------------------------------------------------------------------------------
@@ -187,17 +189,6 @@ def _push(c, p, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sy
     heap_cnt[i] = c
     heap_pid[i] = p
     return n + 1
-
-
-@njit(cache=True, nogil=True)
-def _pop(n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key):
-    """Remove the top of a heap of n entries; returns the new size."""
-    n -= 1
-    if n > 0:
-        heap_cnt[0] = heap_cnt[n]
-        heap_pid[0] = heap_pid[n]
-        _sift_down(0, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
-    return n
 
 
 @njit(cache=True, nogil=True)
@@ -401,7 +392,10 @@ def run_merges(n_target, S):
     stamp, buf, touched, sizes, merges, sc = S.stamp, S.buf, S.touched, S.sizes, S.merges, S.sc
     n_heap = sc[N_HEAP]
     while sc[N_MERGES] < n_target:
-        # Select: skip stale heap entries (see module docstring).
+        # Select: refresh stale heap entries at the top (see module docstring): one lower than its snapshot
+        # takes its live count and sinks; one at 0 (such as the previous merge's own pair) is removed. The
+        # heap is only ever fixed here (one sift) and by the pushes below: every inlined copy of the
+        # comparison costs compile time.
         pid = -1
         while n_heap > 0:
             top = heap_pid[0]
@@ -410,9 +404,14 @@ def run_merges(n_target, S):
             if live == snap:
                 pid = top
                 break
-            n_heap = _pop(n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
             if 0 < live < snap:
-                n_heap = _push(live, top, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
+                heap_cnt[0] = live
+            else:
+                n_heap -= 1
+                heap_cnt[0] = heap_cnt[n_heap]
+                heap_pid[0] = heap_pid[n_heap]
+            if n_heap > 0:
+                _sift_down(0, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
         if pid < 0:
             sc[N_HEAP] = n_heap
             return NO_PAIRS
@@ -426,7 +425,7 @@ def run_merges(n_target, S):
             sc[N_HEAP] = n_heap
             sc[NEED] = sc[HASH_USED] + 2 * n_entries
             return GROW_HASH
-        n_heap = _pop(n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
+        # The selected entry stays at the top: its count drops to 0 below, so the next selection removes it.
 
         a = pair_a[pid]
         b = pair_b[pid]

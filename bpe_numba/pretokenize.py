@@ -313,7 +313,7 @@ def warm_scan_kernels(engine: str) -> None:
     from .chunking import find_safe_cut
 
     state = _ThreadCount(SpecialSplitter(["<s>"]))
-    data = np.frombuffer(b"a<s>b c" * 2, dtype=np.uint8).copy()
+    data = np.frombuffer(b"a<s>b c" * 2, dtype=np.uint8)
     checked_utf8(data, 0, "strict")
     if engine == "numba":
         state.count(data, threading.Event())
