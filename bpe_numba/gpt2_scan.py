@@ -345,13 +345,109 @@ def _scan(data, start, end, classes, kinds, out, m, limit):
         prev = p
         p += n
     if p == end and p > start:
-        split = s == SQL * _NK or s == SQV * _NK  # "'l", "'v", "'r" at the end: "'" and a letter run
-        if m + 1 + split <= out.shape[0]:
-            if split:
-                out[m] = prev
-                m += 1
-            out[m] = end
+        m = _final_ends(s, prev, end, out, m)
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _scan2(data, a, a_end, b, b_end, classes, kinds, out_a, out_b, limit):
+    """:func:`_scan` of two ranges at once, one character of each per step: the two automata are
+    independent, so their table loads overlap instead of queueing on one loop-carried load (English text:
+    1.6x the single scan). Runs while both ranges have text and both outputs are under ``limit``; a range
+    that reached its end gets its final end(s) written, as :func:`_scan` does. Returns ``(m_a, m_b)``; the
+    caller resumes each range at its last end written (or where it was, if none)."""
+    t = _T
+    s1 = 0
+    p1 = a
+    prev1 = a
+    m1 = 0
+    s2 = 0
+    p2 = b
+    prev2 = b
+    m2 = 0
+    while p1 < a_end and p2 < b_end and m1 < limit and m2 < limit:
+        # The character decode is written out for each range: a helper taking arrays, if LLVM did not
+        # inline it, would incref and decref them at every character.
+        c1 = data[_U(p1)]
+        if c1 < 0x80:
+            k1 = kinds[c1]
+            n1 = 1
+        else:
+            lead = np.int64(c1)
+            if lead < 0xE0:
+                n1 = 2
+                cp = lead & 0x1F
+            elif lead < 0xF0:
+                n1 = 3
+                cp = lead & 0x0F
+            else:
+                n1 = 4
+                cp = lead & 0x07
+            if p1 + n1 > a_end:
+                n1 = a_end - p1
+                cp = 0x110000
+            else:
+                for q in range(1, n1):
+                    cp = (cp << 6) | (np.int64(data[_U(p1 + q)]) & 0x3F)
+            c = classes[_U(cp)] if cp < 0x110000 else 0
+            k1 = KL if c & 1 else (KN if c & 2 else (KWS if c & 4 else KO))
+        c2 = data[_U(p2)]
+        if c2 < 0x80:
+            k2 = kinds[c2]
+            n2 = 1
+        else:
+            lead = np.int64(c2)
+            if lead < 0xE0:
+                n2 = 2
+                cp = lead & 0x1F
+            elif lead < 0xF0:
+                n2 = 3
+                cp = lead & 0x0F
+            else:
+                n2 = 4
+                cp = lead & 0x07
+            if p2 + n2 > b_end:
+                n2 = b_end - p2
+                cp = 0x110000
+            else:
+                for q in range(1, n2):
+                    cp = (cp << 6) | (np.int64(data[_U(p2 + q)]) & 0x3F)
+            c = classes[_U(cp)] if cp < 0x110000 else 0
+            k2 = KL if c & 1 else (KN if c & 2 else (KWS if c & 4 else KO))
+        x1 = t[_U(s1 + k1)]
+        x2 = t[_U(s2 + k2)]
+        s1 = x1 & 0xF0
+        s2 = x2 & 0xF0
+        out_a[_U(m1)] = prev1
+        m1 += x1 & 1
+        out_a[_U(m1)] = p1
+        m1 += (x1 >> 1) & 1
+        prev1 = p1
+        p1 += n1
+        out_b[_U(m2)] = prev2
+        m2 += x2 & 1
+        out_b[_U(m2)] = p2
+        m2 += (x2 >> 1) & 1
+        prev2 = p2
+        p2 += n2
+    if p1 == a_end and p1 > a:
+        m1 = _final_ends(s1, prev1, a_end, out_a, m1)
+    if p2 == b_end and p2 > b:
+        m2 = _final_ends(s2, prev2, b_end, out_b, m2)
+    return m1, m2
+
+
+@njit(cache=True, nogil=True)
+def _final_ends(s, prev, end, out, m):
+    """At the end of a range: "'l", "'v", "'r" pending there are "'" and a letter run; then the last end.
+    Written only if they fit in ``out``."""
+    split = s == SQL * _NK or s == SQV * _NK
+    if m + 1 + split <= out.shape[0]:
+        if split:
+            out[m] = prev
             m += 1
+        out[m] = end
+        m += 1
     return m
 
 

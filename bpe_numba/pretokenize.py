@@ -93,7 +93,7 @@ class _ThreadCount:
         self.classes = char_classes()
         self.table = K.new_table()
         self.buf = np.empty(4096, dtype=np.int64)
-        self.resume = np.zeros(2, dtype=np.int64)
+        self.resume = np.zeros(4, dtype=np.int64)
 
     def count(self, data: np.ndarray, stop) -> None:
         from .threads import Stopped

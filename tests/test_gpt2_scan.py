@@ -359,7 +359,7 @@ def count_dict(data: bytes, bounds=None, *, slots: int = 1 << 12, arena: int = 1
         bounds = np.array([[0, len(arr)]], dtype=np.int64)
     table = CK.new_table(slots, arena)
     buf = np.empty(block, dtype=np.int64)
-    resume = np.zeros(2, dtype=np.int64)
+    resume = np.zeros(4, dtype=np.int64)
     calls = 0
     while True:
         calls += 1
@@ -400,7 +400,7 @@ def segmented(draw):
     return bytes(data), np.array(bounds, dtype=np.int64).reshape(-1, 2), texts
 
 
-@given(segmented(), st.sampled_from([(4, 16, 1 << 20, 4096), (4096, 1 << 16, 1 << 20, 4096), (4, 16, 1, 4),
+@given(segmented(), st.sampled_from([(4, 16, 1 << 20, 4096), (4096, 1 << 16, 1 << 20, 4096), (4, 16, 1, 8),
                                      (16, 64, 7, 8)]))
 def test_count_matches_counter_of_regex_pretokens(case, sizes):
     """Counts over several segments equal ``Counter`` of the regex pre-tokens of each segment, with the table
@@ -412,6 +412,29 @@ def test_count_matches_counter_of_regex_pretokens(case, sizes):
         want.update(tok.encode("utf-8") for tok in regex_split(t))
     slots, arena, budget, block = sizes
     assert count_dict(data, bounds, slots=slots, arena=arena, budget=budget, block=block) == want
+
+
+@given(segmented(), st.sampled_from([(4, 16, 1 << 20, 4096), (4, 16, 1, 8), (16, 64, 300, 8), (4096, 1 << 16, 700, 64)]),
+       st.integers(0, 3))
+def test_count_two_streams_on_long_segments(case, sizes, pad):
+    """Segments of 2 KB or more are scanned as two halves at once, cut near the middle: counts still equal
+    the regex's over each whole segment, with the table growing, the budget pausing and tiny blocks making
+    the kernel stop and resume in either half (and in a half that has finished)."""
+    from bpe_numba.count_kernels import TWO_STREAMS_FROM
+
+    data, bounds, texts = case
+    sep = [" ", "\n", "  ", "x "][pad]
+    long_texts = []
+    for t in texts:
+        piece = t + sep if t else "a" + sep
+        long_texts.append(piece * (TWO_STREAMS_FROM // len(piece.encode("utf-8")) + 2))
+    raw = "<|endoftext|>".join(long_texts).encode("utf-8")
+    bounds, _ = SpecialSplitter([SPECIAL]).split(raw)
+    want = collections.Counter()
+    for t in long_texts:
+        want.update(tok.encode("utf-8") for tok in regex_split(t))
+    slots, arena, budget, block = sizes
+    assert count_dict(raw, bounds, slots=slots, arena=arena, budget=budget, block=block) == want
 
 
 def test_count_grows_many_times_and_handles_long_and_nul_tokens():
@@ -437,7 +460,7 @@ def test_count_kernel_checks_bytes_of_long_pretokens_on_equal_keys():
     other = np.frombuffer(b"cccccccccc", dtype=np.uint8)
     table.slots[2 * slot] = CK._long_key(other, 0, 10)  # "bbbbbbbbbb" now has the key of "cccccccccc"
     buf = np.empty(64, dtype=np.int64)
-    resume = np.zeros(2, dtype=np.int64)
+    resume = np.zeros(4, dtype=np.int64)
     bounds = np.array([[0, 10]], dtype=np.int64)
     assert CK.count_gpt2(other, bounds, G.char_classes(), table, buf, resume, 1 << 20) == CK.DONE
     blob2, offsets, counts = flatten_table(table, 1)
