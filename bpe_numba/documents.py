@@ -22,8 +22,9 @@ import shutil
 import numpy as np
 
 from .atomic import atomic_file, temp_name
-from .errors import BPEFileNotFoundError, BPEIsADirectoryError, BPETypeError, BPEValueError, InvalidUTF8Error
-from .validation import check_errors_mode, check_input_file, check_not_overwriting, resolve_progress
+from .errors import BPETypeError, BPEValueError
+from .python_bpe import read_text
+from .validation import check_errors_mode, check_input_file, check_one_of_specials, check_output_file, resolve_progress
 
 #: A document up to this size is read and encoded whole; a larger one goes through ``encode_file`` (chunks,
 #: workers, memory bounded by its chunk size) into a temporary ``.npy`` that is then copied into the stream.
@@ -49,7 +50,7 @@ def encode_documents(tok, inputs, output_path, *, eot: str | None = None, errors
     paths = [check_input_file(p, "document") for p in inputs]
     check_errors_mode(errors)
     eot_id = _eot_id(tok, eot)
-    out = _check_output(output_path, paths)
+    out = check_output_file(output_path, {f"document {k + 1} of {len(paths)}": p for k, p in enumerate(paths)})
     dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
     end = np.array([eot_id], dtype=dtype)
     sizes = [os.path.getsize(p) for p in paths]
@@ -64,7 +65,7 @@ def encode_documents(tok, inputs, output_path, *, eot: str | None = None, errors
             header = _write_header(f, dtype, 0)
             for path, size in zip(paths, sizes):
                 if size <= WHOLE_DOCUMENT_BYTES:
-                    ids = tok.encode_to_array(_read_text(path, errors)).astype(dtype)
+                    ids = tok.encode_to_array(read_text(path, errors)).astype(dtype)
                     f.write(ids.tobytes())
                     n += len(ids)
                 else:
@@ -92,24 +93,7 @@ def _eot_id(tok, eot) -> int:
             raise BPEValueError("the tokenizer has no special tokens, so there is no end-of-text token to put "
                                 "after each document; build it with one (e.g. special_tokens=['<|endoftext|>'])")
         eot = tok.special_tokens[0]
-    if not isinstance(eot, str):
-        raise BPETypeError(f"eot must be a special token (str) or None, not {type(eot).__name__}")
-    if eot not in tok.special_ids:
-        known = ", ".join(map(repr, tok.special_tokens)) or "none"
-        raise BPEValueError(f"eot={eot!r} is not a special token of this tokenizer (its special tokens: {known}); "
-                            f"give one of them, or build the tokenizer with {eot!r} among its special tokens")
-    return tok.special_ids[eot]
-
-
-def _check_output(output_path, inputs: list[str]) -> str:
-    out = os.fspath(output_path)
-    if os.path.isdir(out):
-        raise BPEIsADirectoryError(f"{out}: is a directory; give the path of the .npy file to write")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise BPEFileNotFoundError(f"{out}: the directory {parent} does not exist; create it first")
-    check_not_overwriting(out, {f"document {k + 1} of {len(inputs)}": p for k, p in enumerate(inputs)})
-    return out
+    return tok.special_ids[check_one_of_specials(eot, tok.special_tokens, "eot")]
 
 
 def _write_header(f, dtype: np.dtype, n: int) -> int:
@@ -118,15 +102,6 @@ def _write_header(f, dtype: np.dtype, n: int) -> int:
     start = f.tell()
     np.lib.format.write_array_header_1_0(f, {"descr": dtype.str, "fortran_order": False, "shape": (n,)})
     return f.tell() - start
-
-
-def _read_text(path: str, errors: str) -> str:
-    with open(path, "rb") as fh:
-        data = fh.read()
-    try:
-        return data.decode("utf-8", errors=errors)
-    except UnicodeDecodeError as exc:
-        raise InvalidUTF8Error(path, exc.start, exc.reason) from None
 
 
 def _copy_encoded_file(tok, path: str, scratch_npy: str, f, f_dtype: np.dtype, errors: str) -> int:

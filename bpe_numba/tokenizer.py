@@ -16,13 +16,13 @@ import numpy as np
 import regex
 
 from .atomic import atomic_file
-from .errors import BPEFileNotFoundError, BPEIsADirectoryError, BPETypeError, BPEValueError, InvalidUTF8Error
+from .errors import BPETypeError, BPEValueError, InvalidUTF8Error
 from .validation import (
     GPT2_PATTERN,
     check_errors_mode,
     check_input_file,
     check_merges,
-    check_not_overwriting,
+    check_output_file,
     check_pattern,
     check_special_tokens,
     check_vocab,
@@ -473,14 +473,7 @@ _WORKER: dict = {}
 
 
 def _check_output_path(output_path, input_path: str) -> str:
-    out = os.fspath(output_path)
-    if os.path.isdir(out):
-        raise BPEIsADirectoryError(f"{out}: is a directory; give the path of the .npy file to write")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise BPEFileNotFoundError(f"{out}: the directory {parent} does not exist; create it first")
-    check_not_overwriting(out, {"the input file": input_path})
-    return out
+    return check_output_file(output_path, {"the input file": input_path})
 
 
 def _npy_header(dtype: np.dtype, n: int) -> bytes:

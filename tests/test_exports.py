@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from bpe_numba import BPEInputError, InvalidUTF8Error, Tokenizer, train_bpe
 from bpe_numba import documents
-from bpe_numba.formats import hf_tokenizer_dict, misdecoded_special_tokens, save_hf_pretrained, special_token_ids
+from bpe_numba.formats import hf_tokenizer_dict, misdecoded_special_tokens
 from reference import reference_encode, reference_train_text
 from strategies import EMOJI, LETTERS, corpora, fragments
 from test_formats import known_to_peers
@@ -190,7 +190,7 @@ def test_save_pretrained_named_tokens_with_transformers(tok, transformers, tmp_p
 @pytest.mark.parametrize("names, fragment", [
     ({"eos_token": "<|nope|>"}, "eos_token='<|nope|>' is not a special token of this tokenizer"),
     ({"pad_token": "endoftext"}, "pad_token='endoftext' is not a special token"),
-    ({"bos_token": 3}, "bos_token must be a str"),
+    ({"bos_token": 3}, "bos_token must be a str, one of the special tokens, not int"),
 ])
 def test_save_pretrained_refuses_unknown_tokens(tok, tmp_path, names, fragment):
     with pytest.raises(BPEInputError, match=re.escape(fragment)):
@@ -353,7 +353,7 @@ def test_encode_documents_invalid_utf8(tok, tmp_path, errors):
     (lambda tok, p, out: tok.encode_documents(str(p[0]), out), TypeError, "wrap one document in a list"),
     (lambda tok, p, out: tok.encode_documents([*p, "missing.txt"], out), FileNotFoundError, "missing.txt: no such"),
     (lambda tok, p, out: tok.encode_documents(p, out, eot="<|nope|>"), ValueError, "not a special token"),
-    (lambda tok, p, out: tok.encode_documents(p, out, eot=256), TypeError, "eot must be a special token"),
+    (lambda tok, p, out: tok.encode_documents(p, out, eot=256), TypeError, "eot must be a str, one of the special tokens"),
     (lambda tok, p, out: tok.encode_documents(p, p[1]), ValueError, "is document 2 of 2"),
     (lambda tok, p, out: tok.encode_documents(p, out.parent), IsADirectoryError, "is a directory"),
     (lambda tok, p, out: tok.encode_documents(p, out.parent / "no" / "x.npy"), FileNotFoundError, "create it first"),

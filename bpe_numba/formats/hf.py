@@ -32,8 +32,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import BPETypeError, BPEValueError
-from ..validation import GPT2_PATTERN, check_model, check_pattern, check_special_tokens
+from ..errors import BPEValueError
+from ..validation import GPT2_PATTERN, check_model, check_one_of_specials, check_pattern, check_special_tokens
 from .gpt2 import (
     bytes_to_gpt2_str,
     gpt2_unicode_to_bytes,
@@ -182,16 +182,8 @@ def hf_tokenizer_config(
         eos_token = specials[0] if specials else None
     named = {"eos_token": eos_token, "bos_token": bos_token, "pad_token": pad_token}
     for name, tok in named.items():
-        if tok is None:
-            continue
-        if not isinstance(tok, str):
-            raise BPETypeError(f"{name} must be a str (one of the special tokens) or None, not {type(tok).__name__}")
-        if tok not in specials:
-            known = ", ".join(map(repr, specials)) or "none"
-            raise BPEValueError(
-                f"{name}={tok!r} is not a special token of this tokenizer (its special tokens: {known}); "
-                f"give one of them, or build the tokenizer with {tok!r} among its special tokens"
-            )
+        if tok is not None:
+            check_one_of_specials(tok, specials, name)
     config: dict = {
         "tokenizer_class": "PreTrainedTokenizerFast",  # transformers 5 loads it as TokenizersBackend
         # The ids decode to exactly the text; transformers' clean-up would drop the space in " ." and " 's".
