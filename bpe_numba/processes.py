@@ -91,6 +91,33 @@ def lean_numba_start() -> None:
     import numba.core.entrypoints
 
     numba.core.entrypoints._already_initialized = True
+    _load_cached_kernels_without_refresh()
+
+
+def _load_cached_kernels_without_refresh() -> None:
+    """Load kernels from Numba's on-disk cache without first refreshing the compiler's registries.
+
+    ``numba.core.caching.Cache.load_overload`` refreshes the target context (80 more Numba modules and
+    every typing and lowering registry: 0.15-0.3 s here) before it unpickles a cached function, which
+    needs only the runtime (NRT) initialized: the object code is linked by the code generator, built with
+    the context. Whatever does need the registries refreshes them itself (``compile_extra`` before any
+    compilation, ``BaseContext.get_function`` on a miss). If a future Numba changes these names, nothing
+    is changed.
+    """
+    from numba.core import caching
+    from numba.core.runtime import rtsys
+
+    method = caching.Cache.load_overload
+    if (getattr(method, "__qualname__", "") != "Cache.load_overload" or not hasattr(caching.Cache, "_load_overload")
+            or not hasattr(rtsys, "initialize")):
+        return
+
+    def load_overload(self, sig, target_context):
+        rtsys.initialize(target_context)  # what the skipped refresh would have done first; idempotent
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+
+    caching.Cache.load_overload = load_overload
 
 
 def _worker_init(initializer, initargs) -> None:
