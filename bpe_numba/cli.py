@@ -296,7 +296,8 @@ def cmd_encode(args) -> dict:
         n = tok.encode_file(inputs[0], args.output, num_workers=args.workers, progress=args.progress,
                             errors=args.errors)
     else:
-        n = tok.encode_documents(inputs, args.output, eot=args.eot, progress=args.progress, errors=args.errors)
+        n = tok.encode_documents(inputs, args.output, eot=args.eot, progress=args.progress, errors=args.errors,
+                                 num_workers=args.workers)
     took = time.perf_counter() - start
     size = sum(os.path.getsize(p) for p in inputs)
     report = {

@@ -24,7 +24,7 @@ import numpy as np
 from .atomic import atomic_file, temp_name
 from .errors import BPETypeError, BPEValueError
 from .python_bpe import read_text
-from .validation import check_errors_mode, check_input_file, check_one_of_specials, check_output_file, resolve_progress
+from .validation import check_errors_mode, check_input_file, check_one_of_specials, check_output_file, resolve_progress, resolve_workers
 
 #: A document up to this size is read and encoded whole; a larger one goes through ``encode_file`` (chunks,
 #: workers, memory bounded by its chunk size) into a temporary ``.npy`` that is then copied into the stream.
@@ -33,7 +33,7 @@ _COPY_IDS = 1 << 22  # ids copied from such a temporary file at a time
 
 
 def encode_documents(tok, inputs, output_path, *, eot: str | None = None, errors: str = "strict",
-                     progress: bool | None = None) -> int:
+                     progress: bool | None = None, num_workers: int | None = None) -> int:
     """Encode each file of ``inputs`` (one document each) with ``tok`` and write the ids into the ``.npy``
     at ``output_path`` (``uint16``, or ``uint32`` when an id needs it), ``eot``'s id after every document.
     Returns the number of ids written, end-of-text ids included.
@@ -42,13 +42,15 @@ def encode_documents(tok, inputs, output_path, *, eot: str | None = None, errors
     ``tok.encode(document) + [eot_id]`` over the documents in the order given. Every input is checked
     before anything is written, and the output is written to a temporary file beside ``output_path`` that
     replaces it only when complete. ``errors``: invalid UTF-8 is an error naming the file and byte offset
-    (``"strict"``) or reads as U+FFFD (``"replace"``).
+    (``"strict"``) or reads as U+FFFD (``"replace"``). ``num_workers`` goes to ``encode_file`` for the
+    documents above :data:`WHOLE_DOCUMENT_BYTES`; the others are encoded in this process.
     """
     if isinstance(inputs, (str, bytes, os.PathLike)):
         raise BPETypeError(f"inputs must be a list of file paths, not a single {type(inputs).__name__}; "
                            f"wrap one document in a list: [path]")
     paths = [check_input_file(p, "document") for p in inputs]
     check_errors_mode(errors)
+    resolve_workers(num_workers)
     eot_id = _eot_id(tok, eot)
     out = check_output_file(output_path, {f"document {k + 1} of {len(paths)}": p for k, p in enumerate(paths)})
     dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
@@ -73,7 +75,7 @@ def encode_documents(tok, inputs, output_path, *, eot: str | None = None, errors
                         scratch = temp_name(out)  # a killed run's leftover is removed by the next write here
                         os.mkdir(scratch)
                     n += _copy_encoded_file(tok, path, os.path.join(scratch, "document.npy"), f, dtype,
-                                            errors)
+                                            errors, num_workers)
                 f.write(end.tobytes())
                 n += 1
                 bar.update(size)
@@ -104,9 +106,9 @@ def _write_header(f, dtype: np.dtype, n: int) -> int:
     return f.tell() - start
 
 
-def _copy_encoded_file(tok, path: str, scratch_npy: str, f, f_dtype: np.dtype, errors: str) -> int:
+def _copy_encoded_file(tok, path: str, scratch_npy: str, f, f_dtype: np.dtype, errors: str, workers) -> int:
     """Encode ``path`` with ``tok.encode_file`` into ``scratch_npy`` and append its ids to ``f``."""
-    n = tok.encode_file(path, scratch_npy, errors=errors, progress=False)
+    n = tok.encode_file(path, scratch_npy, errors=errors, progress=False, num_workers=workers)
     ids = np.load(scratch_npy, mmap_mode="r")
     for start in range(0, n, _COPY_IDS):
         f.write(np.ascontiguousarray(ids[start : start + _COPY_IDS], dtype=f_dtype).tobytes())

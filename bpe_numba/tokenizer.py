@@ -222,13 +222,14 @@ class Tokenizer:
         return [self.encode(t) for t in texts]
 
     def encode_documents(self, inputs, output_path, *, eot: str | None = None, errors: str = "strict",
-                         progress: bool | None = None) -> int:
+                         progress: bool | None = None, num_workers: int | None = None) -> int:
         """Encode many documents into one ``.npy`` id stream for language-model training, with ``eot``'s id
         after each document, in input order; returns the number of ids. See
         :func:`bpe_numba.documents.encode_documents`."""
         from .documents import encode_documents
 
-        return encode_documents(self, inputs, output_path, eot=eot, errors=errors, progress=progress)
+        return encode_documents(self, inputs, output_path, eot=eot, errors=errors, progress=progress,
+                                num_workers=num_workers)
 
     def save(self, directory) -> None:
         """Write ``vocab.json`` and ``merges.txt`` (and the metadata) into ``directory``, atomically."""

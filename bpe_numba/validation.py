@@ -76,9 +76,6 @@ def check_special_tokens(special_tokens, where: str = "special_tokens", type_err
     return tokens
 
 
-_PATTERNS: dict = {}
-
-
 def check_one_of_specials(token, special_tokens: Sequence[str], name: str) -> str:
     """``token`` (the argument ``name``) as one of ``special_tokens``, or an error listing them.
 
@@ -96,6 +93,9 @@ def check_one_of_specials(token, special_tokens: Sequence[str], name: str) -> st
             f"of them, or build the tokenizer with {token!r} among its special tokens"
         )
     return token
+
+
+_PATTERNS: dict = {}
 
 
 def compiled_pattern(pattern: str):

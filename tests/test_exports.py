@@ -166,6 +166,17 @@ def test_alphabet_form_stays_where_the_model_needs_it():
     assert model["<|sp|> "] == 256 and "<|sp|>Ġ" not in model
 
 
+@pytest.mark.parametrize("specials", [["<|sp|> ", "<|sp|>Ġ"], ["<|sp|>Ġ", "<|sp|> "]])
+def test_special_token_named_like_another_ones_alphabet_form(specials):
+    """"<|sp|>Ġ" is how the alphabet writes the bytes of "<|sp|> "; with both special, each keeps its id, in
+    either order."""
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {i: bytes([i]) for i in range(256)} | {256: b"<|sp|> "}
+    hf = tokenizers.Tokenizer.from_str(json.dumps(hf_tokenizer_dict(vocab, [], specials)))
+    text = "a<|sp|> b<|sp|>Ġc"
+    assert hf.encode(text).ids == reference_encode(text, vocab, [], specials)
+
+
 @pytest.mark.parametrize("names, expected", [
     ({}, {"eos_token": "<|endoftext|>"}),
     ({"eos_token": None}, {}),
@@ -315,7 +326,7 @@ def test_encode_documents_large_documents_and_order(tok, corpus_file, tmp_path, 
     big = corpus_file.read_text(encoding="utf-8")[:50_000]
     docs = ["short one", big, "", "日本 <|日本|> end", big[:3000]]
     paths = write_documents(tmp_path, docs)
-    n = tok.encode_documents(paths[::-1], tmp_path / "ids.npy", eot="<|sp|> ", progress=False)
+    n = tok.encode_documents(paths[::-1], tmp_path / "ids.npy", eot="<|sp|> ", progress=False, num_workers=1)
     ids = np.load(tmp_path / "ids.npy").tolist()
     assert n == len(ids) and ids == expected_stream(tok, docs[::-1], eot="<|sp|> ")
     assert sorted(os.listdir(tmp_path)) == sorted([p.name for p in paths] + ["ids.npy"])
@@ -358,6 +369,7 @@ def test_encode_documents_invalid_utf8(tok, tmp_path, errors):
     (lambda tok, p, out: tok.encode_documents(p, out.parent), IsADirectoryError, "is a directory"),
     (lambda tok, p, out: tok.encode_documents(p, out.parent / "no" / "x.npy"), FileNotFoundError, "create it first"),
     (lambda tok, p, out: tok.encode_documents(p, out, errors="ignore"), ValueError, "errors"),
+    (lambda tok, p, out: tok.encode_documents(p, out, num_workers=0), ValueError, "num_workers=0"),
 ])
 def test_encode_documents_bad_arguments(tok, tmp_path, call, error, fragment):
     paths = write_documents(tmp_path, ["one", "two"])

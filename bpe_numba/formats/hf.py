@@ -72,7 +72,16 @@ def hf_tokenizer_dict(
     # (never produced by encoding) cannot be keys of the model's {string: id} map and are left out.
     model_vocab = {bytes_to_gpt2_str(tok): i for tok, i in lowest_ids(vocab).items()}
     ids = special_token_ids(vocab, specials)
+    # One key per id where possible: tokenizers keeps a single token per id when it writes the file again
+    # (transformers' save_pretrained, a Trainer's checkpoints), and if it kept the alphabet form ("<|sp|>Ġ"
+    # for "<|sp|> ") of a special token's id, the reloaded special token would get a new id. The alphabet
+    # form stays only where the BPE model needs it: a single byte, or a merge's part or result.
     in_merges = {tok for a, b in merges for tok in (a, b, a + b)}
+    for tok in specials:
+        tok_bytes = tok.encode("utf-8")
+        alias = bytes_to_gpt2_str(tok_bytes)
+        if alias != tok and model_vocab.get(alias) == ids[tok] and len(tok_bytes) > 1 and tok_bytes not in in_merges:
+            del model_vocab[alias]
     added = []
     for tok in specials:
         # tokenizers ignores the ids in "added_tokens" and takes each one's id from the model vocab (by its
@@ -88,13 +97,6 @@ def hf_tokenizer_dict(
         # When ``clash`` has the same bytes (a one-byte special "x" is also byte 120), those bytes never reach
         # the model as ordinary text: every occurrence is split off as the special token first.
         model_vocab[tok] = ids[tok]
-        # One key per id where possible: tokenizers keeps a single token per id when it writes the file
-        # again (transformers' save_pretrained, a Trainer's checkpoints), and if it kept the alphabet form
-        # ("<|sp|>Ġ" for "<|sp|> "), the reloaded special token would get a new id. The alphabet form stays
-        # only where the BPE model needs it: a single byte, or a merge's part or result.
-        alias = bytes_to_gpt2_str(tok_bytes)
-        if alias != tok and model_vocab.get(alias) == ids[tok] and len(tok_bytes) > 1 and tok_bytes not in in_merges:
-            del model_vocab[alias]
         added.append({
             "id": ids[tok], "content": tok, "single_word": False, "lstrip": False, "rstrip": False,
             "normalized": False, "special": True,
