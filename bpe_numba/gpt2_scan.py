@@ -70,16 +70,17 @@ What was tried (same file, same machine):
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import unicodedata
 from pathlib import Path
 
 import numpy as np
-import regex
 from numba import njit
 
 from .atomic import atomic_file
+from .tiers import cache_dir
 
 N_CODE_POINTS = 0x110000
 LETTER = 1  # \p{L}
@@ -95,23 +96,45 @@ _memo: np.ndarray | None = None
 _memo_lock = threading.Lock()
 
 
-def cache_dir() -> Path:
-    """``$BPE_NUMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpe_numba``, else ``~/.cache/bpe_numba``."""
-    env = os.environ.get("BPE_NUMBA_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "bpe_numba"
+_TABLE_FORMAT = 2  # bump when the table or its file changes meaning
 
 
-def _cache_name() -> str:
-    safe = lambda v: "".join(c if c.isalnum() or c in "._-" else "_" for c in str(v))  # noqa: E731
-    return f"gpt2_classes-regex{safe(regex.__version__)}-ucd{safe(unicodedata.unidata_version)}.npz"
+def _regex_identity() -> str:
+    """The installed ``regex`` package, without importing it (about 30 ms): its location and the size and
+    modification time of each of its files, which a new version or build rewrites."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("regex")
+    if spec is None or not spec.submodule_search_locations:
+        return "regex: missing"
+    folder = Path(list(spec.submodule_search_locations)[0])
+    parts = [str(folder)]
+    for f in sorted(folder.iterdir()):
+        if f.suffix in (".py", ".so", ".pyd"):
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return " ".join(parts)
+
+
+def _table_identity() -> str:
+    return f"format {_TABLE_FORMAT}; ucd {unicodedata.unidata_version}; {_regex_identity()}"
+
+
+def _cache_name(identity: str) -> str:
+    return f"gpt2_classes-{hashlib.sha256(identity.encode('utf-8', 'surrogateescape')).hexdigest()[:20]}.npz"
+
+
+def _checksum(starts: np.ndarray, values: np.ndarray, identity: str) -> str:
+    h = hashlib.sha256(identity.encode("utf-8", "surrogateescape"))
+    h.update(np.ascontiguousarray(starts, dtype="<u4").tobytes())
+    h.update(np.ascontiguousarray(values, dtype=np.uint8).tobytes())
+    return h.hexdigest()
 
 
 def generate_char_classes() -> np.ndarray:
     """The class table computed from the installed ``regex`` (about 0.1 s; no caching)."""
+    import regex
+
     # Every code point but the surrogates, as one string: index i is code point i below D800, i + 0x800 above.
     cps = np.concatenate(
         [np.arange(0xD800, dtype=np.uint32), np.arange(0xE000, N_CODE_POINTS, dtype=np.uint32)]
@@ -150,23 +173,29 @@ def _from_runs(starts: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.repeat(values.astype(np.uint8), lengths)
 
 
-def _load(path: Path) -> np.ndarray | None:
+def _load(path: Path, identity: str) -> np.ndarray | None:
+    """The cached table, or None when the file is missing, unreadable, truncated, for another ``regex``, or
+    its content does not match the checksum it was written with (then it is rebuilt, never trusted)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            table = _from_runs(z["starts"], z["values"])
-    except (OSError, ValueError, KeyError, EOFError):
+            starts, values = z["starts"], z["values"]
+            if str(z["identity"]) != identity or str(z["checksum"]) != _checksum(starts, values, identity):
+                return None
+            table = _from_runs(starts, values)
+    except Exception:  # noqa: BLE001 - any damage (BadZipFile, ValueError, OSError, ...) means: rebuild
         return None
     return table if table.shape == (N_CODE_POINTS,) else None
 
 
-def _store(path: Path, classes: np.ndarray) -> None:
+def _store(path: Path, classes: np.ndarray, identity: str) -> None:
     """Write atomically (:mod:`bpe_numba.atomic`), leaving no temp file behind whatever happens; an OS error
     (read-only or full disk, no such folder) just means no cache."""
     starts, values = _to_runs(classes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as f:
-            np.savez_compressed(f, starts=starts, values=values)
+            np.savez_compressed(f, starts=starts, values=values, identity=np.array(identity),
+                                checksum=np.array(_checksum(starts, values, identity)))
     except OSError:
         pass
 
@@ -175,20 +204,22 @@ def char_classes() -> np.ndarray:
     """uint8 table of length 0x110000: bit 1 = ``\\p{L}``, 2 = ``\\p{N}``, 4 = ``\\s`` as the installed
     ``regex`` defines them; surrogates (never in valid UTF-8) are 0.
 
-    Generated once per (``regex`` version, Unicode version of ``unicodedata``) and cached on disk under
-    :func:`cache_dir` (falls back to generating in memory if that is not writable); memoized in process.
-    The returned array is read-only and shared.
+    Generated once per installed ``regex`` (and Unicode version of ``unicodedata``) and cached on disk
+    under :func:`cache_dir` with a checksum of its content; a damaged or foreign file is rebuilt. Falls back
+    to generating in memory if the folder is not writable; memoized in process. The returned array is
+    read-only and shared.
     """
     global _memo
     if _memo is not None:
         return _memo
     with _memo_lock:
         if _memo is None:
-            path = cache_dir() / _cache_name()
-            table = _load(path)
+            identity = _table_identity()
+            path = cache_dir() / _cache_name(identity)
+            table = _load(path, identity)
             if table is None:
                 table = generate_char_classes()
-                _store(path, table)
+                _store(path, table, identity)
             table.setflags(write=False)
             _memo = table
     return _memo

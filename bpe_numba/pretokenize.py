@@ -42,7 +42,7 @@ from .validation import (
 )
 from .processes import map_chunks, progress_bar
 
-DEFAULT_CHUNK = 4 << 20  # bytes per chunk for the threads: small enough to balance two threads on a few MB
+_CHUNK_MIN, _CHUNK_MAX = 256 << 10, 4 << 20  # bytes per chunk for the threads (see default_chunk_size)
 _BUDGET = 1 << 20  # bytes a counting kernel call handles before returning (to see a stop request)
 _PROCESS_CHUNK_MIN = 32 << 20  # the regex engine's processes: chunks of 32-64 MiB (start-up is ~1 s each)
 
@@ -139,7 +139,7 @@ def _count_threads(path, size, splitter, num_workers, chunk_size, errors, show):
     from . import count_kernels as K
     from .threads import Stopped, run_threads
 
-    chunk = DEFAULT_CHUNK if chunk_size is None else chunk_size
+    chunk = default_chunk_size(size, num_workers) if chunk_size is None else chunk_size
     n_chunks = max(1, -(-size // chunk))
     workers = max(1, min(num_workers, n_chunks))
     next_chunk = itertools.count()  # shared; next() is atomic under the GIL
@@ -178,6 +178,12 @@ def _count_threads(path, size, splitter, num_workers, chunk_size, errors, show):
     if bad:
         return None, min(bad)
     return merge_tables([t for t in tables if t is not None]), -1
+
+
+def default_chunk_size(size: int, workers: int) -> int:
+    """About eight chunks per thread, between 256 KiB and 4 MiB: enough for the threads to finish together
+    (a chunk is a few milliseconds of work), few enough that a chunk's fixed costs stay small."""
+    return int(min(max(size // (8 * max(workers, 1)), _CHUNK_MIN), _CHUNK_MAX))
 
 
 def merge_tables(tables: list):
@@ -331,7 +337,7 @@ def count_pretokens(
     order).
 
     ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores); ``chunk_size``
-    is the bytes per task (default 4 MiB for threads, 32-64 MiB for processes). ``pattern`` is the
+    is the bytes per task (default: about eight per thread, 256 KiB to 4 MiB; 32-64 MiB per process). ``pattern`` is the
     pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2 scanner (``"numba"``),
     the ``regex`` package (``"regex"``), or the scanner when the pattern allows (``"auto"``). Every choice
     gives the same table.

@@ -78,13 +78,15 @@ def fresh_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+def _cache_file(folder):
+    return folder / G._cache_name(G._table_identity())
+
+
 def test_char_classes_cached_on_disk_atomically(fresh_cache, monkeypatch):
     table = G.char_classes()
     files = sorted(p.name for p in fresh_cache.iterdir())
-    assert files == [G._cache_name()], files  # no temp file left behind
-    name = files[0]
-    assert regex.__version__ in name and unicodedata.unidata_version in name
-    assert (fresh_cache / name).stat().st_size < 64_000  # runs, compressed: not 1.1 MB
+    assert files == [_cache_file(fresh_cache).name], files  # no temp file left behind
+    assert _cache_file(fresh_cache).stat().st_size < 64_000  # runs, compressed: not 1.1 MB
 
     # A second process (simulated: no memo) loads the file instead of generating.
     monkeypatch.setattr(G, "_memo", None)
@@ -92,12 +94,39 @@ def test_char_classes_cached_on_disk_atomically(fresh_cache, monkeypatch):
     assert np.array_equal(G.char_classes(), table)
 
 
-def test_char_classes_rebuilds_a_corrupt_cache(fresh_cache):
+def test_class_table_name_follows_the_installed_regex(monkeypatch):
+    """Another build of ``regex`` (another file size or time in its folder) gets another cache file."""
+    before = G._table_identity()
+    monkeypatch.setattr(G, "_regex_identity", lambda: "regex: some other build")
+    assert G._table_identity() != before and G._cache_name(G._table_identity()) != G._cache_name(before)
+
+
+def _damage(path: Path, how: str) -> None:
+    """Truncate the file, replace it with junk, or write a well-formed table with a wrong class."""
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif how == "junk":
+        path.write_bytes(b"not an npz file")
+    else:  # well-formed, wrong: 'A' is no longer a letter; the file's own checksum is kept as it was
+        with np.load(path, allow_pickle=False) as z:
+            parts = {k: z[k] for k in z.files}
+        wrong = G._from_runs(parts["starts"], parts["values"]).copy()
+        wrong[ord("A")] = 0
+        parts["starts"], parts["values"] = G._to_runs(wrong)
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **parts)
+
+
+@pytest.mark.parametrize("how", ["truncated", "junk", "well-formed-but-wrong"])
+def test_char_classes_rebuilds_a_damaged_cache(fresh_cache, monkeypatch, how):
     want = G.generate_char_classes()
-    fresh_cache.mkdir(parents=True)
-    (fresh_cache / G._cache_name()).write_bytes(b"not an npz file")
+    G.char_classes()
+    path = _cache_file(fresh_cache)
+    _damage(path, how)
+    assert G._load(path, G._table_identity()) is None  # never trusted
+    monkeypatch.setattr(G, "_memo", None)
     assert np.array_equal(G.char_classes(), want)
-    assert G._load(fresh_cache / G._cache_name()) is not None  # rewritten
+    assert G._load(path, G._table_identity()) is not None  # rewritten
 
 
 def test_char_classes_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatch):
@@ -112,13 +141,15 @@ def test_char_classes_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatc
 
 
 def test_cache_dir_respects_xdg(monkeypatch, tmp_path):
+    from bpe_numba.tiers import cache_dir
+
     monkeypatch.delenv("BPE_NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert G.cache_dir() == tmp_path / "bpe_numba"
+    assert cache_dir() == tmp_path / "bpe_numba"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert G.cache_dir() == Path.home() / ".cache" / "bpe_numba"
+    assert cache_dir() == Path.home() / ".cache" / "bpe_numba"
     monkeypatch.setenv("BPE_NUMBA_CACHE_DIR", str(tmp_path / "x"))
-    assert G.cache_dir() == tmp_path / "x"
+    assert cache_dir() == tmp_path / "x"
 
 
 # --------------------------------------------------------------------------------------------------------
