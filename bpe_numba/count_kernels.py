@@ -19,15 +19,29 @@ return :data:`GROW` (with the place to resume saved) when the table is half full
 the caller grows it (:func:`grow_table`) and calls again. So kernels never reallocate, and every kernel is
 ``nogil``: threads count chunks side by side, each into its own table.
 
-Performance notes (2026-11-30; ``prose_en.txt`` of ``../shared/corpora/build.py``, 52 MB of English technical
-prose, 14.6 M pre-tokens, 137 K distinct; one core of the shared 2-core dev machine, process CPU time)
+Performance notes (2026-11-30, ``prose_en.txt`` of ``../shared/corpora/build.py``: 52.4 MB of English
+technical prose, 14.5 M pre-tokens, 137 K distinct, 11 % of the occurrences 8 bytes or longer; and
+``multilingual.txt``: 12.3 MB, 101 K distinct, 16 % long. One thread, process CPU time, min of 5-7, on the
+shared 2-core dev machine, where the same run moves by up to 40 % from one minute to the next)
 ------------------------------------------------------------------------------------------------------------
-See the end of this module's history in the git log and the notes below, kept up to date:
-
-- The former counter (``gpt2_scan.count_gpt2``, one table per chunk of (hash, id + 1) slots, counts in a
-  separate array indexed by id, pre-tokens referenced by their first occurrence in the chunk): 397 ms
-  (132 MB/s), against 131 ms for the scan alone: two dependent cache misses per pre-token once the table
-  outgrows L2 (4.4 MB here), the slot and then the count.
+- The former counter (``gpt2_scan.count_gpt2``: one table per chunk of (hash, id + 1) slots, counts in an
+  array indexed by id, pre-tokens referenced by their first occurrence in the chunk, so chunk results went
+  back as Python objects and were summed in a ``dict``): 397 ms (132 MB/s) on prose_en, of which 131 ms
+  scanning: the slot, then the count, were two dependent cache misses per pre-token.
+- Count beside the key, short pre-tokens as their own key, long ones in a per-table arena: 333 ms. The
+  table's size does not matter here (256 K to 4 M slots: within noise); the hot pre-tokens stay cached.
+- Tried without gain: hashing a whole scanner block first and probing in a second pass (399 vs 341 ms); a
+  4096-entry direct-mapped cache in front of the table (401 vs 347 ms); unsigned slot indexes; the long-key
+  hash and comparison written out instead of called (LLVM inlines them already).
+- Scanning a segment as two halves at once (``gpt2_scan._scan2``): the scan alone 137 -> 83 ms on
+  prose_en (no change on multilingual, where multi-byte decoding dominates), the kernel 272-290 -> 221-250
+  ms.
+- Helpers take arrays, never the namedtuple: ``table_bytes`` with a helper taking the table took 40 ms for
+  512 K slots, 1.6 ms with the arrays (Numba increfs each array of a tuple argument at every call that
+  LLVM does not inline).
+- Whole ``count_pretokens`` (read, UTF-8 check, special-token split, count, merge the threads' tables, the
+  ``dict``) on prose_en: 1 thread 93-147 MB/s, 2 threads 1.5-1.8x that (the ``dict`` of 137 K keys, 30-40
+  ms, is built after the threads finish; merging two tables by slot, 10 ms, replaced flatten + re-insert).
 """
 
 from __future__ import annotations

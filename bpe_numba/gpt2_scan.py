@@ -34,38 +34,29 @@ code points); and ``regex`` ships its own, newer Unicode tables than ``unicodeda
 ``\\p{L}`` has 13,916 more code points and ``\\p{N}`` 133 more than ``unicodedata.category`` or
 ``str.isalpha`` say. Hence the table comes from ``regex`` itself. The three classes are disjoint.
 
-Performance notes (``python -m bpe_numba.gpt2_scan FILE``: warm, one core, best of 5 in process CPU time)
---------------------------------------------------------------------------------------------------------
-40 MB of synthetic English (``benchmarks/generate_corpus.py --size 40MB``: 10.0 M pre-tokens, 15.6 K
-distinct), on the shared 2-core dev machine, whose figures moved by up to 30% with other load:
+Performance notes (process CPU time, one core of the shared 2-core dev machine)
+-------------------------------------------------------------------------------
+Measured before 2026-11-30 on 40 MB of the package's synthetic stories (10.0 M pre-tokens, 15.6 K distinct):
 
 - ``regex.findall`` over the decoded text: 4.3-7.4 s (5.4-9.3 MB/s), ``Counter`` on top 0.9-1.5 s.
-- The former training path (Numba counting of the runs between safe cuts + regex once per distinct run):
-  0.59 s (68 MB/s).
-- ``gpt2_split``: 0.115-0.14 s (290-345 MB/s). ``count_gpt2_pretokens``: 0.18-0.25 s (160-225 MB/s).
-- Other text: the CS336 fixtures repeated to 20 MB, 340 / 174 MB/s; random CJK + punctuation (18 MB,
-  300 K distinct pre-tokens, so the table outgrows the caches), 200 / 61 MB/s; regex 6.8 MB/s on both.
-
-What was tried (same file, same machine):
-
+- ``gpt2_split``: 0.115-0.14 s (290-345 MB/s).
 - A branchy scanner (per pre-token: contraction? space? then a loop over its class run): 90-105 MB/s as a
-  helper function returning each pre-token's end (inlined by Numba or by LLVM alike), 200-230 MB/s written
-  as one loop. The automaton (branch-free emission, one table load per byte) reached 290-330 MB/s, and
-  storing the next state's row offset (``x & 0xF0``) rather than the state took one operation off the
-  loop-carried chain (+10%).
-- Counting with per-byte FNV-1a and a byte-by-byte comparison on each hit (the former unit counter's layout):
-  51-97 MB/s: two extra unpredictable loops per pre-token. Now the hash is one 8-byte load, masked, times
-  an odd constant: a bijection of (length, bytes) below 8 bytes, so a hit needs no comparison at all;
-  longer pre-tokens (a few %) hash and compare 8 bytes at a time. Indexing with unsigned integers drops
-  Numba's negative-index fix-up, which is what lets LLVM fuse the 8 byte loads into one: hashing every
-  pre-token went from 8.6 to 2.8 ns each. With the hash helpers marked ``inline="always"`` it took 24.8 ns:
-  Numba then increfs/decrefs the array arguments at every call (plain ``@njit`` helpers are inlined by LLVM
-  without that), so no helper that takes arrays is ``inline="always"`` here.
-- The table holds (hash, id + 1) pairs, so a probe reads one cache line. Its first size follows the text
-  (at most 32 K slots): starting at 1 M slots was ~10% slower, at 4 M ~25% (cache misses, zeroing);
-  starting at 4 K and doubling three times, ~5%.
-- The scanner hands the counter 4096 ends at a time (16384: no difference); a resumable table-full exit
-  keeps the arrays fixed inside the kernel (reassigning them inside made an earlier counter 10x slower).
+  helper function returning each pre-token's end, 200-230 MB/s written as one loop. The automaton
+  (branch-free emission, one table load per byte) reached 290-330 MB/s, and storing the next state's row
+  offset (``x & 0xF0``) rather than the state took one operation off the loop-carried chain (+10%).
+- Indexing with unsigned integers drops Numba's negative-index fix-up, which is what lets LLVM fuse the 8
+  byte loads of :func:`_word` into one. With helpers that take arrays marked ``inline="always"``, Numba
+  increfs/decrefs the arrays at every call (hashing a pre-token: 2.8 -> 24.8 ns), so no helper here is.
+
+Measured 2026-11-30 on ``prose_en.txt`` (``../shared/corpora/build.py``, 52.4 MB of English) and
+``multilingual.txt`` (12.3 MB):
+
+- ``_scan``: 137-158 ms on prose_en (330-380 MB/s), 32-40 ms on multilingual: about 6 cycles a byte, the
+  latency of the table load that carries the state from one byte to the next.
+- ``_scan2`` (two ranges, one character of each per step): 83 ms on prose_en (1.65x); on multilingual no
+  gain (39 vs 40 ms), where decoding multi-byte characters, not the state chain, sets the pace. With the
+  character decode in a helper taking the arrays instead of written out twice: 20x slower (the helper was
+  not inlined, so every character increfed and decrefed three arrays).
 """
 
 from __future__ import annotations
