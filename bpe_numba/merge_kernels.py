@@ -425,15 +425,18 @@ def run_merges(n_target, S):
         if pid < 0:
             sc[N_HEAP] = n_heap
             return NO_PAIRS
-        # Room: a merge forms at most two new pairs per entry of its lists.
+        # Room: a merge forms at most two new pairs per entry of its lists, and at most one (left, new) and
+        # one (new, right) per distinct neighbour symbol (a run of 20 M "a" has 20 M entries but forms two
+        # pairs: sizing by entries alone asked for a 1.5 GB table).
         n_entries = 0
         s = pair_seg[pid]
         while s >= 0:
             n_entries += seg[s, 1]
             s = seg[s, 2]
-        if 2 * (sc[HASH_USED] + 2 * n_entries) > ph_keys.shape[0]:
+        new_pairs = 2 * min(n_entries, sc[N_SYMS] + 1)
+        if 2 * (sc[HASH_USED] + new_pairs) > ph_keys.shape[0]:
             sc[N_HEAP] = n_heap
-            sc[NEED] = sc[HASH_USED] + 2 * n_entries
+            sc[NEED] = sc[HASH_USED] + new_pairs
             return GROW_HASH
         # The selected entry stays at the top: its count drops to 0 below, so the next selection removes it.
 
