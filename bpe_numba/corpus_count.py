@@ -256,9 +256,17 @@ def _pipeline(blocks, splitter, engine, pattern, workers: int, bar):
     failed: list[BaseException] = []
     tables: list = [None] * workers
 
+    def fail(exc: BaseException) -> None:
+        failed.append(exc)
+        stop.set()
+
     def work(w: int) -> None:
-        counter = BlockCounter(splitter, engine, pattern)
-        while True:  # always drains to the end marker, so the producer never blocks on a dead queue
+        counter = None
+        try:
+            counter = BlockCounter(splitter, engine, pattern)
+        except BaseException as exc:  # noqa: BLE001 - raised in the producer's thread
+            fail(exc)
+        while True:  # drains to the end marker, so the producer never waits on a queue nobody reads
             block = todo.get()
             if block is None:
                 break
@@ -268,37 +276,49 @@ def _pipeline(blocks, splitter, engine, pattern, workers: int, bar):
                 counter.count(block.data, block.joined, stop)
             except Stopped:
                 pass
-            except BaseException as exc:  # noqa: BLE001 - raised in the producer's thread
-                failed.append(exc)
-                stop.set()
-        tables[w] = counter.table
+            except BaseException as exc:  # noqa: BLE001
+                fail(exc)
+        if counter is not None:
+            tables[w] = counter.table
 
     threads = [threading.Thread(target=work, args=(w,), name=f"bpe_numba-count-{w}", daemon=True)
                for w in range(workers)]
-    for t in threads:
-        t.start()
+
+    def put(item) -> bool:
+        """Queue ``item`` unless the run is stopping or no thread is left to read it."""
+        while not stop.is_set() or item is None:
+            if not any(t.is_alive() for t in threads):
+                stop.set()
+                return False
+            try:
+                todo.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
     try:
+        for t in threads:
+            t.start()
         for block in blocks:
-            while not stop.is_set():
-                try:
-                    todo.put(block, timeout=0.1)
-                    break
-                except queue.Full:
-                    pass
-            if stop.is_set():
+            if not put(block):
                 break
             bar.update(block.data.shape[0])
     except BaseException:
         stop.set()
         raise
     finally:
-        for _ in threads:
-            todo.put(None)
         for t in threads:
-            t.join()
+            if t.ident is not None:
+                put(None)
+        for t in threads:
+            if t.ident is not None:
+                t.join()
     if failed:
         raise failed[0]
-    return merge_tables([t for t in tables if t is not None])
+    if not all(tables):
+        raise RuntimeError("a counting thread ended early (out of memory?); no counts were lost silently")
+    return merge_tables(tables)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from .sources import JSONL, PARQUET, Source
 
 SEPARATOR = 0xFF  # joins the documents of a block: never a byte of UTF-8 text
 TEXT_BLOCK = 4 << 20  # bytes of a text document read at a time (one kernel call's worth, like a file chunk)
-DOC_BLOCK = 1 << 20  # bytes of documents joined into one block
+DOC_BLOCK = 1 << 18  # bytes of documents joined into one block (memory: a few blocks per thread)
 
 
 class Block(NamedTuple):
