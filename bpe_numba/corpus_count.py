@@ -116,11 +116,12 @@ class BlockCounter:
 # Files, in units
 # ---------------------------------------------------------------------------------------------------------
 
-def plan_units(sources: Sequence[Source], chunk_size: int) -> list[Unit]:
+def plan_units(sources: Sequence[Source], options: Options) -> list[Unit]:
     """The units of work of ``sources``, in order."""
     units: list[Unit] = []
+    chunk_size = options.chunk_size
     for src in sources:
-        if src.plain:
+        if src.plain and options.doc_cap is None:  # (doc_cap: only the start of the file is read)
             n = max(1, -(-src.size // chunk_size))
             units.extend(Unit(src, "chunk", k, min(chunk_size, src.size - k * chunk_size)) for k in range(n))
         elif src.kind == PARQUET:
@@ -338,7 +339,7 @@ def count_corpus(corpus: Corpus, special_tokens: Sequence[str], *, num_workers: 
         reading = Reading(splitter, pattern == GPT2_PATTERN, errors, corpus.text_field, corpus.doc_cap, fresh=True)
         return count_ordered(ordered_blocks(corpus, reading), splitter, engine, pattern, num_workers=num_workers,
                              progress=progress)
-    return count_units(plan_units(corpus.sources, options.chunk_size), options, num_workers=num_workers,
+    return count_units(plan_units(corpus.sources, options), options, num_workers=num_workers,
                        progress=progress)
 
 

@@ -53,7 +53,7 @@ def plan_tasks(corpus: Corpus, options: Options, task_bytes: int | None) -> tupl
     options = options._replace(chunk_size=min(options.chunk_size, task_bytes))
     tasks: list[list[Unit]] = [[]]
     size = 0
-    for unit in plan_units(corpus.sources, options.chunk_size):
+    for unit in plan_units(corpus.sources, options):
         if tasks[-1] and size + unit.bytes > task_bytes:
             tasks.append([])
             size = 0
