@@ -319,3 +319,99 @@ def test_iterator_counts_under_a_1mb_memory_allowance(package_env, workers):
     result = json.loads(out.stdout.splitlines()[-1])
     assert result["enforced"], "the limit did not hold back a 200 MB allocation: the test proves nothing"
     assert result["equal"] and result["bytes_read"] > 15_000_000, result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bad input: one clear error each, nothing half-written
+# ---------------------------------------------------------------------------------------------------------
+
+def test_missing_file_in_a_list(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    with pytest.raises(FileNotFoundError, match=r"missing\.txt: no such file; to train on a list of texts"):
+        count_pretokens([tmp_path / "a.txt", tmp_path / "missing.txt"])
+    with pytest.raises(TypeError, match=r"input\[1\] is int"):
+        train_bpe([tmp_path / "a.txt", 3], 300)
+
+
+def test_glob_matching_nothing_and_empty_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"the glob pattern '.*\*\.jsonl' matches no file"):
+        train_bpe(str(tmp_path / "*.jsonl"), 300)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="the directory holds no files"):
+        count_pretokens(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("line, message", [
+    (b'{"text": "ok"', r"bad\.jsonl:3: not valid JSON"),
+    (b'{"body": "no text"}', r"bad\.jsonl:3: the record has no field 'text' \(its fields are 'body'\)"),
+    (b'["a list"]', r"bad\.jsonl:3: the record has no field 'text' \(it is a JSON list\)"),
+    (b'{"text": 42}', r"bad\.jsonl:3: field 'text' is a JSON int, not a string"),
+    (b'{"text": "\\ud800"}', r"bad\.jsonl:3: lone surrogate"),
+])
+def test_bad_jsonl_line_names_file_and_line(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"text": "fine"}\n\n' + line + b"\n")
+    with pytest.raises(ValueError, match=message):
+        count_pretokens(path)
+    with pytest.raises(ValueError, match=message):
+        train_bpe([path], 300, max_chars=10**6)
+
+
+def test_invalid_utf8_in_compressed_and_record_inputs(tmp_path):
+    from bpe_numba import InvalidUTF8Error
+
+    _write_text(str(tmp_path / "a.txt.gz"), "")
+    with gzip.open(tmp_path / "a.txt.gz", "wb") as f:
+        f.write(b"hello world " * 1000 + b"\xff bad")
+    with pytest.raises(InvalidUTF8Error, match="in the decompressed text") as info:
+        count_pretokens(tmp_path / "a.txt.gz")
+    assert (info.value.path, info.value.offset) == (str(tmp_path / "a.txt.gz"), 12_000)
+    assert count_pretokens(tmp_path / "a.txt.gz", errors="replace")[b" \xef\xbf\xbd"] == 1
+    (tmp_path / "b.jsonl").write_bytes(b'{"text": "x"}\n{"text": "\xff"}\n')
+    with pytest.raises(InvalidUTF8Error, match="line 2"):
+        count_pretokens(tmp_path / "b.jsonl")
+
+
+def test_corrupt_gzip_names_file_and_offset(tmp_path):
+    data = gzip.compress(generate_text(3, 20_000, []).encode("utf-8"))
+    broken = bytearray(data)
+    broken[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    (tmp_path / "broken.txt.gz").write_bytes(bytes(broken))
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(b'{"text": "a b c"}\n' * 5000)[:-100])
+    for name in ("broken.txt.gz", "cut.jsonl.gz"):
+        with pytest.raises(ValueError, match=rf"{name}: corrupt or truncated gzip data .* after [\d,]+ bytes of "
+                                             rf"decompressed data, with the compressed file read up to byte") as info:
+            count_pretokens([tmp_path / name])
+        assert info.value.path == str(tmp_path / name) and info.value.offset >= 0
+
+
+def test_bad_counts_files(tmp_path):
+    from bpe_numba.counts_file import FORMAT_VERSION
+
+    path = tmp_path / "c.bin"
+    save_counts(path, {b"ab": 3, b"abc": 1}, ["<s>"])
+    good = path.read_bytes()
+    path.write_bytes(good[:8] + (FORMAT_VERSION + 1).to_bytes(4, "little") + good[12:])
+    with pytest.raises(ValueError, match=rf"counts file format version {FORMAT_VERSION + 1}, but this bpe_numba reads"):
+        load_counts(path)
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    with pytest.raises(ValueError, match="the checksum does not match"):
+        train_bpe_from_counts(path, 300)
+    path.write_bytes(b"hello")
+    with pytest.raises(ValueError, match="not a bpe_numba counts file"):
+        load_counts(path)
+    with pytest.raises(TypeError, match="counts key 'ab' is str"):
+        save_counts(tmp_path / "d.bin", {"ab": 1})
+    with pytest.raises(ValueError, match="counts must be positive"):
+        train_bpe_from_counts({b"ab": 0}, 300)
+    assert sorted(os.listdir(tmp_path)) == ["c.bin"]
+
+
+def test_missing_column_and_nulls_in_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"content": ["a", None]}), tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match=r"t\.parquet: no column 'text' \(its columns: content\)"):
+        count_pretokens(tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match=r"t\.parquet: row 1 has no value \(null\) in column 'content'"):
+        count_pretokens(tmp_path / "t.parquet", text_field="content")
