@@ -415,3 +415,41 @@ def test_missing_column_and_nulls_in_parquet(tmp_path):
         count_pretokens(tmp_path / "t.parquet")
     with pytest.raises(ValueError, match=r"t\.parquet: row 1 has no value \(null\) in column 'content'"):
         count_pretokens(tmp_path / "t.parquet", text_field="content")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line: count, train --counts, several inputs
+# ---------------------------------------------------------------------------------------------------------
+
+def test_cli_count_then_train_from_counts(tmp_path, docs, capsys):
+    from bpe_numba import cli
+
+    (tmp_path / "in").mkdir()
+    _write_jsonl(tmp_path / "in" / "a.jsonl.gz", docs[:30])
+    _write_parquet(tmp_path / "in" / "b.parquet", docs[30:])
+    inputs = [str(tmp_path / "in" / "a.jsonl.gz"), str(tmp_path / "in" / "*.parquet")]
+    specials = ["--special-token", "<|endoftext|>", "--special-token", "<|a|>"]
+    assert cli.main(["count", *inputs, "-o", str(tmp_path / "c.bin"), *specials, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["unique_pretokens"] == len(load_counts(tmp_path / "c.bin"))
+    assert cli.main(["train", "--counts", str(tmp_path / "c.bin"), "--vocab-size", "500", "--out",
+                     str(tmp_path / "from_counts"), "--json"]) == 0
+    assert cli.main(["train", *inputs, *specials, "--vocab-size", "500", "--out", str(tmp_path / "direct"),
+                     "--json"]) == 0
+    capsys.readouterr()
+    for name in ("vocab.json", "merges.txt"):
+        assert (tmp_path / "from_counts" / name).read_bytes() == (tmp_path / "direct" / name).read_bytes()
+    expected = train_bpe([tmp_path / "in" / "a.jsonl.gz", tmp_path / "in" / "b.parquet"], 500,
+                         ["<|endoftext|>", "<|a|>"], progress=False)
+    assert train_bpe_from_counts(tmp_path / "c.bin", 500) == expected
+
+
+def test_cli_count_leaves_nothing_on_bad_input(tmp_path, capsys):
+    from bpe_numba import cli
+
+    (tmp_path / "bad.jsonl").write_bytes(b'{"text": "ok"}\n' * 1000 + b"{oops\n")
+    assert cli.main(["count", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "c.bin")]) == 2
+    assert "bad.jsonl:1001: not valid JSON" in capsys.readouterr().err
+    assert cli.main(["train", "--counts", str(tmp_path / "c.bin"), str(tmp_path / "bad.jsonl")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["bad.jsonl"]
