@@ -343,21 +343,33 @@ class _Joiner:
         return Block(data, True)
 
 
-def iterable_blocks(documents: Iterable, reading: Reading, budget: Budget) -> Iterator[Block]:
-    """An iterable of ``str``, one document per item."""
+def _joined(documents, reading: Reading, budget: Budget) -> Iterator[Block]:
+    """Blocks of ``(document, where)`` pairs (``where()`` names the document in errors), while the budget
+    is open."""
     joiner = _Joiner(reading, budget)
-    for i, doc in enumerate(documents):
+    for doc, where in documents:
         if not budget.open:
             break
-        if not isinstance(doc, str):
-            hint = "; decode bytes first" if isinstance(doc, (bytes, bytearray)) else ""
-            raise BPETypeError(f"input item {i} is {type(doc).__name__}; an iterable input must yield str documents{hint}")
-        block = joiner.add(doc, lambda: f"input item {i}")
+        block = joiner.add(doc, where)
         if block is not None:
             yield block
     block = joiner.flush()
     if block is not None:
         yield block
+
+
+def iterable_blocks(documents: Iterable, reading: Reading, budget: Budget) -> Iterator[Block]:
+    """An iterable of ``str``, one document per item."""
+
+    def checked():
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, str):
+                hint = "; decode bytes first" if isinstance(doc, (bytes, bytearray)) else ""
+                raise BPETypeError(f"input item {i} is {type(doc).__name__}; an iterable input must yield str "
+                                   f"documents{hint}")
+            yield doc, lambda: f"input item {i}"
+
+    return _joined(checked(), reading, budget)
 
 
 def jsonl_blocks(src: Source, reading: Reading, budget: Budget) -> Iterator[Block]:
@@ -475,17 +487,9 @@ def _arrow_blocks(chunk, src: Source, row0: int, reading: Reading, budget: Budge
         i = int(np.searchsorted(offs, at, side="right")) - 1
         if reading.errors == "strict":
             raise InvalidUTF8Error(src.path, at - int(offs[i]), f"row {row0 + i:,}, column {reading.text_field!r}")
-        joiner = _Joiner(reading, budget)
-        for j in range(len(chunk)):
-            if not budget.open:
-                break
-            text = data[offs[j] : offs[j + 1]].tobytes().decode("utf-8", errors="replace")
-            block = joiner.add(text, lambda: f"{src.path}: row {row0 + j:,}")
-            if block is not None:
-                yield block
-        block = joiner.flush()
-        if block is not None:
-            yield block
+        texts = ((data[offs[j] : offs[j + 1]].tobytes().decode("utf-8", errors="replace"),
+                  lambda: f"{src.path}: row {row0 + j:,}") for j in range(len(chunk)))
+        yield from _joined(texts, reading, budget)
         return
     if reading.doc_cap is not None:
         chunk = pc.utf8_slice_codeunits(chunk, 0, reading.doc_cap)  # code points, as Python slices str
