@@ -26,7 +26,16 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 
 from .chunking import ChunkReader, checked_utf8, first_invalid_utf8
-from .documents import Block, Budget, Reading, block_bounds, iterable_blocks, parquet_row_groups, source_blocks
+from .documents import (
+    Block,
+    Budget,
+    Reading,
+    block_bounds,
+    iterable_blocks,
+    parquet_row_groups,
+    readonly,
+    source_blocks,
+)
 from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
 from .pretokenize import (
     DEFAULT_CHUNK,
@@ -104,6 +113,7 @@ class BlockCounter:
         return self.state.table if self.state is not None else self._table
 
     def count(self, data: np.ndarray, joined: bool, stop: threading.Event) -> None:
+        data = readonly(data)
         bounds = block_bounds(self.splitter, data, joined)
         if self.state is not None:
             self.state.count(data, stop, bounds)

@@ -163,7 +163,7 @@ def read_counts(path) -> tuple[dict, tuple]:
         raise BPEValueError(f"{path}: the header does not fit the file ({exc}); {_REMEDY}") from None
     lengths = np.frombuffer(payload, dtype=len_dt, count=n).astype(np.int64)
     counts = np.frombuffer(payload, dtype=cnt_dt, count=n, offset=n * len_dt.itemsize).astype(np.int64)
-    blob = np.frombuffer(payload, dtype=np.uint8, offset=n * (len_dt.itemsize + cnt_dt.itemsize)).copy()
+    blob = np.frombuffer(payload, dtype=np.uint8, offset=n * (len_dt.itemsize + cnt_dt.itemsize))
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] != blob.shape[0] or (n and (counts.min() < 1 or lengths.min() < 1)):
@@ -207,7 +207,7 @@ def counted_of(source) -> tuple:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     counts = np.frombuffer(source.counts, dtype=np.int64) if len(source.counts) else np.zeros(0, np.int64)
-    return np.frombuffer(bytearray(source.blob), dtype=np.uint8), offsets, counts.copy()
+    return np.frombuffer(source.blob, dtype=np.uint8), offsets, counts.copy()
 
 
 __all__ = ["save_counts", "load_counts", "counts_metadata", "FORMAT_VERSION"]

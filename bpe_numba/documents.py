@@ -1,6 +1,7 @@
 """Reading documents as *blocks* of UTF-8 bytes for the counting kernels, a bounded amount at a time.
 
-A block (:class:`Block`) is a writable uint8 array holding either
+A block (:class:`Block`) is a read-only uint8 array (as every text the kernels take: one compiled variant)
+holding either
 
 - a piece of one text document: a text file is read (and decompressed) a block at a time and cut at a safe
   offset (:mod:`bpe_numba.chunking`: a place where the full text's pre-tokens have a boundary and no special
@@ -36,7 +37,7 @@ DOC_BLOCK = 1 << 18  # bytes of documents joined into one block (memory: a few b
 
 
 class Block(NamedTuple):
-    data: np.ndarray  # uint8, writable
+    data: np.ndarray  # uint8, read-only
     joined: bool  # documents joined by SEPARATOR (else a piece of one document)
 
 
@@ -63,12 +64,19 @@ class Budget:
         return self.limit is None or self.total <= self.limit
 
 
+def readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def block_bounds(splitter, data: np.ndarray, joined: bool) -> np.ndarray:
     """``(k, 2)`` int64 ``[start, end)`` of the segments of ``data`` to count: split at special tokens and,
     for a joined block, at every separator (dropped).
 
     >>> from bpe_numba.pretokenize import SpecialSplitter
-    >>> block_bounds(SpecialSplitter(["<s>"]), np.frombuffer(bytearray(b"a<s>b\\xffc"), np.uint8), True).tolist()
+    >>> block_bounds(SpecialSplitter(["<s>"]), np.frombuffer(b"a<s>b\\xffc", np.uint8), True).tolist()
     [[0, 1], [4, 5], [6, 7]]
     """
     bounds, _ = splitter.split(data)
@@ -248,7 +256,7 @@ def _text_pieces(f, raw, src: Source, reading: Reading, budget: Budget) -> Itera
             n = _read_full(f, memoryview(buf)[have:], src, raw, start + have)
             eof = have + n < buf.shape[0]
             have += n
-        data = buf[:have]
+        data = readonly(buf[:have])
         cut = have if eof else _cut_near_end(data, margin, sp, reading.gpt2)
         if cut < 0:  # no place to cut yet: read on into a larger buffer
             grown = np.empty(2 * buf.shape[0], dtype=np.uint8)
@@ -266,7 +274,7 @@ def _text_pieces(f, raw, src: Source, reading: Reading, budget: Budget) -> Itera
         n_chars = _char_count(piece) if cap is not None or budget.limit is not None else 0
         chars += n_chars
         if piece.shape[0]:
-            yield Block(piece, False)  # a view of buf: in fresh mode, buf is not written again
+            yield Block(readonly(piece), False)  # a view of buf: in fresh mode, buf is not written again
         if cap is not None:
             cap -= n_chars
             if cap <= 0:
@@ -338,7 +346,7 @@ class _Joiner:
     def flush(self) -> Block | None:
         if not self.parts:
             return None
-        data = np.frombuffer(bytearray(b"\xff").join(self.parts), dtype=np.uint8)
+        data = np.frombuffer(b"\xff".join(self.parts), dtype=np.uint8)
         self.parts, self.size = [], 0
         return Block(data, True)
 
@@ -478,7 +486,7 @@ def _arrow_blocks(chunk, src: Source, row0: int, reading: Reading, budget: Budge
         raise BPEValueError(f"{src.path}: row {row0 + i:,} has no value (null) in column {reading.text_field!r}")
     offs, data = _arrow_buffers(chunk)
     # Valid UTF-8 as a whole, and every document starts at a character: then each document is valid.
-    body = data[offs[0] : offs[-1]].copy()
+    body = data[offs[0] : offs[-1]]
     bad = int(utf8_first_invalid(body))
     starts = offs[:-1][np.diff(offs) > 0]
     split = np.flatnonzero((data[starts] & 0xC0) == 0x80) if starts.shape[0] else starts
@@ -504,7 +512,7 @@ def _arrow_blocks(chunk, src: Source, row0: int, reading: Reading, budget: Budge
     while i < n:
         j = max(i + 1, min(n, int(np.searchsorted(offs, offs[i] + DOC_BLOCK, side="right")) - 1))
         piece = data[offs[i] : offs[j]]
-        yield Block(np.insert(piece, offs[i + 1 : j] - offs[i], SEPARATOR), True)
+        yield Block(readonly(np.insert(piece, offs[i + 1 : j] - offs[i], SEPARATOR)), True)
         i = j
 
 
