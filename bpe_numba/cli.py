@@ -1,4 +1,4 @@
-"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, encode, export, inspect, warmup.
+"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, count, encode, export, inspect, warmup.
 
 Exit codes: 0 done; 2 bad input (a :class:`~bpe_numba.errors.BPEInputError` or an ``OSError``: one line on
 stderr naming the culprit, no traceback); 130 interrupted (Ctrl-C); 141 standard output closed early (``|
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from .errors import BPEInputError, BPEValueError
-from .validation import check_input_file, check_not_overwriting, check_output_dir
+from .validation import GPT2_PATTERN, check_input_file, check_not_overwriting, check_output_dir
 
 PROG = "bpe-numba"
 DEMO_SPECIAL = "<|endoftext|>"
@@ -52,16 +52,22 @@ def _say(*parts) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, encode, export, inspect, warmup.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,encode,export,inspect,warmup}", parser_class=_Parser)
+    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, count, encode, export, "
+                     "inspect, warmup.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,count,encode,export,inspect,warmup}", parser_class=_Parser)
 
     train = sub.add_parser(
         "train",
-        help="train a tokenizer on a text file (or on the embedded synthetic corpus)",
-        description="Train on INPUT, or with no INPUT on a synthetic TinyStories-like corpus the package "
-        "generates (no download; <|endoftext|> separates its stories and is its special token).",
+        help="train a tokenizer on text files (or on the embedded synthetic corpus)",
+        description="Train on INPUT... (files, directories, glob patterns; .gz/.bz2/.xz/.zst, .jsonl and "
+        ".parquet by their names), on pre-token counts (--counts), or with neither on a synthetic "
+        "TinyStories-like corpus the package generates (no download; <|endoftext|> separates its stories and "
+        "is its special token).",
     )
-    train.add_argument("input", nargs="?", help="UTF-8 text file (default: the embedded synthetic corpus)")
+    train.add_argument("input", nargs="*", help="UTF-8 text, compressed, .jsonl or .parquet files, directories or "
+                       "glob patterns (default: the embedded synthetic corpus)")
+    train.add_argument("--counts", metavar="FILE", help="train from a counts file of `bpe-numba count` instead "
+                       "(its special tokens unless --special-token is given)")
     train.add_argument("--vocab-size", type=_positive_int, default=10_000, help="default: 10000")
     train.add_argument("--special-token", action="append", default=None, metavar="T",
                        help="a special token (repeat for several; the order fixes their ids)")
@@ -71,7 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"size of the embedded corpus when no INPUT is given (default: 10, at most {MAX_DEMO_MB:,})")
     train.add_argument("--errors", choices=["strict", "replace"], default="strict",
                        help="invalid UTF-8: stop with its offset (strict) or read it as U+FFFD (replace)")
+    _documents(train)
     _common(train)
+
+    count = sub.add_parser("count", help="count the pre-tokens of text files into a counts file",
+                           description="Count the distinct pre-tokens of INPUT... (as `train` reads them) into a "
+                           "counts file, to train from later with `train --counts` (e.g. several vocab sizes).")
+    count.add_argument("input", nargs="+", help="files, directories or glob patterns, as for `train`")
+    count.add_argument("-o", "--output", required=True, metavar="COUNTS", help="where to write the counts")
+    count.add_argument("--special-token", action="append", default=None, metavar="T",
+                       help="a special token (repeat for several); recorded in the counts file")
+    count.add_argument("--workers", type=_positive_int, default=None, help="threads (default: all cores)")
+    count.add_argument("--errors", choices=["strict", "replace"], default="strict")
+    _documents(count)
+    count.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    count.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bars on stderr (default: when stderr is a terminal)")
 
     enc = sub.add_parser("encode", help="encode text files into a .npy of token ids",
                          description="Encode INPUT with the model in --model DIR into a .npy of ids "
@@ -111,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "later processes use the kernels at once instead of the Python tier.")
     warm.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     return parser
+
+
+def _documents(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-field", default="text", metavar="NAME",
+                   help="the field of .jsonl records and the column of .parquet files that holds the text")
+    p.add_argument("--doc-cap", type=_positive_int, default=None, metavar="N", help="keep each document's first N characters")
+    p.add_argument("--max-chars", type=_positive_int, default=None, metavar="N",
+                   help="stop after the document that takes the total past N characters")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -181,9 +210,11 @@ def cmd_train(args) -> dict:
     specials = args.special_token
     if args.out is not None:
         check_output_dir(args.out, "--out")  # before generating a demo corpus, too
+    if args.counts is not None and args.input:
+        raise UsageError("give INPUT files or --counts, not both")
     with tempfile.TemporaryDirectory(prefix="bpe_numba_demo_") as tmp:
         generated = None
-        if args.input is None:
+        if not args.input and args.counts is None:
             from .synthetic import write_corpus
 
             n_bytes = int(args.demo_size_mb * 1_000_000)
@@ -203,16 +234,27 @@ def cmd_train(args) -> dict:
                 _say(f"no INPUT: generated {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories in "
                      f"{generated:.1f} s (the embedded default)")
         else:
-            path = Path(args.input)
+            path = args.input[0] if len(args.input) == 1 else args.input
         timings: dict = {}
         start = time.perf_counter()
-        vocab, merges = train_bpe(path, args.vocab_size, specials or [], num_workers=args.workers,
-                                  progress=args.progress, errors=args.errors, timings=timings, out_dir=args.out)
+        if args.counts is not None:
+            from . import train_bpe_from_counts
+            from .counts_file import counts_metadata
+
+            specials = specials if specials is not None else counts_metadata(args.counts)["special_tokens"]
+            vocab, merges = train_bpe_from_counts(args.counts, args.vocab_size, specials, progress=args.progress,
+                                                  timings=timings, out_dir=args.out)
+            path = args.counts
+        else:
+            vocab, merges = train_bpe(path, args.vocab_size, specials or [], num_workers=args.workers,
+                                      progress=args.progress, errors=args.errors, timings=timings, out_dir=args.out,
+                                      text_field=args.text_field, doc_cap=args.doc_cap, max_chars=args.max_chars)
         total = time.perf_counter() - start
-        size = os.path.getsize(path)
+        size = _input_bytes(path)
     n_special = len(specials or [])
     report = {
-        "input": args.input if args.input is not None else f"<embedded synthetic corpus, {args.demo_size_mb:g} MB>",
+        "input": (args.input if len(args.input) > 1 else args.input[0]) if args.input else args.counts
+        if args.counts else f"<embedded synthetic corpus, {args.demo_size_mb:g} MB>",
         "bytes": size,
         "vocab_size": len(vocab),
         "merges": len(merges),
@@ -244,6 +286,47 @@ def cmd_train(args) -> dict:
             _say(f"model written to {report['out']} (vocab.json, merges.txt, bpe_numba.json)")
         else:
             _say("model not saved: pass --out DIR to write vocab.json and merges.txt")
+    return report
+
+
+def _input_bytes(path) -> int:
+    """Bytes of the input files (compressed sizes for compressed files)."""
+    from .sources import resolve_input
+
+    return os.path.getsize(path) if isinstance(path, (str, Path)) and os.path.isfile(path) else resolve_input(path).size
+
+
+def cmd_count(args) -> dict:
+    from .corpus_count import count_here
+    from .counts_file import write_counts
+    from .pretokenize import flatten_table
+    from .sources import resolve_input
+    from .validation import check_special_tokens, resolve_progress
+
+    corpus = resolve_input(args.input if len(args.input) > 1 else args.input[0], text_field=args.text_field,
+                           doc_cap=args.doc_cap, max_chars=args.max_chars)
+    check_not_overwriting(args.output, {"an input file": s.path for s in corpus.sources})
+    check_output_dir(os.path.dirname(os.path.abspath(args.output)), "--output's folder")
+    specials = check_special_tokens(args.special_token or [])
+    start = time.perf_counter()
+    table = count_here(corpus, specials, None, num_workers=args.workers, chunk_size=None, errors=args.errors,
+                       progress=resolve_progress(args.progress), pattern=GPT2_PATTERN, engine="numba")
+    blob, offsets, counts = flatten_table(table, 1)
+    write_counts(args.output, (blob, offsets, counts), specials)
+    took = time.perf_counter() - start
+    report = {
+        "input": args.input,
+        "output": os.path.abspath(args.output),
+        "bytes": corpus.size,
+        "unique_pretokens": int(len(counts)),
+        "pretokens": int(counts.sum()),
+        "special_tokens": specials,
+        "seconds": round(took, 3),
+        "output_bytes": os.path.getsize(args.output),
+    }
+    if not args.json:
+        _say(f"{report['pretokens']:,} pre-tokens ({report['unique_pretokens']:,} distinct) from "
+             f"{corpus.size / 1e6:,.1f} MB in {took:.2f} s -> {args.output} ({report['output_bytes'] / 1e6:,.1f} MB)")
     return report
 
 
@@ -434,10 +517,10 @@ def _run(argv: list[str] | None, own_process: bool) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
-    run = {"train": cmd_train, "encode": cmd_encode, "export": cmd_export, "inspect": cmd_inspect,
+    run = {"train": cmd_train, "count": cmd_count, "encode": cmd_encode, "export": cmd_export, "inspect": cmd_inspect,
            "warmup": cmd_warmup}[args.command]
     try:
-        if own_process and args.command in ("encode", "inspect", "warmup"):
+        if own_process and args.command in ("count", "encode", "inspect", "warmup"):
             from .processes import lean_numba_start
 
             lean_numba_start()

@@ -225,8 +225,8 @@ class Tokenizer:
                          progress: bool | None = None, num_workers: int | None = None) -> int:
         """Encode many documents into one ``.npy`` id stream for language-model training, with ``eot``'s id
         after each document, in input order; returns the number of ids. See
-        :func:`bpe_numba.documents.encode_documents`."""
-        from .documents import encode_documents
+        :func:`bpe_numba.id_stream.encode_documents`."""
+        from .id_stream import encode_documents
 
         return encode_documents(self, inputs, output_path, eot=eot, errors=errors, progress=progress,
                                 num_workers=num_workers)

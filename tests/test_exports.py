@@ -22,7 +22,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bpe_numba import BPEInputError, InvalidUTF8Error, Tokenizer, train_bpe
-from bpe_numba import documents
+from bpe_numba import id_stream
 from bpe_numba.formats import hf_tokenizer_dict, misdecoded_special_tokens
 from reference import reference_encode, reference_train_text
 from strategies import EMOJI, LETTERS, corpora, fragments
@@ -321,8 +321,8 @@ def test_encode_documents_equals_encode_plus_eot(tok, docs):
 
 def test_encode_documents_large_documents_and_order(tok, corpus_file, tmp_path, monkeypatch):
     """Documents above WHOLE_DOCUMENT_BYTES go through encode_file; the stream keeps the input order."""
-    monkeypatch.setattr(documents, "WHOLE_DOCUMENT_BYTES", 1000)
-    monkeypatch.setattr(documents, "_COPY_IDS", 777)
+    monkeypatch.setattr(id_stream, "WHOLE_DOCUMENT_BYTES", 1000)
+    monkeypatch.setattr(id_stream, "_COPY_IDS", 777)
     big = corpus_file.read_text(encoding="utf-8")[:50_000]
     docs = ["short one", big, "", "日本 <|日本|> end", big[:3000]]
     paths = write_documents(tmp_path, docs)
