@@ -122,9 +122,17 @@ class _Counted(io.RawIOBase):
         super().close()
 
 
+_GZ_IN = 1 << 15  # compressed bytes fed to zlib at a time (see _Gunzip)
+
+
 class _Gunzip(io.RawIOBase):
     """gzip members (one or more) decompressed by ``zlib`` directly: about 15 % less time than
-    ``gzip.GzipFile``, whose reader loop is Python. ``zlib`` checks each member's CRC and length."""
+    ``gzip.GzipFile``, whose reader loop is Python. ``zlib`` checks each member's CRC and length.
+
+    Compressed input goes in :data:`_GZ_IN` bytes at a time: ``decompress`` copies the input it did not
+    consume (its ``unconsumed_tail``) at every call, which with 256 KiB reads cost 40-100 % on top of the
+    decompression itself (100 files of ``prose_en.txt``, 52 MB: 0.29-0.44 s streamed against 0.21 s
+    one-shot; with 32 KiB reads, within 10 % of one-shot)."""
 
     def __init__(self, raw: _Counted):
         import zlib
@@ -142,12 +150,12 @@ class _Gunzip(io.RawIOBase):
             if self.d.eof:
                 rest = self.d.unused_data + self.pending
                 if not rest:
-                    rest = self.raw.read(1 << 18)
+                    rest = self.raw.read(_GZ_IN)
                     if not rest:
                         return 0
                 self.d, self.pending = self.zlib.decompressobj(31), rest
             if not self.pending:
-                self.pending = self.raw.read(1 << 18)
+                self.pending = self.raw.read(_GZ_IN)
                 if not self.pending:
                     raise EOFError("compressed file ended before the end-of-stream marker was reached")
             out = self.d.decompress(self.pending, len(b))
