@@ -23,12 +23,14 @@ from .errors import (
     ModelNotSavedError,
 )
 from .validation import GPT2_PATTERN
-from .trainer import train_bpe
+from .trainer import train_bpe, train_bpe_from_counts
+from .counts_file import load_counts, save_counts
 
 __version__ = "0.1.0"
 
 __all__ = [
     "train_bpe", "Tokenizer", "count_pretokens", "warmup", "GPT2_PATTERN", "__version__",
+    "train_bpe_from_counts", "save_counts", "load_counts",
     # errors (bpe_numba.errors): BPEInputError is the root, each subclass also derives from its builtin
     "BPEInputError", "BPEValueError", "BPETypeError", "BPEFileNotFoundError", "BPEIsADirectoryError",
     "BPENotADirectoryError", "BPEPermissionError", "InvalidUTF8Error", "FileChangedError", "ModelNotSavedError",

@@ -106,9 +106,12 @@ def input_identity(path: str, fd: int | None = None) -> tuple:
 class ChunkReader:
     """Reads chunk ``k`` of a file (see the module docstring) into a buffer of its own: one per thread.
 
-    ``read(k)`` returns ``(data, start)``: ``data`` is a uint8 view of bytes ``[start, start + len(data))``
-    of the file (empty when no chunk starts in ``k``'s nominal range). Raises :class:`FileChangedError` if
-    the file is shorter than it was when :meth:`for_file` looked at it.
+    ``read(k)`` returns ``(data, start)``: ``data`` is a read-only uint8 view of bytes ``[start, start +
+    len(data))`` of the file (empty when no chunk starts in ``k``'s nominal range). Raises
+    :class:`FileChangedError` if the file is shorter than its size when reading began.
+
+    Every kernel takes its text as a *read-only* array (file chunks here, ``np.frombuffer`` of bytes
+    elsewhere): Numba compiles one variant per writability, and one is enough.
     """
 
     def __init__(self, path: str, size: int, chunk_size: int, specials: SpecialTokens, gpt2: bool):
@@ -168,7 +171,7 @@ class ChunkReader:
         if k > 0:
             found = self._cut(data, nominal_lo - base, nominal_hi - base)
             if found < 0:
-                return data[:0], nominal_hi  # the previous chunk runs through this one
+                return _read_only(data[:0]), nominal_hi  # the previous chunk runs through this one
             start = found
         end = size - base
         if nominal_hi < size:
@@ -186,7 +189,12 @@ class ChunkReader:
                 search_from = max(limit, search_from)
                 lookahead *= 2
                 data = self._fill(base, min(base + data.shape[0] + lookahead, size), keep=data.shape[0])
-        return data[start:end], base + start
+        return _read_only(data[start:end]), base + start
+
+
+def _read_only(view: np.ndarray) -> np.ndarray:
+    view.flags.writeable = False
+    return view
 
 
 def plan_chunks(path: str, size: int, chunk_size: int, specials: SpecialTokens, gpt2: bool = True
@@ -232,4 +240,4 @@ def checked_utf8(data: np.ndarray, start: int, errors: str) -> tuple[np.ndarray,
     if errors == "strict":
         return data[:0], start + int(bad)
     fixed = data.tobytes().decode("utf-8", errors=errors).encode("utf-8")
-    return np.frombuffer(fixed, dtype=np.uint8).copy(), -1
+    return np.frombuffer(fixed, dtype=np.uint8), -1

@@ -25,19 +25,23 @@ are skipped by checking ``tok[q] >= 0 and pair_at[q] == pid`` (a position never 
 since the symbols at a position only grow). A merge touches only its pair's entries.
 
 Selection is a binary max-heap of ``(count snapshot, pair id)`` ordered by count, then by the greater
-``(bytes_a, bytes_b)``: the byte comparison runs here, on ``raw``. A pair's count only drops after it is
-pushed, except when a merge re-creates an existing symbol; every increase pushes a fresh entry. So a popped
-entry whose snapshot differs from the live count is stale: it is re-pushed with the live count when that
-is lower and positive, and dropped otherwise. Each selection costs O(log pairs) however many pairs tie.
+``(bytes_a, bytes_b)``: a 7-byte order key per symbol decides most ties, the bytes on ``raw`` the rest. A
+pair's count only drops after it is pushed, except when a merge re-creates an existing symbol; every
+increase pushes a fresh entry. So an entry at the top whose snapshot differs from the live count is stale:
+it takes the live count and sinks when that is lower and positive, and is dropped otherwise (so is the
+merged pair's own entry, whose count the merge takes to 0). Each selection costs O(log pairs) however many
+pairs tie.
 
 Performance notes (measured on the 2-core dev machine; see README for the whole-run benchmarks)
 -----------------------------------------------------------------------------------------------
 - Word-based application (rewrite each affected word, subtract its old pairs, add its new ones), as HF
   tokenizers and rustbpe do, costs O(word length) per affected word; a 20 MB file without whitespace is
   one 20 MB word touched by nearly every merge (hours). The position lists here cost O(occurrences).
-- Byte comparisons for ties in the heap instead of Python-assigned order keys: new tokens are created in
-  the middle of the byte order, so fixed keys would need relabelling; comparing bytes costs a few ns and
-  only runs on equal counts.
+- Ties in the heap compare each symbol's 7-byte order key (made from its parts' keys at each merge), the
+  bytes only when two symbols longer than 7 bytes share those 7: fixed ranks in byte order would need
+  relabelling, as new tokens fall in the middle of the order. (Measured 2026-11-30 on ``prose_en.txt``,
+  52 MB of English, 137 K distinct pre-tokens, 9 743 merges: no change against bytes compared on ``raw``:
+  the tie-breaks were not where the time went.)
 - Growable structures (pairs, segments, arena, heap) are allocated once at an upper bound with
   ``np.empty``: untouched pages cost no memory, and the kernel never has to return resized arrays. Only
   the pair hash table, which would touch every page, grows (the kernel asks for it via a status code).
@@ -49,9 +53,17 @@ Performance notes (measured on the 2-core dev machine; see README for the whole-
 - Start-up, not the kernels, bounds small runs: a fresh process trains corpus.en (vocab 500) in ~0.05 s
   of kernel time but ~1.3-1.8 s of wall time when Numba starts in the caller's process here (Numba's
   import 0.3 s; its SciPy BLAS probe 0.2-0.4 s and awkward's Numba extension 0.3-0.4 s, both installed
-  here; 0.2-0.3 s of interpreter teardown over Numba's objects). Tried: fewer, merged kernels (loading
-  the 7 cached kernels costs only ~0.07 s in all, so no gain). Kept: training in a helper process that
-  starts Numba lean and ends with ``os._exit`` (``bpe_numba.processes``): 0.75-0.9 s whole process.
+  here; 0.2-0.3 s of interpreter teardown over Numba's objects). Kept: training in a helper process that
+  starts Numba lean and ends with ``os._exit`` (``bpe_numba.processes``), and inputs up to 1 MiB train in
+  plain Python with no Numba at all (``bpe_numba.python_bpe``).
+- 2026-11-30, prose_en at 10K (9 743 merges over 1.06 M positions; build 0.02-0.04 s, merges 0.2-0.4 s by
+  the machine's load): late merges cost 14-25 us each for about 10 live and 20 stale occurrences, 7
+  pushes and 2 heap fixes: memory latency. Tried: one interleaved ``(n, 4)`` int32 record per position
+  instead of the separate ``tok``/``pair_at``/``word`` arrays: slower (0.445 vs 0.370 s CPU, min of 7;
+  Numba's 2-D indexing). Kept: a single heap-fix site (stale entries take their live count at the top;
+  the merged pair's own entry is removed by the next selection) instead of pop/push pairs at four sites:
+  the inlined copies of the comparison had made ``run_merges`` 6.7 s and ``build_state`` 7.2 s to compile
+  (now 5.3 and 2.5 s), and late merges got faster (0.37 -> 0.26 s CPU for all merges, min of 7).
 - Duplicate symbols (the same bytes from two different merges) never appeared in 10^5 random small
   corpora checked against this kernel; the byte-keyed symbol table is there so that the result stays
   the contract's even if some corpus produces one.
@@ -187,17 +199,6 @@ def _push(c, p, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sy
     heap_cnt[i] = c
     heap_pid[i] = p
     return n + 1
-
-
-@njit(cache=True, nogil=True)
-def _pop(n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key):
-    """Remove the top of a heap of n entries; returns the new size."""
-    n -= 1
-    if n > 0:
-        heap_cnt[0] = heap_cnt[n]
-        heap_pid[0] = heap_pid[n]
-        _sift_down(0, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
-    return n
 
 
 @njit(cache=True, nogil=True)
@@ -401,7 +402,10 @@ def run_merges(n_target, S):
     stamp, buf, touched, sizes, merges, sc = S.stamp, S.buf, S.touched, S.sizes, S.merges, S.sc
     n_heap = sc[N_HEAP]
     while sc[N_MERGES] < n_target:
-        # Select: skip stale heap entries (see module docstring).
+        # Select: refresh stale heap entries at the top (see module docstring): one lower than its snapshot
+        # takes its live count and sinks; one at 0 (such as the previous merge's own pair) is removed. The
+        # heap is only ever fixed here (one sift) and by the pushes below: every inlined copy of the
+        # comparison costs compile time.
         pid = -1
         while n_heap > 0:
             top = heap_pid[0]
@@ -410,23 +414,31 @@ def run_merges(n_target, S):
             if live == snap:
                 pid = top
                 break
-            n_heap = _pop(n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
             if 0 < live < snap:
-                n_heap = _push(live, top, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
+                heap_cnt[0] = live
+            else:
+                n_heap -= 1
+                heap_cnt[0] = heap_cnt[n_heap]
+                heap_pid[0] = heap_pid[n_heap]
+            if n_heap > 0:
+                _sift_down(0, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
         if pid < 0:
             sc[N_HEAP] = n_heap
             return NO_PAIRS
-        # Room: a merge forms at most two new pairs per entry of its lists.
+        # Room: a merge forms at most two new pairs per entry of its lists, and at most one (left, new) and
+        # one (new, right) per distinct neighbour symbol (a run of 20 M "a" has 20 M entries but forms two
+        # pairs: sizing by entries alone asked for a 1.5 GB table).
         n_entries = 0
         s = pair_seg[pid]
         while s >= 0:
             n_entries += seg[s, 1]
             s = seg[s, 2]
-        if 2 * (sc[HASH_USED] + 2 * n_entries) > ph_keys.shape[0]:
+        new_pairs = 2 * min(n_entries, sc[N_SYMS] + 1)
+        if 2 * (sc[HASH_USED] + new_pairs) > ph_keys.shape[0]:
             sc[N_HEAP] = n_heap
-            sc[NEED] = sc[HASH_USED] + 2 * n_entries
+            sc[NEED] = sc[HASH_USED] + new_pairs
             return GROW_HASH
-        n_heap = _pop(n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
+        # The selected entry stays at the top: its count drops to 0 below, so the next selection removes it.
 
         a = pair_a[pid]
         b = pair_b[pid]

@@ -2,15 +2,18 @@
 (:func:`run_in_helper`), both with the ``spawn`` start method and private pipes.
 
 Both kinds run nothing but bpe_numba's own code, so they start Numba lean (:func:`lean_numba_start`): they
-skip the two start-up costs Numba pays for *other* code in the environment, which in a process that has
-SciPy and a package with a Numba extension (awkward, pulled in by gigatoken) come to about 0.6-0.8 s per
+skip what Numba pays for *other* code in the environment and for compiling, which in a process that has
+SciPy and a package with a Numba extension (awkward, pulled in by gigatoken) came to about 0.8-1 s per
 process on the 2-core development machine:
 
 - ``numba.np.arraymath`` imports ``scipy.linalg`` to probe for BLAS (0.2-0.4 s); bpe_numba's kernels use no
   linear algebra, so SciPy is marked unavailable in these processes (and so is cffi, which Numba imports
-  with pycparser to type cffi functions: 0.03-0.06 s);
+  with pycparser to type cffi functions: 0.03-0.06 s; and PyYAML, imported only to read a
+  ``.numba_config.yaml``, when there is none);
 - on its first compile or cache load Numba imports every installed ``numba_extensions`` entry point
-  (0.3-0.4 s for awkward); these processes type no foreign objects, so that step is marked done.
+  (0.3-0.4 s for awkward); these processes type no foreign objects, so that step is marked done;
+- loading a kernel from the cache first refreshes every typing and lowering registry (0.15-0.3 s), which
+  loading does not need (:func:`_load_cached_kernels_without_refresh`).
 
 The caller's own process is never changed this way.
 
@@ -93,9 +96,12 @@ def lean_numba_start() -> None:
     """
     if "numba" in sys.modules:
         return
-    for name in ("scipy", "cffi"):
+    blocked = ["scipy", "cffi"]  # `import scipy` raises ImportError: Numba then reports no BLAS
+    if not os.path.exists(".numba_config.yaml"):
+        blocked.append("yaml")  # Numba imports PyYAML (0.03-0.05 s) only to read that file
+    for name in blocked:
         if name not in sys.modules:
-            sys.modules[name] = None  # `import scipy` raises ImportError: Numba then reports no BLAS
+            sys.modules[name] = None
     import numba.core.entrypoints
 
     numba.core.entrypoints._already_initialized = True

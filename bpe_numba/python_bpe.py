@@ -263,14 +263,15 @@ def merges_from_counts(pretoken_counts: dict[bytes, int], n_merges: int, progres
     return merges
 
 
-def train(path: str, specials: list[str], n_merges: int, errors: str, show: bool,
+def train(path, specials: list[str], n_merges: int, errors: str, show: bool,
           pattern: str) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]], dict]:
-    """:func:`bpe_numba.train_bpe` on validated arguments, in this process; also returns the phases' times."""
+    """:func:`bpe_numba.train_bpe` on validated arguments, in this process; also returns the phases' times.
+    ``path`` is a text file, or the pre-token counts (``{bytes: int}``) to train from."""
     from .processes import progress_bar
 
     times: dict = {"startup": 0.0}
     t0 = time.perf_counter()
-    table = count_pretokens_text(read_text(path, errors), specials, pattern)
+    table = path if isinstance(path, dict) else count_pretokens_text(read_text(path, errors), specials, pattern)
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
     times["unique_pretokens"] = len(table)

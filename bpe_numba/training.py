@@ -9,19 +9,22 @@ import time
 import numpy as np
 
 from .merge_loop import run_merges
-from .pretokenize import count_file, flatten_table, warm_scan_kernels
+from .pretokenize import flatten_table, warm_scan_kernels
 
 
-def run_training(path: str, specials: list[str], n_merges: int, workers: int, chunk_size: int | None, errors: str,
+def run_training(source, specials: list[str], n_merges: int, workers: int, chunk_size: int | None, errors: str,
                  show: bool, pattern: str, engine: str) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]], dict]:
-    """:func:`bpe_numba.train_bpe` on validated arguments; also returns the timings of its phases."""
+    """:func:`bpe_numba.train_bpe` on validated arguments; also returns the timings of its phases. ``source``
+    is a plain file's path or what :func:`bpe_numba.corpus_count.count_input` takes."""
+    from .corpus_count import count_input
+
     times: dict = {}
     start = time.perf_counter()
     warm_scan_kernels(engine)  # imports Numba and loads the kernels (compiles them on the very first run)
     t0 = time.perf_counter()
     times["startup"] = t0 - start
-    table = count_file(path, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show,
-                       pattern=pattern, engine=engine)
+    table = count_input(source, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show,
+                        pattern=pattern, engine=engine)
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
 

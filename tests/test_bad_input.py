@@ -50,9 +50,10 @@ def test_missing_file(tmp_path, as_str):
         assert str(path) in str(info.value), name
 
 
-def test_directory(tmp_path):
+def test_empty_directory(tmp_path):
+    # A directory is an input (its files); one without files is an error naming it.
     for name, call in both_entry_points(tmp_path):
-        with pytest.raises(IsADirectoryError) as info:
+        with pytest.raises(FileNotFoundError, match="holds no files") as info:
             call()
         assert str(tmp_path) in str(info.value), name
 
