@@ -34,6 +34,7 @@ from typing import Iterable, Iterator
 from .numba_cache import install_import_hook
 
 install_import_hook()  # every process that imports bpe_numba heals Numba's cache of its kernels
+
 HELPER_GRACE = 5.0  # seconds the training helper gets to stop cleanly after SIGINT before it is killed
 _RELAY = None  # in the helper process: the pipe to the caller, which draws the helper's progress bars
 
