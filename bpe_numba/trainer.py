@@ -117,7 +117,8 @@ def train_bpe(
     workers = resolve_workers(num_workers)
     from .tiers import choose_backend
 
-    path = getattr(source, "single_plain_file", None)
+    # With an executor, the workers count and the table is what trains here, whatever the input is.
+    path = getattr(source, "single_plain_file", None) if executor is None else None
     if path is not None:
         backend = choose_backend(backend, os.path.getsize(path), isolate)
     elif isinstance(source, CountsInput):  # merge work grows with the distinct bytes: ~16 bytes of text each

@@ -252,6 +252,34 @@ def test_thread_pool_executor(tmp_path, docs, expected):
             count_pretokens(iter(docs), executor=ex)
 
 
+@pytest.mark.parametrize("backend", ["auto", "kernels"])
+def test_executor_counts_a_single_file_once(tmp_path, monkeypatch, docs, backend):
+    """With an executor, a single plain file is counted by its workers only: the caller trains on their
+    table and never reads the file again (it once did, counting it twice)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bpe_numba import corpus_count, pretokenize
+
+    path = tmp_path / "one.txt"
+    path.write_text("<|endoftext|>".join(docs), encoding="utf-8")
+    local = train_bpe(path, 500, SPECIALS, progress=False)
+    submitted = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    def no_local_count(*args, **kwargs):
+        raise AssertionError("the file was counted again in the caller")
+
+    monkeypatch.setattr(pretokenize, "count_file", no_local_count)
+    monkeypatch.setattr(corpus_count, "count_file", no_local_count)
+    with Counting(2) as ex:
+        assert train_bpe(path, 500, SPECIALS, executor=ex, progress=False, backend=backend, isolate=False) == local
+    assert submitted
+
+
 @pytest.mark.slow
 def test_dask_local_cluster_trains_a_directory_like_the_local_path(tmp_path, docs):
     """A real ``distributed.LocalCluster`` with two worker processes (daemonic: they count on threads)."""
