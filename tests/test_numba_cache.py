@@ -61,8 +61,14 @@ def _env(package_env: dict, tmp_path: Path, compiled_cache: Path) -> dict:
 
 
 def _files(env: dict, kernel: str, suffix: str) -> list[Path]:
+    """The kernel's index (``.nbi``) or the data files its index lists (``.nbc``), in the copied cache (the
+    cache also holds files of earlier versions of the source, which nothing reads)."""
+    import importlib
+
     module, name = kernel.split(".")
-    found = sorted(Path(env["NUMBA_CACHE_DIR"]).glob(f"*/{module}.{name}-*{suffix}"))
+    cache_file = getattr(importlib.import_module(f"bpe_numba.{module}"), name)._cache._cache_file
+    names = [os.path.basename(cache_file._index_path)] if suffix == ".nbi" else sorted(cache_file._load_index().values())
+    found = [path for n in names for path in Path(env["NUMBA_CACHE_DIR"]).glob(f"*/{n}")]
     assert found, f"no {suffix} file of {kernel} in the copied cache"
     return found
 
