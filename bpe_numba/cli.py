@@ -8,6 +8,8 @@ head``), quietly, like other command-line tools; 1 with a traceback for anything
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import math
 import os
@@ -25,6 +27,8 @@ from .validation import GPT2_PATTERN, check_input_file, check_not_overwriting, c
 PROG = "bpe-numba"
 DEMO_SPECIAL = "<|endoftext|>"
 MAX_DEMO_MB = 100_000  # the generated corpus is written to the temporary folder first
+DEMO_KEPT_BYTES = 256 << 20  # demo corpora up to this size are kept in the cache directory for later runs
+DEMO_KEPT_FILES = 4  # ... the ones used most recently
 DISPLAY_CHARS = 60  # a longest token is shown up to this many characters (a 20 MB run of "a" is one token)
 EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STDOUT_CLOSED = 2, 130, 141
 EXPORT_FORMATS = ("hf", "tiktoken")
@@ -204,6 +208,89 @@ def _print_longest(rows: list[dict]) -> None:
         _say(f"  {r['id']:>7}  {r['bytes']:>3,} bytes  {r['text']!r}{more}")
 
 
+def _demo_key(n_bytes: int, seed: int) -> str:
+    """Names a demo corpus: the generator (``synthetic.py``, whose word lists are pinned by a SHA-256 in it,
+    read without importing it), the size and the seed."""
+    generator = hashlib.sha256(Path(__file__).with_name("synthetic.py").read_bytes()).hexdigest()[:16]
+    return f"demo-{generator}-{n_bytes}-{seed}"
+
+
+def _sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _kept_demo(folder: Path, key: str) -> Path | None:
+    """The kept corpus ``key`` if the SHA-256 recorded beside it at generation still matches its bytes."""
+    path = folder / f"{key}.txt"
+    try:
+        if (folder / f"{key}.sha256").read_text(encoding="ascii") != _sha256(path):
+            return None
+        os.utime(path)  # most recently used: kept longest
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def _prune_demos(folder: Path) -> None:
+    """Keep the :data:`DEMO_KEPT_FILES` most recently used demo corpora; an OS error leaves the rest."""
+    with contextlib.suppress(OSError):
+        kept = sorted(folder.glob("demo-*.txt"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in kept[DEMO_KEPT_FILES:]:
+            path.unlink()
+            path.with_suffix(".sha256").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _demo_corpus(size_mb: float, progress: bool):
+    """Yield ``(path, seconds, generated)`` for the synthetic corpus of ``size_mb`` MB (seed 0).
+
+    Generating 10 MB takes 1.2-1.3 s, so a corpus up to :data:`DEMO_KEPT_BYTES` is generated once into
+    bpe_numba's cache directory (:func:`bpe_numba.tiers.cache_dir`), atomically, with the SHA-256 of its
+    bytes beside it, and later runs use it after checking that hash (about 0.01 s for 10 MB): a truncated,
+    corrupt or foreign file is generated again. A larger corpus, or one whose cache directory is not
+    writable, is generated into the temporary folder and deleted after the run.
+    """
+    from .atomic import atomic_write_bytes
+    from .tiers import cache_dir
+
+    n_bytes = int(size_mb * 1_000_000)
+    folder, key = cache_dir(), _demo_key(n_bytes, 0)
+    t = time.perf_counter()
+    path = fresh = None
+    if n_bytes <= DEMO_KEPT_BYTES:
+        path = _kept_demo(folder, key)
+        fresh = path is None
+        if fresh:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = _generate_demo(folder / f"{key}.txt", n_bytes, size_mb, progress)
+                atomic_write_bytes(folder / f"{key}.sha256", _sha256(path).encode("ascii"))
+                _prune_demos(folder)
+            except OSError:  # not writable: generated into the temporary folder instead
+                path = None
+    if path is not None:
+        yield path, time.perf_counter() - t, fresh
+        return
+    with tempfile.TemporaryDirectory(prefix="bpe_numba_demo_") as tmp:
+        path = _generate_demo(Path(tmp) / "synthetic_stories.txt", n_bytes, size_mb, progress)
+        yield path, time.perf_counter() - t, True
+
+
+def _generate_demo(path: Path, n_bytes: int, size_mb: float, progress: bool) -> Path:
+    from .synthetic import write_corpus
+
+    free = shutil.disk_usage(path.parent).free
+    if n_bytes + (n_bytes >> 4) > free:
+        raise UsageError(
+            f"--demo-size-mb {size_mb:g}: the corpus would not fit in {path.parent} ({free / 1e6:,.0f} MB free); "
+            f"give a smaller size, or point TMPDIR (or BPE_NUMBA_CACHE_DIR, for corpora up to "
+            f"{DEMO_KEPT_BYTES / 1e6:,.0f} MB) elsewhere"
+        )
+    write_corpus(path, n_bytes, seed=0, progress=progress)
+    return path
+
+
 def cmd_train(args) -> dict:
     from . import train_bpe
 
@@ -212,27 +299,16 @@ def cmd_train(args) -> dict:
         check_output_dir(args.out, "--out")  # before generating a demo corpus, too
     if args.counts is not None and args.input:
         raise UsageError("give INPUT files or --counts, not both")
-    with tempfile.TemporaryDirectory(prefix="bpe_numba_demo_") as tmp:
+    with contextlib.ExitStack() as stack:
         generated = None
         if not args.input and args.counts is None:
-            from .synthetic import write_corpus
-
-            n_bytes = int(args.demo_size_mb * 1_000_000)
-            free = shutil.disk_usage(tmp).free
-            if n_bytes + (n_bytes >> 4) > free:
-                raise UsageError(
-                    f"--demo-size-mb {args.demo_size_mb:g}: the corpus would not fit in {tempfile.gettempdir()} "
-                    f"({free / 1e6:,.0f} MB free); give a smaller size, or point TMPDIR elsewhere"
-                )
-            path = Path(tmp) / "synthetic_stories.txt"
-            t = time.perf_counter()
-            write_corpus(path, n_bytes, seed=0, progress=bool(args.progress))
-            generated = time.perf_counter() - t
+            path, generated, fresh = stack.enter_context(_demo_corpus(args.demo_size_mb, bool(args.progress)))
             if specials is None:
                 specials = [DEMO_SPECIAL]
             if not args.json:
-                _say(f"no INPUT: generated {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories in "
-                     f"{generated:.1f} s (the embedded default)")
+                how = f"generated in {generated:.1f} s" if fresh else "generated by an earlier run"
+                _say(f"no INPUT: {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories, the embedded default "
+                     f"({how})")
         else:
             path = args.input[0] if len(args.input) == 1 else args.input
         timings: dict = {}

@@ -20,7 +20,12 @@ def _pow2_at_least(n: int) -> int:
 
 class MergeLoop:
     """The merges of the pre-tokens ``tokens[offsets[w]:offsets[w+1]]`` (each of two bytes or more) seen
-    ``counts[w]`` times, up to ``n_merges``."""
+    ``counts[w]`` times, up to ``n_merges``.
+
+    Each merge removes at least one pair position, so there are at most ``sum(len - 1)`` over the distinct
+    pre-tokens: ``n_merges`` is clamped to that (:attr:`n_merges`), and any ``vocab_size``, however large,
+    allocates only what the corpus can give (training then stops when no pair is left).
+    """
 
     def __init__(self, tokens: np.ndarray, offsets: np.ndarray, counts: np.ndarray, n_merges: int):
         from . import merge_kernels as K
@@ -34,6 +39,7 @@ class MergeLoop:
                 f"merge kernels index with int32; train on a sample of the corpus"
             )
         pair_positions = len(tokens) - n_words  # each merged occurrence removes one
+        self.n_merges = n_merges = max(min(int(n_merges), pair_positions), 0)
         n_syms = 256 + n_merges
         n_pairs = 65536 + 2 * pair_positions
         e = np.empty
@@ -61,6 +67,7 @@ class MergeLoop:
     def run(self, n_target: int) -> bool:
         """Merge until ``n_target`` merges are done (True) or no pair is left (False)."""
         K = self.K
+        n_target = min(n_target, self.n_merges)  # the state holds no more
         while True:
             status = K.run_merges(n_target, self.S)
             if status == K.DONE:
@@ -80,6 +87,7 @@ class MergeLoop:
 def run_merges(tokens, offsets, counts, n_merges: int, show: bool) -> np.ndarray:
     """The merged ids (see :meth:`MergeLoop.merged_ids`), with a progress bar when ``show``."""
     loop = MergeLoop(tokens, offsets, counts, n_merges)
+    n_merges = loop.n_merges
     with progress_bar(show, total=n_merges, unit="merge", desc="merges") as bar:
         batch = 1
         while loop.done < n_merges:

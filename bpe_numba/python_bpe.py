@@ -276,6 +276,8 @@ def train(path, specials: list[str], n_merges: int, errors: str, show: bool,
     times["pretokenize"] = t1 - t0
     times["unique_pretokens"] = len(table)
     times["intern"] = 0.0
+    # Each merge removes a pair position: no more merges than that, however large vocab_size is.
+    n_merges = min(n_merges, sum(len(w) - 1 for w in table if w))
     with progress_bar(show, total=n_merges, unit="merge", desc="merges") as bar:
         merges = merges_from_counts(table, n_merges, bar) if n_merges > 0 else []
     times["merges"] = time.perf_counter() - t1
