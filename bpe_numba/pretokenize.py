@@ -30,6 +30,7 @@ import numpy as np
 from .chunking import ChunkReader, SpecialTokens, checked_utf8, first_invalid_utf8, input_identity, plan_chunks
 from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
 from .validation import (
+    check_chunk_size,
     GPT2_PATTERN,
     check_errors_mode,
     check_pattern,
@@ -365,15 +366,10 @@ def count_pretokens(
     pattern = check_pattern(pattern)
     engine = resolve_engine(engine, pattern)
     resolve_workers(num_workers)
-    check_chunk_size(chunk_size)
+    chunk_size = check_chunk_size(chunk_size)
     table = count_here(corpus, special_tokens, executor, num_workers=num_workers, chunk_size=chunk_size,
                        errors=errors, progress=resolve_progress(progress), pattern=pattern, engine=engine)
     return table_to_dict(table)
-
-
-def check_chunk_size(chunk_size) -> None:
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise BPEValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
 
 
 __all__ = ["GPT2_PATTERN", "count_pretokens"]

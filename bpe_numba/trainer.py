@@ -18,6 +18,7 @@ from typing import Sequence
 from .errors import BPETypeError, BPEValueError
 from .validation import (
     GPT2_PATTERN,
+    check_chunk_size,
     check_errors_mode,
     check_output_dir,
     check_pattern,
@@ -115,6 +116,7 @@ def train_bpe(
     pattern = check_pattern(pattern)
     engine = resolve_engine(engine, pattern)
     workers = resolve_workers(num_workers)
+    chunk_size = check_chunk_size(chunk_size)
     from .tiers import choose_backend
 
     # With an executor, the workers count and the table is what trains here, whatever the input is.

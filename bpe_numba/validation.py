@@ -135,6 +135,26 @@ def resolve_engine(engine, pattern: str) -> str:
     return engine
 
 
+MIN_CHUNK_SIZE = 4096  # bytes
+
+
+def check_chunk_size(chunk_size) -> int | None:
+    """``chunk_size`` (bytes per task) as an ``int``, or None (the default): at least
+    :data:`MIN_CHUNK_SIZE`, since a smaller chunk only adds work (each is read and searched for a cut:
+    ``chunk_size=1`` made training about 100x slower). The test suite lowers the minimum with the
+    environment variable ``BPE_NUMBA_MIN_CHUNK_SIZE`` (its processes inherit it), to take every cut
+    decision many times with chunks of a few bytes."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise BPETypeError(f"chunk_size must be an int (bytes) or None, not {type(chunk_size).__name__} {chunk_size!r}")
+    minimum = int(os.environ.get("BPE_NUMBA_MIN_CHUNK_SIZE", MIN_CHUNK_SIZE))
+    if chunk_size < max(minimum, 1):
+        raise BPEValueError(f"chunk_size={chunk_size}; use at least {max(minimum, 1)} bytes (smaller chunks only "
+                            f"add work), or None for the default")
+    return chunk_size
+
+
 def resolve_workers(num_workers) -> int:
     if num_workers is None:
         return os.cpu_count() or 1
