@@ -88,7 +88,7 @@ def find_special_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[byte
 
 
 def _first_cut(data, lo: int, hi: int, special_bytes: Sequence[bytes], gpt2: bool) -> int:
-    from .scan_kernels import first_cut
+    from .text_kernels import first_cut
 
     blob = np.frombuffer(b"".join(special_bytes) or b"\0", dtype=np.uint8)
     offsets = np.zeros(len(special_bytes) + 1, dtype=np.int64)
@@ -155,7 +155,7 @@ class ChunkReader:
         return self._buf[:n]
 
     def _cut(self, data: np.ndarray, lo: int, hi: int) -> int:
-        from .scan_kernels import first_cut
+        from .text_kernels import first_cut
 
         sp = self.specials
         return int(first_cut(data, lo, hi, self.gpt2, CUT_BEFORE, CUT_AT, sp.blob, sp.offsets))
@@ -232,7 +232,7 @@ def checked_utf8(data: np.ndarray, start: int, errors: str) -> tuple[np.ndarray,
     """``(data, -1)`` when ``data`` (file bytes from offset ``start``) is valid UTF-8; in ``"strict"`` mode
     ``(data[:0], file offset of the first invalid byte)`` otherwise; in ``"replace"`` mode the bytes with
     invalid sequences re-encoded as U+FFFD (chunks are cut at ASCII, so this never depends on the cuts)."""
-    from .scan_kernels import utf8_first_invalid
+    from .text_kernels import utf8_first_invalid
 
     bad = utf8_first_invalid(data)
     if bad < 0:

@@ -45,7 +45,7 @@ from .pretokenize import (
     merge_tables,
 )
 from .pretokenize import _CHUNK_MAX
-from .processes import progress_bar
+from .progress import progress_bar
 from .sources import PARQUET, Corpus, CountsInput, Source
 from .validation import GPT2_PATTERN
 

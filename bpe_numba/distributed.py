@@ -22,7 +22,7 @@ from typing import Sequence
 from .corpus_count import Counted, Options, Unit, count_units, plan_units
 from .errors import BPETypeError, BPEValueError
 from .pretokenize import add_to_table, flatten_table
-from .processes import progress_bar
+from .progress import progress_bar
 from .sources import Corpus
 
 FAN_IN = 4  # tables merged by one reduction task

@@ -297,7 +297,7 @@ def _text_pieces(f, raw, src: Source, reading: Reading, budget: Budget) -> Itera
 def _cut_near_end(data: np.ndarray, margin: int, sp: SpecialTokens, gpt2: bool) -> int:
     """A cut offset in the last quarter of ``data`` (else anywhere), keeping ``margin`` bytes after it for the
     special-token check; -1 if there is none."""
-    from .scan_kernels import first_cut
+    from .text_kernels import first_cut
 
     n = data.shape[0]
     for lo, hi in ((n - n // 4, n - margin), (1, min(n - n // 4, n - margin))):
@@ -487,7 +487,7 @@ def _arrow_buffers(chunk) -> tuple[np.ndarray, np.ndarray]:
 def _arrow_blocks(chunk, src: Source, row0: int, reading: Reading, budget: Budget) -> Iterator[Block]:
     import pyarrow.compute as pc
 
-    from .scan_kernels import utf8_first_invalid
+    from .text_kernels import utf8_first_invalid
 
     if chunk.null_count:
         i = int(np.argmax(chunk.is_null().to_numpy(zero_copy_only=False)))

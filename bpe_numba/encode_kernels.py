@@ -1,6 +1,6 @@
 """Numba kernels for encoding: merge-rank lookup, BPE of pre-tokens, and a cache of encoded units.
 
-Text between special tokens is cut into *units* at safe cuts (see ``scan_kernels``): no pre-token crosses
+Text between special tokens is cut into *units* at safe cuts (see ``text_kernels``): no pre-token crosses
 one, so a unit's ids never depend on its neighbours and each distinct unit is encoded once. The cache maps
 unit bytes to ids in preallocated arrays owned by the tokenizer; ``plan_units`` resolves every unit of a text
 to a cache entry or to a *miss* (deduplicated within the call); only the misses are pre-tokenized and merged

@@ -57,7 +57,7 @@ def encode_documents(tok, inputs, output_path, *, eot: str | None = None, errors
     end = np.array([eot_id], dtype=dtype)
     sizes = [os.path.getsize(p) for p in paths]
 
-    from .processes import progress_bar
+    from .progress import progress_bar
 
     bar = progress_bar(resolve_progress(progress), total=sum(sizes), unit="B", unit_scale=True, desc="encode")
     scratch = None  # a temporary folder for the documents too large to encode whole, made when needed

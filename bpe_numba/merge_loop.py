@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from .errors import BPEValueError
-from .processes import progress_bar
+from .progress import progress_bar
 
 _MAX_POSITIONS = 2**31 - 1 - 257  # positions are int32 in the kernels
 

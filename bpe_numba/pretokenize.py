@@ -40,7 +40,8 @@ from .validation import (
     resolve_progress,
     resolve_workers,
 )
-from .processes import map_chunks, progress_bar
+from .processes import map_chunks
+from .progress import progress_bar
 
 _CHUNK_MIN, _CHUNK_MAX = 256 << 10, 4 << 20  # bytes per chunk for the threads (see default_chunk_size)
 _BUDGET = 1 << 20  # bytes a counting kernel call handles before returning (to see a stop request)
@@ -68,7 +69,7 @@ class SpecialSplitter(SpecialTokens):
         arr = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
         if len(self.order) == 0:
             return np.array([[0, len(arr)]], dtype=np.int64), np.full(1, -1, dtype=np.int64)
-        from .scan_kernels import split_specials
+        from .text_kernels import split_specials
 
         cap = len(arr) // self.shortest + 2
         bounds = np.empty((cap, 2), dtype=np.int64)

@@ -32,61 +32,11 @@ import sys
 from typing import Iterable, Iterator
 
 from .numba_cache import install_import_hook
+from .progress import progress_bar, relay_progress_to
 
 install_import_hook()  # every process that imports bpe_numba heals Numba's cache of its kernels
 
 HELPER_GRACE = 5.0  # seconds the training helper gets to stop cleanly after SIGINT before it is killed
-_RELAY = None  # in the helper process: the pipe to the caller, which draws the helper's progress bars
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class _RelayedBar(_NoBar):
-    """A progress bar of the helper process, drawn by the caller (whose stderr may be a notebook's)."""
-
-    _opened = 0
-
-    def __init__(self, conn, kwargs: dict):
-        self.conn = conn
-        self.id = _RelayedBar._opened
-        self.closed = False
-        _RelayedBar._opened += 1
-        conn.send(("bar", self.id, "open", kwargs))
-
-    def update(self, n: int = 1) -> None:
-        self.conn.send(("bar", self.id, "update", n))
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                self.conn.send(("bar", self.id, "close", None))
-            except OSError:  # the caller is gone; do not mask the exception that ends this process
-                pass
-
-
-def progress_bar(show: bool, **kwargs):
-    """A tqdm bar on stderr (relayed to the caller in the helper process), or a do-nothing stand-in (tqdm
-    is only imported when a bar is shown)."""
-    if not show:
-        return _NoBar()
-    if _RELAY is not None:
-        return _RelayedBar(_RELAY, kwargs)
-    from tqdm.auto import tqdm
-
-    return tqdm(leave=False, **kwargs)
 
 
 def lean_numba_start() -> None:
@@ -438,8 +388,7 @@ def _helper_main(conn, payload: bytes) -> None:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt_once)
     lean_numba_start()
-    global _RELAY
-    _RELAY = conn
+    relay_progress_to(conn)
     code = 0
     try:
         fn, args = _unpacked(payload)

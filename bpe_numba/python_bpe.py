@@ -267,7 +267,7 @@ def train(path, specials: list[str], n_merges: int, errors: str, show: bool,
           pattern: str) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]], dict]:
     """:func:`bpe_numba.train_bpe` on validated arguments, in this process; also returns the phases' times.
     ``path`` is a text file, or the pre-token counts (``{bytes: int}``) to train from."""
-    from .processes import progress_bar
+    from .progress import progress_bar
 
     times: dict = {"startup": 0.0}
     t0 = time.perf_counter()

@@ -506,7 +506,8 @@ def _encode_chunk(task):
 def _encode_file(tok: Tokenizer, path: str, size: int, out_path: str, workers: int, chunk_size: int,
                  errors: str, show: bool) -> int:
     from .chunking import SpecialTokens, first_invalid_utf8, plan_chunks
-    from .processes import map_chunks, progress_bar
+    from .processes import map_chunks
+    from .progress import progress_bar
 
     dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
     chunks = list(plan_chunks(path, size, chunk_size, SpecialTokens(tok.special_tokens)))

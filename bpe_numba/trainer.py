@@ -1,5 +1,5 @@
 """``train_bpe``: check the arguments, then run the training job on the Python tier
-(:mod:`bpe_numba.python_bpe`) or on the kernels (:mod:`bpe_numba.training`, in this process or in a helper
+(:mod:`bpe_numba.python_bpe`) or on the kernels (:mod:`bpe_numba.train_job`, in this process or in a helper
 process), and write the model files.
 
 This module, like :mod:`bpe_numba.validation` and :mod:`bpe_numba.processes`, imports no numpy, ``regex`` or
@@ -174,7 +174,7 @@ def train_bpe(
 
 
 def _run_training(*job):
-    from .training import run_training  # numpy and Numba load only in the process that trains
+    from .train_job import run_training  # numpy and Numba load only in the process that trains
 
     return run_training(*job)
 
