@@ -8,7 +8,7 @@ imports neither numpy nor Numba: importing numpy alone costs about 0.1 s.
 
 Pre-tokenization by *units*. For the GPT-2 pattern, a space whose previous character is not whitespace is
 a token boundary of the whole text (no alternative continues a non-whitespace run into whitespace, and the
-pattern has no look-behind; DESIGN.md, safe chunking). So a block of text with no space after whitespace
+pattern has no look-behind; see bpe_numba.chunking). So a block of text with no space after whitespace
 is the concatenation of its ``" "``-separated pieces, each pre-tokenized alone: ``str.split(" ")`` and a
 ``Counter`` (both in C) find the distinct units, and ``regex`` only runs once per distinct unit. A block
 with such a space ("two  spaces", "line\\n next") is pre-tokenized whole with ``regex``.
