@@ -184,9 +184,9 @@ def _count_threads(path, size, splitter, num_workers, chunk_size, errors, show):
 
 
 def default_chunk_size(size: int, workers: int) -> int:
-    """About eight chunks per thread, between 256 KiB and 4 MiB: enough for the threads to finish together
+    """About sixteen chunks per thread, between 256 KiB and 4 MiB: enough for the threads to finish together
     (a chunk is a few milliseconds of work), few enough that a chunk's fixed costs stay small."""
-    return int(min(max(size // (8 * max(workers, 1)), _CHUNK_MIN), _CHUNK_MAX))
+    return int(min(max(size // (16 * max(workers, 1)), _CHUNK_MIN), _CHUNK_MAX))
 
 
 def merge_tables(tables: list):
@@ -348,7 +348,7 @@ def count_pretokens(
     ``doc_cap``, ``max_chars`` and ``executor``.
 
     ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores); ``chunk_size``
-    is the bytes per task (default: about eight per thread, 256 KiB to 4 MiB; 32-64 MiB per process). ``pattern`` is the
+    is the bytes per task (default: about sixteen per thread, 256 KiB to 4 MiB; 32-64 MiB per process). ``pattern`` is the
     pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2 scanner (``"numba"``),
     the ``regex`` package (``"regex"``), or the scanner when the pattern allows (``"auto"``). Every choice
     gives the same table.
