@@ -246,17 +246,21 @@ DISTRIBUTIONS = {"bpe_numba": "bpe_numba", "rustbpe": "rustbpe", "hf": "tokenize
                  "python_baseline": "regex"}
 
 
+def dist_version(dist: str) -> str | None:
+    """The installed version of a distribution, or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def tool_version(tool: str) -> str:
     """``"0.23.3"``-style version of the package behind a tool (for python_baseline: the interpreter's
     version and the ``regex`` package's)."""
-    from importlib import metadata
-
     dist = DISTRIBUTIONS[tool]
-    try:
-        v = metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        mod = sys.modules.get(dist)
-        v = getattr(mod, "__version__", "?")
+    v = dist_version(dist) or getattr(sys.modules.get(dist), "__version__", "?")
     if tool == "python_baseline":
         import platform
 

@@ -1,13 +1,21 @@
-"""Side-by-side encoding benchmark: bpe_numba's GPT-2 tokenizer against tiktoken's ``gpt2`` encoding.
+"""Side-by-side encoding benchmark: bpe_numba's GPT-2 tokenizer against tiktoken's ``gpt2`` encoding and
+gigatoken's tokenizer built from the same GPT-2 files.
 
     python benchmarks/bench_encode.py INPUT [--repeat 3] [--workers K] [--json [OUT]]
-        [--tools tiktoken,tiktoken_batch,bpe_numba,bpe_numba_file] [--timeout S]
+        [--tools tiktoken,tiktoken_batch,gigatoken,bpe_numba,bpe_numba_file] [--timeout S]
 
 Rows (each measured in a fresh process, so caches and memory never carry over from one tool to another):
 
 * ``tiktoken encode, 1 thread``: ``enc.encode(text, allowed_special={"<|endoftext|>"})``, the baseline.
 * ``tiktoken encode_batch, K threads``: the text split after every ``<|endoftext|>`` (one document per
   item), ``enc.encode_batch(docs, num_threads=K, allowed_special=...)``; the split is inside the timing.
+* ``gigatoken encode_batch([text]), K threads, first call``: gigatoken's ``Tokenizer`` (an HF ``tokenizers``
+  BPE model of GPT-2's files with the byte-level pre-tokenizer and ``<|endoftext|>`` as a special token),
+  ``tok.encode_batch([text])``: one document, which gigatoken cuts at safe places and encodes on its K
+  threads (``RAYON_NUM_THREADS=K``; its ``encode`` uses one thread). ``... warm``: the same call again in
+  the same process (its caches filled).
+* ``gigatoken encode_files(FILE), K threads`` (``gigatoken_file``, not in the default ``--tools``):
+  ``tok.encode_files(INPUT)``, the whole file as one document, read by gigatoken (memory-mapped).
 * ``bpe_numba encode, 1 thread, cold``: the first ``Tokenizer.encode(text)`` on a fresh tokenizer (kernels
   compiled, pre-token cache empty). ``... warm``: the same call again in the same process.
 * ``bpe_numba encode_file, num_workers=K``: ``tok.encode_file(INPUT, OUT.npy, num_workers=K)``; reads the
@@ -15,12 +23,13 @@ Rows (each measured in a fresh process, so caches and memory never carry over fr
   of the process encode it.
 
 MB/s is input bytes (10**6) per second of the call alone, median over ``--repeat`` fresh processes; model
-loading (``tiktoken.get_encoding``; bpe_numba: reading the two GPT-2 files and building the ``Tokenizer``)
-is timed separately. Peak memory is the summed RSS of the process and its children, sampled every ~10 ms
-with psutil. Every run's ids are checked against tiktoken's (and the ``.npy`` against ``encode``): any
+loading (``tiktoken.get_encoding``; bpe_numba: reading the two GPT-2 files and building the ``Tokenizer``;
+gigatoken: building its tokenizer) is timed separately. Peak memory is the summed RSS of the process and
+its children, sampled every ~10 ms with psutil. Every run's ids are checked against tiktoken's (and the ``.npy`` against ``encode``): any
 difference is printed and the exit status is 1.
 
-The GPT-2 files come from ``$BPE_NUMBA_FIXTURES`` (default ``../shared/cs336`` next to the repository);
+The GPT-2 files come from ``$BPE_NUMBA_FIXTURES`` (default ``$BPE_NUMBA_SHARED/cs336``, else
+``../shared/cs336`` next to the repository);
 ``TIKTOKEN_CACHE_DIR`` defaults to the ``tiktoken_cache`` folder beside that, so tiktoken works offline.
 """
 
@@ -38,15 +47,15 @@ import time
 
 try:  # a module of the benchmarks package (python -m benchmarks), or a script beside bench_train.py
     from . import bench_train
-    from ._run_one import ToolMissing, report_outcome, require_tool
+    from ._run_one import ToolMissing, dist_version, report_outcome, require_tool
 except ImportError:
     import bench_train
-    from _run_one import ToolMissing, report_outcome, require_tool
+    from _run_one import ToolMissing, dist_version, report_outcome, require_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 EOT = "<|endoftext|>"
-TOOLS = ("tiktoken", "tiktoken_batch", "bpe_numba", "bpe_numba_file")
+TOOLS = ("tiktoken", "tiktoken_batch", "gigatoken", "gigatoken_file", "bpe_numba", "bpe_numba_file")
 WORKER_FLAG = "--_run-one"  # internal: run one measurement in this (fresh) process
 
 
@@ -55,7 +64,9 @@ WORKER_FLAG = "--_run-one"  # internal: run one measurement in this (fresh) proc
 # ---------------------------------------------------------------------------------------------------------
 
 def fixture_dir() -> str:
-    return os.path.abspath(os.environ.get("BPE_NUMBA_FIXTURES") or os.path.join(REPO, "..", "shared", "cs336"))
+    """``$BPE_NUMBA_FIXTURES``, else ``$BPE_NUMBA_SHARED/cs336``, else ``../shared/cs336`` beside the repo."""
+    shared = os.environ.get("BPE_NUMBA_SHARED") or os.path.join(REPO, "..", "shared")
+    return os.path.abspath(os.environ.get("BPE_NUMBA_FIXTURES") or os.path.join(shared, "cs336"))
 
 
 def model_paths(fixtures: str) -> tuple[str, str]:
@@ -93,6 +104,29 @@ def _import_tiktoken():
     return require_tool("tiktoken")
 
 
+def gigatoken_gpt2(vocab_path: str, merges_path: str):
+    """gigatoken's ``Tokenizer`` for GPT-2's files: an HF ``tokenizers`` BPE model with the byte-level
+    pre-tokenizer (GPT-2's pattern) and ``<|endoftext|>`` as a special token, handed to gigatoken."""
+    gigatoken = require_tool("gigatoken")
+    require_tool("tokenizers")
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+
+    hf = Tokenizer(models.BPE.from_file(vocab_path, merges_path))
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.add_special_tokens([AddedToken(EOT, special=True, normalized=False)])
+    return gigatoken.Tokenizer(hf)
+
+
+def _one_row(batch):
+    """The ids of a one-document awkward result of gigatoken, as a numpy view (no copy)."""
+    import numpy as np
+
+    offsets = np.asarray(batch.layout.offsets.data)
+    if len(offsets) != 2:
+        raise ValueError(f"expected one document from gigatoken, got {len(offsets) - 1}")
+    return np.asarray(batch.layout.content.data)[offsets[0] : offsets[1]]
+
+
 def _cpu() -> float:
     """CPU seconds of this process (all threads) and of its children that have been waited for."""
     t = os.times()
@@ -114,7 +148,7 @@ def _read_text(path: str) -> str:
 def _save_ids(path: str, ids) -> None:
     import numpy as np
 
-    np.save(path, np.asarray(ids, dtype=np.int32))
+    np.save(path, ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int32))  # no copy of an array
 
 
 def split_documents(text: str) -> list[str]:
@@ -128,6 +162,8 @@ def split_documents(text: str) -> list[str]:
 
 
 def measure(tool: str, input_path: str, ids_out: str, workers: int, vocab_path: str, merges_path: str) -> dict:
+    import numpy as np
+
     res: dict = {}
     if tool in ("tiktoken", "tiktoken_batch"):
         tiktoken, res["import_s"], _ = _timed(_import_tiktoken)
@@ -150,6 +186,23 @@ def measure(tool: str, input_path: str, ids_out: str, workers: int, vocab_path: 
                        num_threads=workers)
             ids = list(itertools.chain.from_iterable(batches))
             del batches
+    elif tool in ("gigatoken", "gigatoken_file"):
+        os.environ["RAYON_NUM_THREADS"] = str(workers)  # read when gigatoken's thread pool starts
+        gigatoken, res["import_s"], _ = _timed(require_tool, "gigatoken")
+        res["gigatoken_version"] = dist_version("gigatoken")
+        tok, res["load_s"], _ = _timed(gigatoken_gpt2, vocab_path, merges_path)
+        res["num_threads"] = workers
+        if tool == "gigatoken":
+            # encode() runs on one thread; encode_batch splits a long document at safe places and uses them all
+            text = _read_text(input_path)
+            batch, res["call_s"], res["call_cpu_s"] = _timed(tok.encode_batch, [text])
+            ids = _one_row(batch)
+            again, res["warm_s"], res["warm_cpu_s"] = _timed(tok.encode_batch, [text])  # its caches now filled
+            res["warm_same_ids"] = bool(np.array_equal(_one_row(again), ids))
+            del again, text
+        else:
+            batch, res["call_s"], res["call_cpu_s"] = _timed(tok.encode_files, input_path)  # reads the file itself
+            ids = _one_row(batch)
     elif tool == "bpe_numba":
         bpe_numba, res["import_s"], _ = _timed(_import_bpe_numba)
         (vocab, merges, loader), res["read_model_s"], _ = _timed(read_gpt2_model, vocab_path, merges_path)
@@ -255,10 +308,14 @@ def describe_mismatch(got, want, i: int, got_name: str, want_name: str, vocab_pa
     return "\n".join(lines)
 
 
+WARM_ROWS = ("bpe_numba_warm", "gigatoken_warm")  # second calls, in the process of the row before
 ROWS = (
     # (row key, tool process, label; {K} = workers)
     ("tiktoken", "tiktoken", "tiktoken encode, 1 thread"),
     ("tiktoken_batch", "tiktoken_batch", "tiktoken encode_batch, {K} threads"),
+    ("gigatoken_first", "gigatoken", "gigatoken encode_batch([text]), {K} threads, first call"),
+    ("gigatoken_warm", "gigatoken", "gigatoken encode_batch([text]), {K} threads, warm"),
+    ("gigatoken_file", "gigatoken_file", "gigatoken encode_files(FILE), {K} threads"),
     ("bpe_numba_cold", "bpe_numba", "bpe_numba encode, 1 thread, cold"),
     ("bpe_numba_warm", "bpe_numba", "bpe_numba encode, 1 thread, warm"),
     ("bpe_numba_file", "bpe_numba_file", "bpe_numba encode_file, num_workers={K}"),
@@ -266,12 +323,13 @@ ROWS = (
 
 
 def run_rows(input_path: str, tools: list[str], repeat: int, workers: int, vocab_path: str, merges_path: str,
-             env: dict, timeout: float | None, say=print, before_run=None) -> dict:
+             env: dict, timeout: float | None, say=print, before_run=None, keep_reference: str | None = None) -> dict:
     """Run every tool ``repeat`` times (fresh processes, round-robin), check every run's ids against
     tiktoken's (and bpe_numba ``encode``'s), and summarize. ``before_run(tool, r)`` is called before each
     process starts (for progress lines). Returns ``{"rows", "runs", "skipped", "mismatches", "compared"}``:
     ``rows`` one flat summary record per table row (see ROWS), ``runs`` every process's raw figures,
-    ``compared`` whether tiktoken ran so that ids were checked against it."""
+    ``compared`` whether tiktoken ran so that ids were checked against it. With ``keep_reference``, tiktoken's
+    ids (a ``.npy``) are moved there at the end instead of being deleted."""
     import numpy as np
 
     size = os.path.getsize(input_path)
@@ -338,6 +396,8 @@ def run_rows(input_path: str, tools: list[str], repeat: int, workers: int, vocab
                     f"(call {res['call_s']:.2f} s, load {res['load_s']:.2f} s, "
                     f"peak {res['peak_rss'] / 2**20:,.0f} MB)" + ("  IDS MISMATCH" if bad_ids else ""))
     finally:
+        if keep_reference and "tiktoken" in refs:
+            os.replace(refs["tiktoken"], keep_reference)
         for name in os.listdir(tmpdir):
             try:
                 os.unlink(os.path.join(tmpdir, name))
@@ -361,11 +421,12 @@ def run_rows(input_path: str, tools: list[str], repeat: int, workers: int, vocab
         elif not ok:
             row.update(status="failed", note=(runs[tool][-1].get("error") if runs[tool] else ""))
         else:
-            secs = [x["warm_s" if key == "bpe_numba_warm" else "call_s"] for x in ok]
-            cpus = [x["warm_cpu_s" if key == "bpe_numba_warm" else "call_cpu_s"] for x in ok]
+            warm = key in WARM_ROWS
+            secs = [x["warm_s" if warm else "call_s"] for x in ok]
+            cpus = [x["warm_cpu_s" if warm else "call_cpu_s"] for x in ok]
             med = statistics.median(secs)
             same = [x.get("same_ids_as_tiktoken") for x in ok]
-            if key == "bpe_numba_warm":  # the warm call's ids are compared with the cold call's in the worker
+            if warm:  # the warm call's ids are compared with the first call's in the worker
                 same = [None if s_ is None else (s_ and x.get("warm_same_ids", False)) for s_, x in zip(same, ok)]
             row.update(
                 status="ok", runs_ok=len(ok), seconds_median=med, seconds_min=min(secs), seconds_max=max(secs),
@@ -382,8 +443,8 @@ def run_rows(input_path: str, tools: list[str], repeat: int, workers: int, vocab
                                             if x.get("first_diff_vs_tiktoken") is not None), default=None),
                 threads=1 if tool in ("tiktoken", "bpe_numba") else workers,
             )
-            if key == "bpe_numba_warm":
-                row["load_s_median"] = row["load_s_max"] = None  # same process as the cold row
+            if warm:
+                row["load_s_median"] = row["load_s_max"] = None  # same process as the first call's row
         rows.append(row)
     base = next((r["mb_per_s_median"] for r in rows if r["row"] == "tiktoken" and r["status"] == "ok"), None)
     for row in rows:
@@ -400,10 +461,12 @@ def main(argv=None) -> int:
     ap.add_argument("input", help="UTF-8 text file to encode")
     ap.add_argument("--repeat", type=int, default=3, help="fresh processes per row; the median is shown")
     ap.add_argument("--workers", type=int, default=None,
-                    help="threads for tiktoken encode_batch and num_workers for encode_file (default: all cores)")
+                    help="threads for tiktoken encode_batch and gigatoken, num_workers for encode_file "
+                         "(default: all cores)")
     ap.add_argument("--json", dest="json_out", nargs="?", const="-", default=None, metavar="OUT",
                     help="write all figures as JSON to OUT; without OUT, to stdout (the table goes to stderr)")
-    ap.add_argument("--tools", default=",".join(TOOLS), help=f"any of {','.join(TOOLS)}")
+    ap.add_argument("--tools", default=",".join(t for t in TOOLS if t != "gigatoken_file"),
+                    help=f"any of {','.join(TOOLS)} (default: all but gigatoken_file)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per process before it is killed")
     a = ap.parse_args(argv)
     out = sys.stderr if a.json_out == "-" else sys.stdout

@@ -64,19 +64,21 @@ def run_once(tool: str, file: str, vocab: int, specials: list[str], merges_out: 
     return run_measured(cmd, tool, result_path, timeout, interval=interval)
 
 
-def run_measured(cmd: list[str], tool: str, result_path: str, timeout: float | None, *, env: dict | None = None,
-                 interval: float = 0.01) -> dict:
+def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: float | None, *,
+                 env: dict | None = None, cwd: str | None = None, interval: float = 0.01) -> dict:
     """Run ``cmd`` (a worker that writes its JSON result to ``result_path``) in a fresh process, sampling
     the summed RSS of its process tree every ``interval`` s; kill the tree after ``timeout`` s. Returns the
-    worker's result (or an error record) plus ``wall_s`` (from outside), ``peak_rss``, ``rss_samples`` and
-    ``returncode``; ``result_path`` is removed."""
+    worker's result (or an error record) plus ``wall_s`` (from outside, until the process exits, even when
+    a process it left behind still holds its output pipes), ``peak_rss``, ``rss_samples`` and
+    ``returncode``. ``result_path`` is removed; without one (``None``), the run is ok when the process exits
+    with status 0."""
     import psutil
 
     peak = 0
     samples = 0
     stop = threading.Event()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     ps = psutil.Process(proc.pid)
 
     def sampler():
@@ -88,11 +90,19 @@ def run_measured(cmd: list[str], tool: str, result_path: str, timeout: float | N
                 peak = rss
             stop.wait(interval)
 
-    th = threading.Thread(target=sampler, daemon=True)
-    th.start()
+    def drain(stream, sink: list) -> None:  # reads to EOF, which comes late if a descendant holds the pipe
+        for chunk in iter(lambda: stream.read(1 << 16), ""):
+            sink.append(chunk)
+
+    errs: list[str] = []
+    threads = [threading.Thread(target=sampler, daemon=True),
+               threading.Thread(target=drain, args=(proc.stdout, []), daemon=True),
+               threading.Thread(target=drain, args=(proc.stderr, errs), daemon=True)]
+    for th in threads:
+        th.start()
     timed_out = False
     try:
-        _out, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         for c in ps.children(recursive=True):
@@ -101,25 +111,34 @@ def run_measured(cmd: list[str], tool: str, result_path: str, timeout: float | N
             except psutil.Error:
                 pass
         proc.kill()
-        _out, err = proc.communicate()
+        proc.wait()
     wall = time.perf_counter() - t0
     stop.set()
-    th.join()
-    try:
-        with open(result_path) as f:
-            res = json.loads(f.read() or "{}")
-    except (OSError, ValueError):
-        res = {}
-    finally:
+    threads[0].join()
+    pipes_deadline = time.perf_counter() + 1.0  # a process left behind may hold the pipes: don't wait for it
+    for th in threads[1:]:
+        th.join(timeout=max(0.0, pipes_deadline - time.perf_counter()))
+    err = "".join(errs)
+    res: dict = {}
+    if result_path is not None:
         try:
-            os.unlink(result_path)
-        except OSError:
+            with open(result_path) as f:
+                res = json.loads(f.read() or "{}")
+        except (OSError, ValueError):
             pass
+        finally:
+            try:
+                os.unlink(result_path)
+            except OSError:
+                pass
+    elif proc.returncode == 0:
+        res = {"tool": tool, "ok": True}
     if timed_out:
         res = {"tool": tool, "ok": False, "missing": False, "error": f"timeout after {timeout} s"}
     elif not res:
         res = {"tool": tool, "ok": False, "missing": False,
-               "error": f"runner exited {proc.returncode} without a result: {err.strip()[-2000:]}"}
+               "error": f"exited {proc.returncode}" + ("" if result_path is None else " without a result")
+                        + f": {err.strip()[-2000:]}"}
     res.update(wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode)
     if proc.returncode == EXIT_MISSING:
         res["missing"] = True

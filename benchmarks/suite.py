@@ -1,40 +1,52 @@
-"""The benchmark suite: training and encoding, every tool side by side, in one run.
+"""The benchmark suite: training, pre-tokenization, encoding and cold start, every tool side by side.
 
-    python -m benchmarks                      # 1, 10, 100 MB x vocab 10000, 32000 (+ encoding 10 MB)
-    python -m benchmarks --quick --out /tmp/bq   # smoke run: 1 MB, vocab 10000, one repeat
-    python -m benchmarks --sizes 1,10,100,1000 --timeout 1800
+    python -m benchmarks                          # everything (about 20-25 minutes on 2 cores)
+    python -m benchmarks --quick --out /tmp/bq    # smoke run (1.5-2 minutes): slices, one repeat, no scale files
+    python -m benchmarks --only train-real,count  # some parts only
 
-Training: the deterministic synthetic corpus (``bpe_numba.synthetic.write_corpus(path, n, seed=0)``,
-generated once into --data-dir and reused) at each size and vocab size, trained by bpe_numba, rustbpe,
-gigatoken, HF tokenizers (each when installed) and the textbook pure-Python trainer
-(``baseline_python.py``, small sizes only), each run a fresh process (``_run_one.py``, through
-``bench_train.run_once``) with the peak memory of its process tree sampled from outside. Every tool's
-merges are compared with bpe_numba's; the pure-Python trainer must give exactly bpe_numba's merges.
+Parts (``--only``), in the order of every output:
 
-Encoding: the 10 MB file with GPT-2's vocabulary, tiktoken against bpe_numba (``bench_encode.run_rows``);
-every run's ids must equal tiktoken's.
+* ``train-real``: real text (``corpora.py``: ``prose_en.txt`` 52.4 MB, ``multilingual.txt`` 12.3 MB) at vocab
+  10K (and 32K for ``prose_en``), trained by bpe_numba, gigatoken, rustbpe and HF tokenizers; then
+  ``prose_en.txt`` repeated to 1 and 2 GB (``--scale-gb``) at vocab 10K by bpe_numba and gigatoken (rustbpe
+  and HF too with ``--slow-peers``). Each run a fresh process (``_run_one.py`` through
+  ``bench_train.run_once``), peak memory of its process tree sampled from outside, merges compared with
+  bpe_numba's.
+* ``count``: ``count_pretokens`` on both corpora with 1 and 2 workers, warm, in one process
+  (``bench_count.py``).
+* ``encode-real``: both corpora with GPT-2's vocabulary: tiktoken, gigatoken and bpe_numba
+  (``bench_encode.run_rows``), every run's ids checked against tiktoken's; then ``encode_file`` on
+  ``prose_en.txt`` repeated to 1 GB (``--encode-scale-gb``) against gigatoken's ``encode_files``.
+* ``cold``: the first run on an empty Numba cache, then warm runs (``bench_cold.py``).
+* ``train-synthetic``: the synthetic corpus of ``bpe_numba.synthetic`` at ``--sizes`` x ``--vocab-sizes``,
+  also with the textbook pure-Python trainer (``baseline_python.py``, small sizes), whose merges must
+  equal bpe_numba's.
+* ``encode-synthetic``: the ``--encode-mb`` synthetic file, as ``encode-real``.
 
-Writes results.csv, results.md, results.json, train_time.png and encode_throughput.png into --out.
-Exit status: 0; 1 when an exactness check failed (the pure-Python trainer's merges differ from
-bpe_numba's, ids differ from tiktoken's) or bpe_numba itself failed; 2 for bad arguments.
+Writes results.csv, results.md, results.json, train_real.png, train_time.png and encode_throughput.png
+into --out. Exit status: 0; 1 when an exactness check failed (merges of the pure-Python trainer, ids,
+counts) or bpe_numba itself failed; 2 for bad arguments; 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import datetime
 import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from . import bench_encode, bench_train
+from . import bench_cold, bench_count, bench_encode, bench_train, corpora
+from ._run_one import dist_version
+from .report import (TRAIN_LABELS, TRAIN_TOOLS, VERSION_DISTS, csv_value, fmt_duration, fmt_load, fmt_size,
+                     make_plots, one_line, render_markdown)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -42,17 +54,18 @@ SPECIALS = ["<|endoftext|>"]
 SEED = 0
 LARGE_MB = 100  # sizes from here on get --repeat-large runs
 
-TRAIN_TOOLS = ("bpe_numba", "rustbpe", "gigatoken", "hf", "python_baseline")
-TRAIN_LABELS = {"bpe_numba": "bpe_numba", "rustbpe": "rustbpe", "gigatoken": "gigatoken",
-                "hf": "HF tokenizers", "python_baseline": "pure Python (textbook)"}
-TRAIN_COLORS = {"bpe_numba": "tab:blue", "rustbpe": "tab:orange", "gigatoken": "tab:green", "hf": "tab:red",
-                "python_baseline": "tab:purple"}  # the same colour for a tool in every panel
-ENCODE_TOOLS = ("tiktoken", "tiktoken_batch", "bpe_numba", "bpe_numba_file")
-CSV_FIELDS = ("task", "tool", "size_mb", "vocab_size", "runs", "wall_s", "call_s", "peak_mb", "merges",
-              "first_diff", "shared_merges_pct", "mb_per_s", "ratio_vs_bpe_numba", "status", "note", "version",
-              "machine")
-VERSION_DISTS = ("bpe_numba", "numba", "numpy", "regex", "rustbpe", "tokenizers", "gigatoken", "tiktoken",
-                 "psutil", "matplotlib")
+PARTS = ("train-real", "count", "encode-real", "cold", "train-synthetic", "encode-synthetic")
+REAL_TRAIN = (("prose_en", 10000), ("prose_en", 32000), ("multilingual", 10000))  # (corpus, vocab)
+SCALE_VOCAB = 10000
+SCALE_TOOLS = ("bpe_numba", "gigatoken")  # on the scale files; rustbpe and HF with --slow-peers
+QUICK_SLICE_MB = {"prose_en": 2, "multilingual": 1}  # --quick: the first MB of each real corpus
+COUNT_WORKERS = (1, 2)
+ENCODE_TOOLS = ("tiktoken", "tiktoken_batch", "gigatoken", "bpe_numba", "bpe_numba_file")
+ENCODE_REAL_TOOLS = ("tiktoken", "gigatoken", "bpe_numba", "bpe_numba_file")  # of --encode-tools
+ENCODE_SCALE_TOOLS = ("gigatoken_file", "bpe_numba_file")
+CSV_FIELDS = ("task", "corpus", "tool", "variant", "size_mb", "vocab_size", "workers", "runs", "wall_s", "call_s",
+              "peak_mb", "merges", "first_diff", "shared_merges_pct", "mb_per_s", "speedup", "ratio_vs_bpe_numba",
+              "status", "note", "version", "machine")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -60,42 +73,19 @@ VERSION_DISTS = ("bpe_numba", "numba", "numpy", "regex", "rustbpe", "tokenizers"
 # ---------------------------------------------------------------------------------------------------------
 
 def parse_list(text: str, kind, what: str) -> list:
-    example = "1,10,100" if what == "--sizes" else "10000,32000"
+    example = {"--sizes": "1,10,100", "--scale-gb": "1,2"}.get(what, "10000,32000")
     try:
         out = [kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad list {text!r}; use e.g. {example}") from None
-    if not out or any(x <= 0 for x in out):
+    if any(x < 0 for x in out) or (what != "--scale-gb" and (not out or 0 in out)):
         raise argparse.ArgumentTypeError(f"give positive numbers, e.g. {example}")
-    return sorted(set(out))
-
-
-def fmt_size(mb: float) -> str:
-    """``1`` -> ``"1"``, ``0.5`` -> ``"0.5"``: sizes as they appear in file names, tables and the CSV."""
-    return f"{mb:g}"
+    return sorted(set(x for x in out if x > 0))
 
 
 def fmt_elapsed(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m}:{s:02d}"
-
-
-def fmt_duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
-
-
-def one_line(text: str | None, limit: int = 200) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def dist_version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def machine_info() -> dict:
@@ -127,19 +117,22 @@ def machine_info() -> dict:
                              text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         git = None
-    try:
-        load = os.getloadavg()
-    except (OSError, AttributeError):
-        load = None
     info = {
         "cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram_gib,
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "python": platform.python_version(), "git": git, "loadavg_start": load,
+        "python": platform.python_version(), "executable": sys.executable, "git": git, "loadavg_start": _loadavg(),
         "versions": {d: dist_version(d) for d in VERSION_DISTS},
     }
     ram = f", {ram_gib:.0f} GiB RAM" if ram_gib else ""
     info["short"] = f"{cpu}, {info['cores']} cores{ram}, {platform.system()}, Python {info['python']}"
     return info
+
+
+def _loadavg():
+    try:
+        return os.getloadavg()
+    except (OSError, AttributeError):
+        return None
 
 
 def corpus_path(data_dir: str, size_mb: float) -> str:
@@ -153,7 +146,6 @@ def ensure_corpus(data_dir: str, size_mb: float, log) -> str:
     path = corpus_path(data_dir, size_mb)
     n = int(round(size_mb * 1e6))
     if os.path.isfile(path) and n <= os.path.getsize(path) < n + 100_000:
-        log(f"corpus {fmt_size(size_mb)} MB: reusing {path}")
         return path
     try:
         from bpe_numba.synthetic import write_corpus
@@ -163,8 +155,19 @@ def ensure_corpus(data_dir: str, size_mb: float, log) -> str:
     os.makedirs(data_dir, exist_ok=True)
     t0 = time.perf_counter()
     write_corpus(path, n, seed=SEED, progress=False)
-    log(f"corpus {fmt_size(size_mb)} MB: generated {path} in {time.perf_counter() - t0:.1f} s")
+    log(f"corpus: generated {path} in {time.perf_counter() - t0:.1f} s")
     return path
+
+
+def _compact_run(res: dict) -> dict:
+    """One process's figures for results.json, without tracebacks, stderr or file paths."""
+    keep = ("task", "corpus", "tool", "size_mb", "vocab_size", "repeat", "ok", "error", "wall_s", "process_wall_s",
+            "train_s", "call_s", "warm_s", "call_cpu_s", "load_s", "peak_rss", "merges", "version", "timings",
+            "ids", "num_workers", "num_threads")
+    out = {k: res[k] for k in keep if k in res}
+    if "error" in out:
+        out["error"] = one_line(out["error"], 500)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -175,6 +178,7 @@ class Suite:
     def __init__(self, a: argparse.Namespace, argv: list[str]):
         self.a = a
         self.argv = argv
+        self.seed = SEED
         self.t0 = time.perf_counter()
         self.rows: list[dict] = []          # one per measurement (the CSV)
         self.raw: list[dict] = []           # every process's figures (results.json)
@@ -182,8 +186,19 @@ class Suite:
         self.problems: list[str] = []       # failed exactness checks / bpe_numba failures -> exit 1
         self.missing: dict[str, str] = {}   # tool -> why it is not available
         self.machine = machine_info()
-        self.encode_rows: list[dict] = []
+        self.workers = a.workers or os.cpu_count() or 1
+        self.parts_run: list[str] = []
         self.interrupted = False
+        self.encode_results: list[tuple[str, dict]] = []  # (corpus, bench_encode.run_rows result), real text
+        self.encode_synthetic: tuple[str, dict] | None = None
+        self.scale_encode_rows: list[dict] = []
+        self.scale_check = ""
+        self._scratch: str | None = None    # slices and scale files; removed at the end of the run
+        self._real: dict[str, tuple[str, str]] | None = None  # name -> (path, label)
+        self._scale: dict[float, tuple[str, dict]] = {}       # GB -> (path, write_scaled layout), while kept
+        self.scaled: list[float] = []                         # the GB sizes built in this run
+        self._tiktoken_prose: str | None = None              # tiktoken's ids of prose_en.txt (.npy)
+        self._warmed: set[str] = set()
 
     # ----- output -----
     def log(self, msg: str, end: str = "\n") -> None:
@@ -192,23 +207,123 @@ class Suite:
     def cont(self, msg: str) -> None:  # completes a line started with log(..., end="")
         print(msg, flush=True)
 
+    def command(self) -> str:
+        return " ".join(["python -m benchmarks", shlex.join(self.argv)]).rstrip()
+
     def repeat_for(self, size_mb: float) -> int:
         return self.a.repeat_large if size_mb >= LARGE_MB else self.a.repeat
 
-    # ----- warm-up -----
-    def warm_up(self, smallest: str) -> None:
-        """Fill Numba's on-disk cache (the first run after a code change compiles the kernels, ~6 s), so
-        that compilation is in no measurement. Reported, not measured."""
+    def repeat_sentence_synthetic(self) -> str:
+        a = self.a
+        small = [x for x in a.sizes if x < LARGE_MB]
+        large = [x for x in a.sizes if x >= LARGE_MB]
+        if small and large and a.repeat != a.repeat_large:
+            return (f"Median of {a.repeat} fresh process(es) per tool for sizes below {LARGE_MB} MB, "
+                    f"{a.repeat_large} from {LARGE_MB} MB on.")
+        return f"Median of {a.repeat if small else a.repeat_large} fresh process(es) per tool and size."
+
+    def repeat_sentence_real(self) -> str:
+        text = f"Median of {self.a.repeat} fresh process(es) per tool on the corpora"
+        if self.scaled:
+            text += f", {self.a.repeat_large} on the repeated files"
+        return text + "."
+
+    def repeat_large_sentence(self) -> str:
+        return f"Median of {self.a.repeat_large} fresh process(es) per row."
+
+    def corpora_sentence(self, lower: bool = False) -> str:
+        src = self.a.corpora
+        text = (f"The corpora are `prose_en.txt` (English technical prose) and `multilingual.txt` (Spanish, "
+                f"Russian, Polish, Italian) from `{src}`, made by `corpora/build.py` of the shared folder, "
+                "documents separated by `<|endoftext|>`, the special token")
+        if self.a.quick:
+            text += " (--quick: only their first MB, cut at a document or line boundary)"
+        if self.scaled:
+            text += ("; \"× N GB\" is `prose_en.txt` repeated to N GB (whole copies joined by `<|endoftext|>`, "
+                     "the last one cut at a document boundary), built for the run and deleted after it")
+        text += ". Every input file was read once before its timed runs, so the page cache is warm."
+        return text[0].lower() + text[1:] if lower else text
+
+    # ----- inputs -----
+    def scratch(self) -> str:
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="bpe_numba_bench_", dir=self.a.scale_dir)
+        return self._scratch
+
+    def real(self) -> dict[str, tuple[str, str]]:
+        """``{name: (path, label)}`` of the real corpora (slices with --quick), or {} with a note why not."""
+        if self._real is not None:
+            return self._real
+        files, why = corpora.ensure_corpora(self.a.corpora, self.log)
+        if not files:
+            self.log(f"real-text rows skipped: {why}")
+            self.notes.append(f"Real-text rows skipped: {why}.")
+            self._real = {}
+            return self._real
+        self._real = {}
+        for name, path in files.items():
+            if self.a.quick:
+                dst = os.path.join(self.scratch(), f"{name}_first{QUICK_SLICE_MB[name]}MB.txt")
+                n = corpora.write_slice(path, QUICK_SLICE_MB[name] * 10**6, dst)
+                label = f"{name}.txt, first {n / 1e6:.1f} MB"
+                path = dst
+            else:
+                label = f"{name}.txt"
+            self._real[name] = (path, label)
+        return self._real
+
+    def scale_file(self, gb: float) -> tuple[str, dict] | None:
+        """``prose_en.txt`` repeated to ``gb`` GB in the scratch folder (built once), or None."""
+        if gb in self._scale:
+            return self._scale[gb]
+        real = self.real()
+        if "prose_en" not in real:
+            return None
+        need = int(gb * 10**9)
+        free = shutil.disk_usage(self.scratch()).free
+        if free < need + (2 << 30):
+            self.notes.append(f"prose_en.txt × {fmt_size(gb)} GB not built: {free / 1e9:.1f} GB free in "
+                              f"{self.scratch()} (--scale-dir), {need / 1e9 + 2:.1f} GB needed.")
+            return None
+        path = os.path.join(self.scratch(), f"prose_en_x{fmt_size(gb)}GB.txt")
         t = time.perf_counter()
-        what = "training and encoding" if self.a.encode_mb else "training"
-        self.log(f"warm-up: bpe_numba {what} once (fills Numba's cache; not measured) ...", end="")
-        res = bench_train.run_once("bpe_numba", smallest, 500, SPECIALS, None, self.a.workers, self.a.timeout)
-        msg = "" if res.get("ok") else f" training FAILED: {one_line(res.get('error'))}"
-        fixtures = bench_encode.fixture_dir()
-        vocab_path, merges_path = bench_encode.model_paths(fixtures)
-        if self.a.encode_mb and os.path.isfile(vocab_path) and os.path.isfile(merges_path):
+        self.log(f"building {path} ...", end="")
+        layout = corpora.write_scaled(real["prose_en"][0], need, path)
+        self.cont(f" {layout['copies']} whole copies + {layout['partial_bytes'] / 1e6:.1f} MB, "
+                  f"{time.perf_counter() - t:.1f} s")
+        self._scale[gb] = (path, layout)
+        self.scaled.append(gb)
+        return self._scale[gb]
+
+    def drop_scale(self, keep: set[float]) -> None:
+        for gb in [g for g in self._scale if g not in keep]:
+            os.unlink(self._scale.pop(gb)[0])
+
+    def warm(self, path: str) -> None:
+        """Read the file once before its timed runs (the page cache then holds it)."""
+        if path not in self._warmed:
+            corpora.warm_page_cache(path)
+            self._warmed.add(path)
+
+    # ----- warm-up -----
+    def warm_up(self, parts: list[str]) -> None:
+        """Compile or load every kernel once (``python -m bpe_numba warmup``, which also marks them ready, so
+        no run falls back to the Python tier or starts a background compile), then run one bpe_numba
+        training and encoding: compilation is in no measurement but the cold-start ones. Reported, not
+        measured."""
+        t = time.perf_counter()
+        encode = any(p.startswith("encode") for p in parts)
+        small = ensure_corpus(self.a.data_dir, 1.0, self.log)
+        self.log(f"warm-up: python -m bpe_numba warmup, then bpe_numba training{' and encoding' if encode else ''} "
+                 "once (not measured) ...", end="")
+        res = bench_train.run_measured([sys.executable, "-m", "bpe_numba", "warmup"], "warmup", None, self.a.timeout)
+        msg = "" if res.get("ok") else f" (python -m bpe_numba warmup failed: {one_line(res.get('error'), 120)})"
+        res = bench_train.run_once("bpe_numba", small, 500, SPECIALS, None, self.a.workers, self.a.timeout)
+        msg += "" if res.get("ok") else f" training FAILED: {one_line(res.get('error'))}"
+        vocab_path, merges_path = bench_encode.model_paths(bench_encode.fixture_dir())
+        if encode and os.path.isfile(vocab_path) and os.path.isfile(merges_path):
             with tempfile.TemporaryDirectory(prefix="bench_suite_") as d:
-                r2 = bench_encode.run_once("bpe_numba", smallest, os.path.join(d, "ids.npy"), 1, vocab_path,
+                r2 = bench_encode.run_once("bpe_numba", small, os.path.join(d, "ids.npy"), 1, vocab_path,
                                            merges_path, dict(os.environ), self.a.timeout)
             if not r2.get("ok") and not r2.get("missing"):
                 msg += f" encoding FAILED: {one_line(r2.get('error'))}"
@@ -217,93 +332,81 @@ class Suite:
         self.machine["warmup_s"] = dt
 
     # ----- training -----
-    def train(self, files: dict[float, str]) -> None:
+    def train_case(self, corpus: str, path: str, vocab: int, tools: list[str], repeat: int, *, size_mb: float,
+                   real: bool, timed_out: dict) -> None:
+        """Every tool on one file at one vocab size, ``repeat`` fresh processes each, round-robin; appends
+        the rows. ``timed_out`` (tool -> corpus) holds the tools that timed out in this series: they are
+        not run again."""
         a = self.a
-        tools = a.tools
-        timed_out: dict[tuple[str, int], float] = {}  # (tool, vocab) -> size that timed out
-        for size in a.sizes:
-            path = files[size]
-            nbytes = os.path.getsize(path)
-            n = self.repeat_for(size)
-            for vocab in a.vocab_sizes:
-                todo = []
-                for t in tools:
-                    if t in self.missing:
+        nbytes = os.path.getsize(path)
+        base = {"corpus": corpus, "size_mb": size_mb, "vocab_size": vocab, "real": real}
+        todo = []
+        for t in tools:
+            if t in self.missing:
+                continue
+            if t in timed_out:
+                self.rows.append(self._train_row(t, **base, status="skipped",
+                                                 note=f"timed out on {timed_out[t]}; larger files not run"))
+                continue
+            todo.append(t)
+        self.warm(path)
+        runs: dict[str, list[dict]] = {t: [] for t in todo}
+        failed: set[str] = set()
+        with tempfile.TemporaryDirectory(prefix="bench_suite_") as tmp:
+            merges_path = {t: os.path.join(tmp, f"{t}.json") for t in todo}
+            for r in range(repeat):  # round-robin over the tools, so load drift hits all of them alike
+                for t in todo:
+                    if t in failed or t in self.missing:
                         continue
-                    if t == "python_baseline" and size > a.baseline_max_mb:
+                    self.log(f"train {corpus}, vocab {vocab}: {t} run {r + 1}/{repeat} ...", end="")
+                    res = bench_train.run_once(t, path, vocab, SPECIALS, merges_path[t] if r == 0 else None,
+                                               a.workers, a.timeout)
+                    res.update(task="train", corpus=corpus, size_mb=size_mb, vocab_size=vocab, repeat=r)
+                    self.raw.append(_compact_run(res))
+                    if res.get("missing"):
+                        self.missing[t] = one_line(res.get("error")) or "not installed"
+                        self.cont(f" not installed, skipped ({self.missing[t]})")
                         continue
-                    if (t, vocab) in timed_out:
-                        self.rows.append(self._train_row(t, size, vocab, status="skipped", note=(
-                            f"timed out at {fmt_size(timed_out[t, vocab])} MB; larger sizes not run")))
+                    runs[t].append(res)
+                    if not res.get("ok"):
+                        failed.add(t)
+                        err = one_line(res.get("error"))
+                        self.cont(f" FAILED after {res['wall_s']:.1f} s: {err}")
+                        tail = res.get("traceback") or res.get("stderr_tail")
+                        if tail:
+                            last = "\n".join(tail.strip().splitlines()[-12:])
+                            print("        " + last.replace("\n", "\n        "), flush=True)
+                        if err.startswith("timeout"):
+                            timed_out[t] = corpus
                         continue
-                    todo.append(t)
-                runs: dict[str, list[dict]] = {t: [] for t in todo}
-                failed: set[str] = set()
-                tmp = tempfile.mkdtemp(prefix="bench_suite_")
-                merges_path = {t: os.path.join(tmp, f"{t}.json") for t in todo}
-                try:
-                    for r in range(n):  # round-robin over the tools, so load drift hits all of them alike
-                        for t in todo:
-                            if t in failed or t in self.missing:
-                                continue
-                            self.log(f"train {fmt_size(size)} MB, vocab {vocab}: {t} run {r + 1}/{n} ...", end="")
-                            res = bench_train.run_once(t, path, vocab, SPECIALS, merges_path[t] if r == 0 else None,
-                                                       a.workers, a.timeout)
-                            res.update(task="train", size_mb=size, vocab_size=vocab, repeat=r)
-                            self.raw.append(_compact_run(res))
-                            if res.get("missing"):
-                                self.missing[t] = one_line(res.get("error")) or "not installed"
-                                self.cont(f" not installed, skipped ({self.missing[t]})")
-                                continue
-                            if not res.get("ok"):
-                                failed.add(t)
-                                err = one_line(res.get("error"))
-                                self.cont(f" FAILED after {res['wall_s']:.1f} s: {err}")
-                                tail = res.get("traceback") or res.get("stderr_tail")
-                                if tail:
-                                    last = "\n".join(tail.strip().splitlines()[-12:])
-                                    print("        " + last.replace("\n", "\n        "), flush=True)
-                                if err.startswith("timeout"):
-                                    timed_out[t, vocab] = size
-                                runs[t].append(res)
-                                continue
-                            runs[t].append(res)
-                            self.cont(f" wall {res['wall_s']:.2f} s (train {res['train_s']:.2f} s), "
-                                      f"peak {res['peak_rss'] / 2**20:,.0f} MB, {res['merges']} merges")
-                    self._train_summary(size, vocab, nbytes, runs, merges_path)
-                finally:
-                    for p in merges_path.values():
-                        try:
-                            os.unlink(p)
-                        except OSError:
-                            pass
-                    os.rmdir(tmp)
+                    self.cont(f" wall {res['wall_s']:.2f} s (train {res['train_s']:.2f} s), "
+                              f"peak {res['peak_rss'] / 2**20:,.0f} MB, {res['merges']} merges")
+            self._train_summary(base, nbytes, runs, merges_path)
 
-    def _train_row(self, tool: str, size, vocab, **kw) -> dict:
-        row = {"task": "train", "tool": tool, "size_mb": size, "vocab_size": vocab, "machine": self.machine["short"]}
+    def _train_row(self, tool: str, **kw) -> dict:
+        row = {"task": "train", "tool": tool, "machine": self.machine["short"]}
         row.update(kw)
         return row
 
-    def _train_summary(self, size, vocab, nbytes, runs, merges_path) -> None:
+    def _train_summary(self, base: dict, nbytes: int, runs: dict, merges_path: dict) -> None:
+        where = f"{base['corpus']}, vocab {base['vocab_size']}"
         ref = None
         if runs.get("bpe_numba") and all(x.get("ok") for x in runs["bpe_numba"]) \
                 and os.path.exists(merges_path["bpe_numba"]):
             ref = bench_train.load_merges(merges_path["bpe_numba"])
-        summary = {}
         out: list[dict] = []  # in tool order
         for t, rs in runs.items():
             ok = [x for x in rs if x.get("ok")]
             bad = [x for x in rs if not x.get("ok")]
             if bad:
                 err = one_line(bad[0].get("error"))
-                out.append(self._train_row(t, size, vocab, runs=len(ok),
+                out.append(self._train_row(t, **base, runs=len(ok), wall_s=bad[0].get("wall_s"),
                                            status="timeout" if err.startswith("timeout") else "error", note=err,
-                                           wall_s=bad[0].get("wall_s"), peak_mb=bad[0].get("peak_rss", 0) / 2**20))
+                                           peak_mb=bad[0].get("peak_rss", 0) / 2**20))
                 if t == "bpe_numba":
-                    self.problems.append(f"bpe_numba failed at {fmt_size(size)} MB, vocab {vocab}: {err}")
+                    self.problems.append(f"bpe_numba failed on {where}: {err}")
                 elif t == "python_baseline":
-                    self.notes.append(f"No exactness check at {fmt_size(size)} MB, vocab {vocab}: the pure-Python "
-                                      f"trainer did not finish ({err}).")
+                    self.notes.append(f"No exactness check on {where}: the pure-Python trainer did not finish ({err}).")
                 continue
             if not ok:
                 continue
@@ -314,36 +417,99 @@ class Suite:
                 "merges": ok[0]["merges"], "runs": len(ok), "version": ok[0].get("version", ""),
             }
             s["mb_per_s"] = nbytes / 1e6 / s["call_s"] if s["call_s"] > 0 else None
-            if t == "bpe_numba":
-                s["first_diff"] = "reference"
-            elif ref is not None and os.path.exists(merges_path[t]):
+            s["first_diff"] = "reference" if t == "bpe_numba" else ""
+            if t != "bpe_numba" and ref is not None and os.path.exists(merges_path[t]):
                 c = bench_train.compare_merges(ref, bench_train.load_merges(merges_path[t]))
                 s["first_diff"] = "identical" if c["identical_to_bpe_numba"] else c["first_diff"]
                 s["shared_merges_pct"] = c["shared_merges_pct"]
                 if t == "python_baseline":
-                    where = f"{fmt_size(size)} MB, vocab {vocab}"
                     if c["identical_to_bpe_numba"]:
                         self.notes.append(f"Exactness check: the pure-Python trainer's {s['merges']} merges equal "
-                                          f"bpe_numba's at {where}.")
+                                          f"bpe_numba's on {where}.")
                     else:
-                        msg = (f"EXACTNESS CHECK FAILED at {where}: the pure-Python trainer's merges differ from "
+                        msg = (f"EXACTNESS CHECK FAILED on {where}: the pure-Python trainer's merges differ from "
                                f"bpe_numba's at merge #{c['first_diff']} (bpe_numba "
                                f"{c.get('first_diff_bpe_numba')}, pure Python {c.get('first_diff_tool')})")
                         self.problems.append(msg)
                         self.notes.append(msg)
-            else:
-                s["first_diff"] = ""
-            summary[t] = s
-            out.append(self._train_row(t, size, vocab, status="ok", note="", **s))
-        base = summary.get("bpe_numba", {}).get("wall_s")
+            out.append(self._train_row(t, **base, status="ok", note="", **s))
+        wall = next((r["wall_s"] for r in out if r["tool"] == "bpe_numba" and r["status"] == "ok"), None)
         for row in out:
             if row["status"] == "ok":
-                row["ratio_vs_bpe_numba"] = row["wall_s"] / base if base else None
+                row["ratio_vs_bpe_numba"] = row["wall_s"] / wall if wall else None
         self.rows.extend(out)
 
+    def part_train_real(self) -> None:
+        real = self.real()
+        if not real:
+            return
+        tools = [t for t in self.a.tools if t != "python_baseline"]
+        timed_out: dict[str, str] = {}
+        for name, vocab in REAL_TRAIN:
+            if self.a.quick and vocab != SCALE_VOCAB:
+                continue
+            path, label = real[name]
+            self.train_case(label, path, vocab, tools, self.a.repeat, size_mb=os.path.getsize(path) / 1e6, real=True,
+                            timed_out={})
+        slow = ("rustbpe", "hf") if self.a.slow_peers else ()
+        scale_tools = [t for t in tools if t in SCALE_TOOLS + slow]
+        keep = set(self.a.encode_scale_gb) if "encode-real" in self.a.only else set()
+        for gb in self.a.scale_gb:
+            made = self.scale_file(gb)
+            if made is None:
+                continue
+            self.train_case(f"prose_en.txt × {fmt_size(gb)} GB", made[0], SCALE_VOCAB, scale_tools,
+                            self.a.repeat_large, size_mb=os.path.getsize(made[0]) / 1e6, real=True,
+                            timed_out=timed_out)
+            self.drop_scale(keep)
+        if self.a.scale_gb and not self.a.slow_peers:
+            self.notes.append("rustbpe and HF tokenizers are not run on the repeated files (they take minutes "
+                              "there); --slow-peers adds them.")
+
+    def part_train_synthetic(self) -> None:
+        files = {s: ensure_corpus(self.a.data_dir, s, self.log) for s in self.a.sizes}
+        timed_out: dict[int, dict[str, str]] = {v: {} for v in self.a.vocab_sizes}
+        for size in self.a.sizes:
+            tools = [t for t in self.a.tools if t != "python_baseline" or size <= self.a.baseline_max_mb]
+            for vocab in self.a.vocab_sizes:
+                self.train_case(f"synthetic {fmt_size(size)} MB", files[size], vocab, tools,
+                                self.repeat_for(size), size_mb=size, real=False, timed_out=timed_out[vocab])
+        if "python_baseline" in self.a.tools and any(x > self.a.baseline_max_mb for x in self.a.sizes):
+            self.notes.append(f"The pure-Python trainer runs only on sizes up to {fmt_size(self.a.baseline_max_mb)} "
+                              "MB (--baseline-max-mb).")
+
+    # ----- pre-tokenization -----
+    def part_count(self) -> None:
+        for name, (path, label) in self.real().items():
+            self.warm(path)
+            self.log(f"count_pretokens {label}: num_workers {' and '.join(map(str, COUNT_WORKERS))}, "
+                     f"{self.a.count_repeat} timed calls each, one process ...", end="")
+            res = bench_count.run_file(path, list(COUNT_WORKERS), self.a.count_repeat, self.a.timeout)
+            res.update(task="count", corpus=label)
+            self.raw.append({k: res[k] for k in ("task", "corpus", "ok", "error", "seconds", "distinct", "pretokens",
+                                                  "same_counts", "wall_s", "peak_rss") if k in res})
+            base = {"task": "count", "corpus": label, "tool": "bpe_numba", "size_mb": os.path.getsize(path) / 1e6,
+                    "machine": self.machine["short"], "version": self.machine["versions"].get("bpe_numba")}
+            if not res.get("ok"):
+                err = one_line(res.get("error"))
+                self.cont(f" FAILED: {err}")
+                self.problems.append(f"count_pretokens failed on {label}: {err}")
+                self.rows.append(dict(base, status="error", note=err))
+                continue
+            self.cont(" " + ", ".join(f"{r['workers']} worker(s) {r['mb_per_s']:,.1f} MB/s" for r in res["rows"])
+                      + f", peak {res['peak_rss'] / 2**20:,.0f} MB")
+            if not res["same_counts"]:
+                self.problems.append(f"count_pretokens on {label}: the counts differ between worker counts")
+            for r in res["rows"]:
+                self.rows.append(dict(base, variant=f"num_workers={r['workers']}", workers=r["workers"],
+                                      runs=r["runs"], call_s=r["seconds_median"], mb_per_s=r["mb_per_s"],
+                                      speedup=r["speedup"], wall_s=res["wall_s"], peak_mb=res["peak_rss"] / 2**20,
+                                      distinct=res["distinct"], same_counts=res["same_counts"], status="ok",
+                                      note=f"{res['distinct']:,} distinct pre-tokens"))
+
     # ----- encoding -----
-    def encode(self, path: str) -> None:
-        a = self.a
+    def _model(self) -> tuple[str, str, dict] | None:
+        """``(vocab_path, merges_path, env)`` for the encoding runs, or None (noted) without the GPT-2 files."""
         fixtures = bench_encode.fixture_dir()
         vocab_path, merges_path = bench_encode.model_paths(fixtures)
         absent = [p for p in (vocab_path, merges_path) if not os.path.isfile(p)]
@@ -351,101 +517,252 @@ class Suite:
             note = (f"GPT-2 model file not found: {absent[0]} (set BPE_NUMBA_FIXTURES to the folder holding "
                     f"gpt2_vocab.json and gpt2_merges.txt)")
             self.log(f"encode: skipped, {note}")
-            self.notes.append(f"Encoding skipped: {note}.")
-            self.rows.append({"task": "encode", "tool": "all", "size_mb": a.encode_mb, "status": "skipped",
-                              "note": note, "machine": self.machine["short"]})
-            return
+            if f"Encoding skipped: {note}." not in self.notes:
+                self.notes.append(f"Encoding skipped: {note}.")
+            return None
         env = dict(os.environ)
         env["TIKTOKEN_CACHE_DIR"] = cache = bench_encode.tiktoken_cache_dir(fixtures)
         if not os.path.isdir(cache):
             self.notes.append(f"{cache} does not exist: tiktoken had to download the gpt2 files.")
-        workers = a.workers or os.cpu_count() or 1
-        n = self.repeat_for(a.encode_mb)
-        size = os.path.getsize(path)
+        return vocab_path, merges_path, env
+
+    def encode_case(self, corpus: str, path: str, tools: list[str], repeat: int,
+                    keep_reference: str | None = None) -> dict | None:
+        """The encoding rows of one file; appends CSV rows and returns run_rows' result."""
+        model = self._model()
+        if model is None:
+            return None
+        vocab_path, merges_path, env = model
+        self.warm(path)
 
         def before_run(t, r):
-            self.log(f"encode {fmt_size(a.encode_mb)} MB: {t} run {r + 1}/{n} ...", end="")
+            self.log(f"encode {corpus}: {t} run {r + 1}/{repeat} ...", end="")
 
         def say(msg=""):  # bench_encode's per-run lines complete the line before_run started
             text = msg.strip()
             if not text:
                 return
-            if text.split(" ", 1)[0].rstrip(":") in ENCODE_TOOLS:
+            if text.split(" ", 1)[0].rstrip(":") in bench_encode.TOOLS:
                 self.cont(" " + text.split(": ", 1)[-1])
             else:  # a traceback
                 print("        " + text.replace("\n", "\n        "), flush=True)
 
-        result = bench_encode.run_rows(os.path.abspath(path), list(a.encode_tools), n, workers, vocab_path,
-                                       merges_path, env, a.timeout, say=say, before_run=before_run)
+        result = bench_encode.run_rows(os.path.abspath(path), tools, repeat, self.workers,
+                                       vocab_path, merges_path, env, self.a.timeout, say=say, before_run=before_run,
+                                       keep_reference=keep_reference)
+        result["repeat"] = repeat
+        size = os.path.getsize(path) / 1e6
         for t, rs in result["runs"].items():
             for x in rs:
-                x.update(task="encode", size_mb=a.encode_mb)
+                x.update(task="encode", corpus=corpus, size_mb=size)
                 self.raw.append(_compact_run(x))
         for m in result["mismatches"]:
-            self.problems.append("IDS MISMATCH: " + m)
-            self.notes.append("IDS MISMATCH: " + m.replace("\n", " / "))
-        self.encode_rows = result["rows"]
+            self.problems.append(f"IDS MISMATCH ({corpus}): {m}")
+            self.notes.append(f"IDS MISMATCH ({corpus}): " + m.replace("\n", " / "))
         base = next((r["seconds_median"] for r in result["rows"]
                      if r["row"] == "bpe_numba_cold" and r["status"] == "ok"), None)
-        vocab_n = None
-        try:
-            with open(vocab_path, encoding="utf-8") as f:
-                vocab_n = len(json.load(f))
-        except (OSError, ValueError):
-            pass
         for r in result["rows"]:
-            row = {"task": "encode", "tool": r["row"], "size_mb": a.encode_mb, "vocab_size": vocab_n,
-                   "machine": self.machine["short"], "note": r["label"]}
-            proc = "tiktoken" if r["tool"].startswith("tiktoken") else "bpe_numba"
-            row["version"] = self.machine["versions"].get(proc) or ""
+            row = {"task": "encode", "corpus": corpus, "tool": r["row"], "variant": r["label"], "size_mb": size,
+                   "vocab_size": 50257, "workers": r.get("threads"), "machine": self.machine["short"],
+                   "version": self.machine["versions"].get(r["tool"].split("_")[0]) or ""}
             if r["status"] != "ok":
-                row.update(status="error" if r["status"] == "failed" else r["status"],
-                           note=f"{r['label']}: {one_line(r.get('note'))}")
+                row.update(status="error" if r["status"] == "failed" else r["status"], note=one_line(r.get("note")))
                 if r["tool"].startswith("bpe_numba") and r["status"] == "failed":
-                    self.problems.append(f"bpe_numba encoding failed ({r['label']}): {one_line(r.get('note'))}")
+                    self.problems.append(f"bpe_numba encoding failed ({corpus}, {r['label']}): {row['note']}")
             else:
-                if r["row"] == "tiktoken":
-                    fd = "reference"
-                elif r["same_ids_as_tiktoken"] is None:
-                    fd = ""
-                elif r["same_ids_as_tiktoken"]:
-                    fd = "identical"
-                else:
-                    fd = r.get("first_diff_vs_tiktoken")
+                fd = ("reference" if r["row"] == "tiktoken" else "" if r["same_ids_as_tiktoken"] is None
+                      else "identical" if r["same_ids_as_tiktoken"] else r.get("first_diff_vs_tiktoken"))
                 row.update(status="ok", runs=r["runs_ok"], call_s=r["seconds_median"],
-                           wall_s=None if r["row"] == "bpe_numba_warm" else r.get("process_wall_s_median"),
+                           wall_s=None if r["row"] in bench_encode.WARM_ROWS else r.get("process_wall_s_median"),
                            peak_mb=r["peak_rss_max"] / 2**20, first_diff=fd, mb_per_s=r["mb_per_s_median"],
-                           ratio_vs_bpe_numba=r["seconds_median"] / base if base else None)
+                           speedup=r.get("speed_vs_tiktoken_1thread"),
+                           ratio_vs_bpe_numba=r["seconds_median"] / base if base else None, note="")
             self.rows.append(row)
         if result["compared"] and not result["mismatches"]:
-            self.notes.append(f"Encoding check: every run's ids equal tiktoken's ({size / 1e6:,.1f} MB, "
-                              f"{next((r['ids'] for r in result['rows'] if r.get('ids')), 0):,} ids).")
+            ids = next((r["ids"] for r in result["rows"] if r.get("ids")), 0)
+            self.notes.append(f"Encoding check ({corpus}): every run's ids equal tiktoken's ({ids:,} ids).")
+        return result
+
+    def part_encode_real(self) -> None:
+        real = self.real()
+        for name, (path, label) in real.items():
+            keep = os.path.join(self.scratch(), "prose_en.tiktoken.npy") if name == "prose_en" else None
+            result = self.encode_case(label, path, [t for t in self.a.encode_tools if t in ENCODE_REAL_TOOLS],
+                                      self.a.repeat, keep_reference=keep)
+            if result is None:
+                return
+            self.encode_results.append((label, result))
+            if keep and os.path.exists(keep):
+                self._tiktoken_prose = keep
+        for gb in self.a.encode_scale_gb:
+            made = self.scale_file(gb)
+            if made is not None:
+                self.encode_scale(gb, *made)
+            self.drop_scale(set())
+
+    def encode_scale(self, gb: float, path: str, layout: dict) -> None:
+        """``encode_file`` against gigatoken's ``encode_files`` on ``prose_en.txt`` × ``gb`` GB, ids checked
+        against tiktoken's ids of ``prose_en.txt`` (the file is whole copies of it, special tokens are hard
+        boundaries), or, without those, against each other."""
+        import numpy as np
+
+        model = self._model()
+        if model is None:
+            return
+        vocab_path, merges_path, env = model
+        with open(vocab_path, encoding="utf-8") as f:
+            eot_id = json.load(f)[SPECIALS[0]]
+        corpus = f"prose_en.txt × {fmt_size(gb)} GB"
+        size = os.path.getsize(path) / 1e6
+        n = self.a.repeat_large
+        ref = np.load(self._tiktoken_prose) if self._tiktoken_prose else None
+        self.scale_check = ("in full against tiktoken's ids of prose_en.txt from the rows above, repeated as the "
+                            "file repeats it (special tokens are hard boundaries)") if ref is not None else \
+            "against each other (tiktoken's ids of prose_en.txt were not available)"
+        self.warm(path)
+        runs: dict[str, list[dict]] = {t: [] for t in ENCODE_SCALE_TOOLS}
+        with tempfile.TemporaryDirectory(prefix="bench_suite_", dir=self.scratch()) as tmp:
+            first: dict[str, str] = {}
+            for r in range(n):
+                for t in ENCODE_SCALE_TOOLS:
+                    if t in self.missing:
+                        continue
+                    self.log(f"encode {corpus}: {t} run {r + 1}/{n} ...", end="")
+                    ids_path = os.path.join(tmp, f"{t}.{r}.npy")
+                    res = bench_encode.run_once(t, path, ids_path, self.workers, vocab_path, merges_path, env,
+                                                self.a.timeout)
+                    res.update(task="encode", corpus=corpus, size_mb=size, repeat=r)
+                    self.raw.append(_compact_run(res))
+                    if res.get("missing"):
+                        self.missing[t] = one_line(res.get("error"))
+                        self.cont(f" not available ({self.missing[t]})")
+                        continue
+                    runs[t].append(res)
+                    if not res.get("ok"):
+                        self.cont(f" FAILED: {one_line(res.get('error'))}")
+                        continue
+                    ids = np.load(ids_path, mmap_mode="r")
+                    res["ids"] = len(ids)
+                    if ref is not None:
+                        res["first_diff"] = corpora.check_scaled_ids(ids, ref, layout, eot_id)
+                    elif first:
+                        res["first_diff"] = bench_encode.first_difference(ids, np.load(next(iter(first.values())),
+                                                                                       mmap_mode="r"))
+                    if t == "bpe_numba_file" and res.get("returned_count") != len(ids):
+                        self.problems.append(f"{corpus}: encode_file returned {res.get('returned_count')!r} but "
+                                             f"its .npy holds {len(ids):,} ids")
+                    del ids
+                    first.setdefault(t, ids_path)
+                    if ids_path not in first.values():
+                        os.unlink(ids_path)
+                    bad = res.get("first_diff") is not None
+                    if bad:
+                        self.problems.append(f"IDS MISMATCH ({corpus}): {t} run {r + 1} differs at id "
+                                             f"#{res['first_diff']:,} ({self.scale_check})")
+                    self.cont(f" {size / res['call_s']:,.1f} MB/s (call {res['call_s']:.2f} s), peak "
+                              f"{res['peak_rss'] / 2**20:,.0f} MB" + ("  IDS MISMATCH" if bad else ""))
+            del ref
+        labels = {"gigatoken_file": f"gigatoken encode_files(FILE), {self.workers} threads",
+                  "bpe_numba_file": f"bpe_numba encode_file, num_workers={self.workers}"}
+        bpe = [x["call_s"] for x in runs["bpe_numba_file"] if x.get("ok")]
+        for t, rs in runs.items():
+            ok = [x for x in rs if x.get("ok")]
+            row = {"task": "encode", "corpus": corpus, "tool": t, "variant": labels[t], "size_mb": size,
+                   "vocab_size": 50257, "workers": self.workers, "machine": self.machine["short"],
+                   "version": self.machine["versions"].get(t.split("_")[0]) or ""}
+            if not ok:
+                if rs:
+                    row.update(status="error", note=one_line(rs[-1].get("error")))
+                    if t == "bpe_numba_file":
+                        self.problems.append(f"bpe_numba encode_file failed on {corpus}: {row['note']}")
+                self.scale_encode_rows.append(row)
+                continue
+            checked = [x for x in ok if "first_diff" in x]
+            call = statistics.median(x["call_s"] for x in ok)
+            row.update(status="ok", runs=len(ok), call_s=call, mb_per_s=size / call,
+                       wall_s=statistics.median(x["process_wall_s"] for x in ok),
+                       peak_mb=max(x["peak_rss"] for x in ok) / 2**20, ids=ok[0]["ids"],
+                       ratio_vs_bpe_numba=call / statistics.median(bpe) if bpe else None,
+                       first_diff=("identical" if checked and all(x["first_diff"] is None for x in checked) else
+                                   min((x["first_diff"] for x in checked if x["first_diff"] is not None),
+                                       default="")),
+                       note="")
+            row["ids_check"] = {"identical": "yes", "": "unchecked"}.get(row["first_diff"],
+                                                                        f"NO (first at #{row['first_diff']})")
+            self.scale_encode_rows.append(row)
+        self.rows.extend(self.scale_encode_rows)
+
+    def part_encode_synthetic(self) -> None:
+        path = ensure_corpus(self.a.data_dir, self.a.encode_mb, self.log)
+        corpus = f"synthetic {fmt_size(self.a.encode_mb)} MB"
+        result = self.encode_case(corpus, path, self.a.encode_tools, self.repeat_for(self.a.encode_mb))
+        if result is not None:
+            self.encode_synthetic = (corpus, result)
+
+    # ----- cold start -----
+    def part_cold(self) -> None:
+        for case in bench_cold.CASES[:1] if self.a.quick else bench_cold.CASES:  # each case waits for a compile
+            try:
+                _argv, label, what = bench_cold.case_command(case)
+            except FileNotFoundError as e:
+                self.log(f"cold start {case}: skipped, {e}")
+                self.notes.append(f"Cold start `{case}` skipped: {e}.")
+                continue
+            res = bench_cold.run_case(case, self.a.cold_repeat, self.a.timeout,
+                                      say=lambda msg: self.log(f"cold start: {msg}"))
+            self.raw.append({"task": "cold", **{k: v for k, v in res.items() if k != "command"}})
+            base = {"task": "cold", "corpus": what,
+                    "tool": "bpe_numba", "variant": label, "machine": self.machine["short"],
+                    "version": self.machine["versions"].get("bpe_numba")}
+            cold = res.get("cold", {})
+            if not cold.get("ok"):
+                err = one_line(res.get("error"))
+                self.rows.append(dict(base, cache="empty", status="error", note=err))
+                self.problems.append(f"cold start {label} failed: {err}")
+                continue
+            left = bench_cold.lingered(cold)
+            if left:
+                self.notes.append(f"Cold start `{label}`, empty cache: {left}.")
+            for text in res.get("lingered", [])[1 if left else 0 :]:
+                self.notes.append(f"Cold start `{label}`, a warm run: {text}.")
+            self.rows.append(dict(base, cache="empty", status="ok", runs=1, wall_s=cold["wall_s"],
+                                  peak_mb=cold["peak_rss"] / 2**20, left_note=left.split(":")[0],
+                                  note="empty cache"))
+            if not res["ok"]:
+                err = one_line(res.get("error"))
+                self.rows.append(dict(base, cache="warm", status="error", note=err))
+                self.problems.append(f"cold start {label} failed: {err}")
+                continue
+            self.rows.append(dict(base, cache="warm", status="ok", runs=res["runs"], wall_s=res["warm_median_s"],
+                                  peak_mb=max(x["peak_rss"] for x in res["warm"]) / 2**20,
+                                  note=f"{res['warm_min_s']:.2f}-{res['warm_max_s']:.2f}"))
 
     # ----- the whole run -----
     def run(self) -> int:
         a = self.a
         m = self.machine
-        self.log(f"bpe_numba benchmark suite: {_command(self.argv)}")
-        self.log(f"machine: {m['short']}; load average {_fmt_load(m['loadavg_start'])}")
-        train_sizes = a.sizes if a.tools else []
-        need = sorted(set(train_sizes) | ({a.encode_mb} if a.encode_mb else set()))
-        files = {s: ensure_corpus(a.data_dir, s, self.log) for s in need}
+        self.log(f"bpe_numba benchmark suite: {self.command()}")
+        self.log(f"machine: {m['short']}; load average {fmt_load(m['loadavg_start'])}")
+        steps = {"train-real": self.part_train_real, "count": self.part_count, "encode-real": self.part_encode_real,
+                 "cold": self.part_cold, "train-synthetic": self.part_train_synthetic,
+                 "encode-synthetic": self.part_encode_synthetic}
         try:
-            if need:
-                self.warm_up(files[need[0]])
-            if train_sizes:
-                self.train(files)
-            if a.encode_mb:
-                self.encode(files[a.encode_mb])
+            if any(p != "cold" for p in a.only):
+                self.warm_up(a.only)
+            for part in a.only:
+                self.log(f"--- {part} ---")
+                steps[part]()
+                self.parts_run.append(part)
         except KeyboardInterrupt:
             self.interrupted = True
             print(flush=True)
             self.log("interrupted: writing what was measured so far")
-        if "python_baseline" in a.tools and any(x > a.baseline_max_mb for x in train_sizes):
-            self.notes.append(f"The pure-Python trainer runs only on sizes up to {fmt_size(a.baseline_max_mb)} MB "
-                              "(--baseline-max-mb).")
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         for t, why in self.missing.items():
-            self.rows.append(self._train_row(t, "", "", status="not installed", note=why))
+            self.rows.append({"task": "train" if t in TRAIN_TOOLS else "encode", "tool": t, "status": "not installed",
+                              "note": why, "machine": m["short"]})
             self.notes.append(f"{TRAIN_LABELS.get(t, t)} is not installed: skipped ({why}).")
         total = time.perf_counter() - self.t0
         self.machine["loadavg_end"] = _loadavg()
@@ -462,265 +779,16 @@ class Suite:
             w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
             w.writeheader()
             for r in self.rows:
-                w.writerow({k: _csv_value(k, r.get(k)) for k in CSV_FIELDS})
-        md = render_markdown(self, total)
+                w.writerow({k: csv_value(k, r.get(k)) for k in CSV_FIELDS})
         with open(os.path.join(out, "results.md"), "w") as f:
-            f.write(md)
+            f.write(render_markdown(self, total))
         with open(os.path.join(out, "results.json"), "w") as f:
-            json.dump({"command": _command(self.argv), "machine": self.machine,
-                       "total_s": total, "rows": self.rows, "runs": self.raw, "notes": self.notes,
-                       "problems": self.problems}, f, indent=1, default=str)
+            json.dump({"command": self.command(), "machine": self.machine, "total_s": total, "parts": self.parts_run,
+                       "rows": self.rows, "runs": self.raw, "notes": self.notes, "problems": self.problems},
+                      f, indent=1, default=str)
         plots = make_plots(self, out)
         for p in ("results.csv", "results.md", "results.json", *plots):
             self.log(f"wrote {os.path.join(out, p)}")
-
-
-def _repeat_sentence(a) -> str:
-    small = [x for x in a.sizes if x < LARGE_MB]
-    large = [x for x in a.sizes if x >= LARGE_MB]
-    if small and large and a.repeat != a.repeat_large:
-        return (f"Median of {a.repeat} fresh process(es) per tool for sizes below {LARGE_MB} MB, "
-                f"{a.repeat_large} from {LARGE_MB} MB on.")
-    return f"Median of {a.repeat if small else a.repeat_large} fresh process(es) per tool and size."
-
-
-def _command(argv: list[str]) -> str:
-    return " ".join(["python -m benchmarks", shlex.join(argv)]).rstrip()
-
-
-def _loadavg():
-    try:
-        return os.getloadavg()
-    except (OSError, AttributeError):
-        return None
-
-
-def _fmt_load(load) -> str:
-    return "n/a" if not load else ", ".join(f"{x:.2f}" for x in load) + " (1, 5, 15 min)"
-
-
-def _compact_run(res: dict) -> dict:
-    """One process's figures for results.json, without tracebacks, stderr or file paths."""
-    keep = ("task", "tool", "size_mb", "vocab_size", "repeat", "ok", "error", "wall_s", "process_wall_s",
-            "train_s", "call_s", "warm_s", "call_cpu_s", "load_s", "peak_rss", "merges", "version", "timings",
-            "ids", "num_workers")
-    out = {k: res[k] for k in keep if k in res}
-    if "error" in out:
-        out["error"] = one_line(out["error"], 500)
-    return out
-
-
-def _csv_value(key: str, v):
-    if v is None:
-        return ""
-    if key == "size_mb" and isinstance(v, (int, float)):
-        return fmt_size(v)
-    if isinstance(v, float):
-        digits = {"peak_mb": 1, "mb_per_s": 2, "shared_merges_pct": 1}.get(key, 3)
-        return round(v, digits)
-    return v
-
-
-# ---------------------------------------------------------------------------------------------------------
-# results.md
-# ---------------------------------------------------------------------------------------------------------
-
-def _md_table(header: list[str], rows: list[list], align: str) -> list[str]:
-    seps = {"l": "---", "r": "---:"}
-    out = ["| " + " | ".join(header) + " |", "| " + " | ".join(seps[c] for c in align) + " |"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return out
-
-
-def render_markdown(s: Suite, total: float) -> str:
-    a, m = s.a, s.machine
-    v = m["versions"]
-    pk = ", ".join(f"{d} {v[d]}" for d in VERSION_DISTS if v.get(d) and d not in ("psutil", "matplotlib"))
-    if m.get("git"):
-        pk = pk.replace(f"bpe_numba {v.get('bpe_numba')}", f"bpe_numba {v.get('bpe_numba')} (git {m['git']})")
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Command: `{_command(s.argv)}`",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, "
-        + (f"{m['ram_gib']:.0f} GiB RAM, " if m.get("ram_gib") else "")
-        + f"{m['os']}, Python {m['python']}; load average at start {_fmt_load(m['loadavg_start'])}, "
-          f"at end {_fmt_load(m.get('loadavg_end'))}",
-        "",
-        f"Packages: {pk}",
-        "",
-        f"Run on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, total {fmt_duration(total)}"
-        + (" (INTERRUPTED: partial results)" if s.interrupted else "") + ". Corpus: the synthetic "
-        f"TinyStories-like text of `bpe_numba.synthetic` (seed {SEED}), special token `<|endoftext|>`.",
-        "",
-    ]
-    train = [r for r in s.rows if r["task"] == "train" and r.get("size_mb") != ""]
-    if train:
-        lines += [
-            "## Training",
-            "",
-            _repeat_sentence(a) + " **wall s**: the whole process, timed from outside (interpreter start, imports, "
-            "reading, training); **train s**: the training call alone; **peak MB**: the largest sampled "
-            "(~10 ms) RSS sum of the process tree; **vs bpe_numba**: wall time / bpe_numba's; **first "
-            "differing merge**: 0-based index of the first merge that differs from bpe_numba's (the CS336 "
-            "reference result); **shared**: the share of bpe_numba's merges the tool also made, in any order; "
-            f"**merges**: every tool is asked for vocab − {256 + len(SPECIALS)} merges, but a corpus can run out of "
-            "pairs first (the count at which that happens depends on the merge order; ≠ marks a count that "
-            "differs from bpe_numba's).",
-            "",
-        ]
-        for vocab in a.vocab_sizes:
-            vrows = [r for r in train if r["vocab_size"] == vocab]
-            if not vrows:
-                continue
-            lines += [f"### vocab {vocab:,}", ""]
-            # compact summary: wall time per size
-            sizes = [x for x in a.sizes if any(r["size_mb"] == x for r in vrows)]
-            tools = [t for t in TRAIN_TOOLS if any(r["tool"] == t for r in vrows)]
-            summ = []
-            for t in tools:
-                cells = [TRAIN_LABELS[t]]
-                for size in sizes:
-                    r = next((r for r in vrows if r["tool"] == t and r["size_mb"] == size), None)
-                    if r is None:
-                        cells.append("–")
-                    elif r["status"] != "ok":
-                        cells.append(r["status"])
-                    else:
-                        ratio = "" if t == "bpe_numba" or not r.get("ratio_vs_bpe_numba") \
-                            else f" ({r['ratio_vs_bpe_numba']:.2f}x)"
-                        cells.append(f"{r['wall_s']:.2f}{ratio}")
-                summ.append(cells)
-            lines += ["Wall seconds (× bpe_numba's):", ""]
-            lines += _md_table(["tool"] + [f"{fmt_size(x)} MB" for x in sizes], summ, "l" + "r" * len(sizes))
-            lines.append("")
-            det = []
-            for size in sizes:
-                for t in tools:
-                    r = next((r for r in vrows if r["tool"] == t and r["size_mb"] == size), None)
-                    if r is None:
-                        continue
-                    if r["status"] != "ok":
-                        det.append([f"{fmt_size(size)} MB", TRAIN_LABELS[t], r["status"], "–", "–", "–", "–",
-                                    one_line(r.get("note"), 120), "–"])
-                        continue
-                    fd = r.get("first_diff")
-                    fd = {"reference": "(reference)", "identical": "identical", "": "–", None: "–"}.get(fd, f"#{fd}")
-                    name = TRAIN_LABELS[t] if t == "python_baseline" else f"{TRAIN_LABELS[t]} {r.get('version', '')}"
-                    ref_merges = next((x["merges"] for x in vrows if x["tool"] == "bpe_numba"
-                                       and x["size_mb"] == size and x["status"] == "ok"), None)
-                    merges = f"{r['merges']:,}" + ("" if ref_merges in (None, r["merges"]) else " ≠")
-                    ratio = r.get("ratio_vs_bpe_numba")
-                    shared = r.get("shared_merges_pct")
-                    det.append([f"{fmt_size(size)} MB", name.strip(), f"{r['wall_s']:.2f}", f"{r['call_s']:.2f}",
-                                f"{r['peak_mb']:,.0f}", merges, "–" if ratio is None else f"{ratio:.2f}x", fd,
-                                "–" if shared is None else f"{shared:.1f}%"])
-            lines += _md_table(["corpus", "tool", "wall s", "train s", "peak MB", "merges", "vs bpe_numba",
-                                "first differing merge", "shared"], det, "llrrrrrlr")
-            lines.append("")
-    if s.encode_rows:
-        size = s.a.encode_mb
-        lines += [
-            "## Encoding",
-            "",
-            f"The {fmt_size(size)} MB corpus with GPT-2's vocabulary and `<|endoftext|>`, median of "
-            f"{s.repeat_for(size)} fresh process(es) per row. **MB/s**: input bytes / 10^6 / seconds of the "
-            "encoding call alone (model loading excluded; `encode_file` includes reading the file and writing "
-            "the `.npy`); **vs tiktoken**: MB/s / tiktoken's single-thread MB/s; **cpu/wall**: CPU seconds "
-            "per wall second of the call; **same ids**: every run's ids compared with tiktoken's.",
-            "",
-        ]
-        base = next((r["mb_per_s_median"] for r in s.encode_rows if r["row"] == "tiktoken" and r["status"] == "ok"),
-                    None)
-        er = []
-        for r in s.encode_rows:
-            if r["status"] != "ok":
-                er.append([r["label"], r["status"], "–", "–", "–", "–", one_line(r.get("note"), 120)])
-                continue
-            same = "(reference)" if r["row"] == "tiktoken" else (
-                "unchecked" if r["same_ids_as_tiktoken"] is None else
-                ("yes" if r["same_ids_as_tiktoken"] else f"NO (first at #{r.get('first_diff_vs_tiktoken')})"))
-            er.append([r["label"], f"{r['mb_per_s_median']:,.2f}", f"{r['seconds_median']:.2f}",
-                       f"{r['mb_per_s_median'] / base:.2f}x" if base else "–", f"{r['cpu_per_wall_median']:.2f}",
-                       f"{r['peak_rss_max'] / 2**20:,.0f}", same])
-        lines += _md_table(["row", "MB/s", "s", "vs tiktoken", "cpu/wall", "peak MB", "same ids"], er, "lrrrrrl")
-        lines.append("")
-    if s.notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in s.notes] + [""]
-    lines += [f"Warm-up before measuring (fills Numba's cache, not measured): {m.get('warmup_s', 0):.1f} s. "
-              "MB in peak memory = 2^20 bytes; MB of corpus and MB/s = 10^6 bytes.", ""]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Plots
-# ---------------------------------------------------------------------------------------------------------
-
-def make_plots(s: Suite, out: str) -> list[str]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-    except ImportError:
-        s.log("matplotlib is not installed: no plots (pip install matplotlib)")
-        return []
-    written = []
-    train = [r for r in s.rows if r["task"] == "train" and r.get("status") == "ok"]
-    vocabs = [v for v in s.a.vocab_sizes if any(r["vocab_size"] == v for r in train)]
-    if vocabs:
-        fig, axes = plt.subplots(1, len(vocabs), figsize=(5.2 * len(vocabs) + 0.6, 4.4), sharey=True,
-                                 squeeze=False)
-        for ax, vocab in zip(axes[0], vocabs):
-            for t in TRAIN_TOOLS:
-                pts = sorted((r["size_mb"], r["wall_s"]) for r in train if r["tool"] == t and r["vocab_size"] == vocab)
-                if not pts:
-                    continue
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="o", linewidth=2 if t == "bpe_numba" else 1.3, label=TRAIN_LABELS[t],
-                        color=TRAIN_COLORS[t])
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"vocab {vocab:,}")
-            ax.set_xlabel("corpus size (MB)")
-            ax.grid(True, which="both", alpha=0.3)
-            sizes = sorted({r["size_mb"] for r in train if r["vocab_size"] == vocab})
-            ax.set_xticks(sizes)
-            ax.set_xticklabels([fmt_size(x) for x in sizes])
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
-            if len(sizes) == 1:
-                ax.set_xlim(sizes[0] / 3, sizes[0] * 3)
-        axes[0][0].set_ylabel("wall time (s, whole process)")
-        axes[0][-1].legend(loc="best", fontsize=8)
-        fig.suptitle(f"BPE training time — {s.machine['short']}", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, "train_time.png"), dpi=110)
-        plt.close(fig)
-        written.append("train_time.png")
-    enc = [r for r in s.encode_rows if r.get("status") == "ok"]
-    if enc:
-        fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(enc) + 1.4))
-        labels = [r["label"] for r in enc][::-1]
-        vals = [r["mb_per_s_median"] for r in enc][::-1]
-        colors = ["tab:gray" if lab.startswith("tiktoken") else "tab:blue" for lab in labels]
-        bars = ax.barh(labels, vals, color=colors)
-        for b, val in zip(bars, vals):
-            ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {val:,.1f}", va="center", fontsize=8)
-        ax.set_xlabel("MB/s (encoding call alone)")
-        ax.set_xlim(0, max(vals) * 1.18)
-        ax.set_title(f"Encoding {fmt_size(s.a.encode_mb)} MB with GPT-2's vocabulary\n{s.machine['short']}",
-                     fontsize=9)
-        ax.grid(True, axis="x", alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, "encode_throughput.png"), dpi=110)
-        plt.close(fig)
-        written.append("encode_throughput.png")
-    return written
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -730,31 +798,51 @@ def make_plots(s: Suite, out: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(PARTS), help=f"parts to run, any of {','.join(PARTS)} (default: all)")
+    ap.add_argument("--corpora", default=corpora.default_dir(),
+                    help="folder of prose_en.txt and multilingual.txt, built there by the shared corpora/build.py "
+                         f"when missing (default {corpora.default_dir()})")
+    ap.add_argument("--scale-gb", type=lambda x: parse_list(x, float, "--scale-gb"), default=None,
+                    help="train-real: prose_en.txt repeated to these sizes in GB (10^9 bytes); 0 for none (default 1,2)")
+    ap.add_argument("--encode-scale-gb", type=lambda x: parse_list(x, float, "--scale-gb"), default=None,
+                    help="encode-real: encode_file against gigatoken on prose_en.txt repeated to these sizes in GB; "
+                         "0 for none (default 1)")
+    ap.add_argument("--scale-dir", default=None,
+                    help="where the repeated files are built, then deleted (default: the system's temp folder)")
+    ap.add_argument("--slow-peers", action="store_true", help="run rustbpe and HF tokenizers on the repeated files too")
+    ap.add_argument("--count-repeat", type=int, default=5, help="count: timed calls per worker count (default 5)")
+    ap.add_argument("--cold-repeat", type=int, default=None, help="cold: warm runs per case (default 7)")
     ap.add_argument("--sizes", type=lambda x: parse_list(x, float, "--sizes"), default=None,
-                    help="training corpus sizes in MB (10^6 bytes), comma-separated (default 1,10,100)")
+                    help="train-synthetic: corpus sizes in MB (10^6 bytes), comma-separated (default 1,10,100)")
     ap.add_argument("--vocab-sizes", type=lambda x: parse_list(x, int, "--vocab-sizes"), default=None,
-                    help="vocabulary sizes, comma-separated (default 10000,32000)")
+                    help="train-synthetic: vocabulary sizes, comma-separated (default 10000,32000)")
     ap.add_argument("--tools", default=",".join(TRAIN_TOOLS),
-                    help=f"training tools, any of {','.join(TRAIN_TOOLS)}; empty for none (default: all)")
+                    help=f"training tools, any of {','.join(TRAIN_TOOLS)} (default: all; python_baseline only "
+                         "on the synthetic corpus)")
     ap.add_argument("--baseline-max-mb", type=float, default=1.0,
                     help="run the pure-Python trainer only on sizes up to this (default 1)")
     ap.add_argument("--repeat", type=int, default=None,
-                    help=f"fresh processes per measurement for sizes below {LARGE_MB} MB, median shown (default 3)")
+                    help=f"fresh processes per measurement on the real corpora and on synthetic sizes below {LARGE_MB} "
+                         "MB, median shown (default 3)")
     ap.add_argument("--repeat-large", type=int, default=None,
-                    help=f"the same for sizes of {LARGE_MB} MB and more (default 1)")
+                    help=f"the same for the repeated files and synthetic sizes of {LARGE_MB} MB and more (default 1)")
     ap.add_argument("--encode-mb", type=float, default=None,
-                    help="size of the corpus to encode in MB; 0 skips encoding (default 10)")
-    ap.add_argument("--encode-tools", default=",".join(ENCODE_TOOLS),
-                    help=f"encoding rows, any of {','.join(ENCODE_TOOLS)} (default: all)")
+                    help="encode-synthetic: size of the synthetic corpus to encode in MB (default 10)")
+    ap.add_argument("--encode-tools", default=None,
+                    help=f"encoding rows, any of {','.join(ENCODE_TOOLS)} (default: all; --quick: all but "
+                         "tiktoken_batch; tiktoken_batch never on real text)")
     ap.add_argument("--workers", type=int, default=None,
-                    help="bpe_numba's num_workers, tiktoken's encode_batch threads (default: all cores)")
+                    help="bpe_numba's num_workers in training and encode_file, the encoders' threads "
+                         "(default: all cores)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per process before it is killed "
-                    "(default 900); the tool then gets a 'timeout' row and is not run on larger sizes")
+                    "(default 900); the tool then gets a 'timeout' row and is not run on larger files")
     ap.add_argument("--data-dir", default=os.path.join(HERE, "data"),
                     help="where the synthetic corpora are generated and reused (default benchmarks/data)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="output folder (default benchmarks/results)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: --sizes 1 --vocab-sizes 10000 --repeat 1 (explicit options still win)")
+                    help="smoke run: the first 1-2 MB of the real corpora at vocab 10000, no repeated files, --sizes 1 "
+                         "--vocab-sizes 10000 --encode-mb 1 --repeat 1 --cold-repeat 1, the cold start of "
+                         "train_bpe(corpus.en) only (explicit options still win)")
     return ap
 
 
@@ -764,9 +852,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     q = a.quick
     a.sizes = a.sizes or ([1.0] if q else [1.0, 10.0, 100.0])
     a.vocab_sizes = a.vocab_sizes or ([10000] if q else [10000, 32000])
+    a.scale_gb = a.scale_gb if a.scale_gb is not None else ([] if q else [1.0, 2.0])
+    a.encode_scale_gb = a.encode_scale_gb if a.encode_scale_gb is not None else ([] if q else [1.0])
     a.repeat = a.repeat if a.repeat is not None else (1 if q else 3)
     a.repeat_large = a.repeat_large if a.repeat_large is not None else 1
-    a.encode_mb = a.encode_mb if a.encode_mb is not None else 10.0
+    a.cold_repeat = a.cold_repeat if a.cold_repeat is not None else (1 if q else 7)
+    a.encode_mb = a.encode_mb if a.encode_mb is not None else (1.0 if q else 10.0)
+    a.encode_tools = a.encode_tools or ",".join(t for t in ENCODE_TOOLS if not (q and t == "tiktoken_batch"))
+    only = [p.strip() for p in a.only.split(",") if p.strip()]
+    bad = [p for p in only if p not in PARTS]
+    if bad or not only:
+        ap.error(f"unknown part(s) {bad} in --only; choose from {', '.join(PARTS)}")
+    a.only = [p for p in PARTS if p in only]
     tools = [t.strip() for t in a.tools.split(",") if t.strip()]
     bad = [t for t in tools if t not in TRAIN_TOOLS]
     if bad:
@@ -777,22 +874,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if bad:
         ap.error(f"unknown encoding row(s) {bad}; choose from {', '.join(ENCODE_TOOLS)}")
     a.encode_tools = [t for t in ENCODE_TOOLS if t in etools]
-    if not a.encode_tools:
-        a.encode_mb = 0
-    if a.repeat < 1 or a.repeat_large < 1:
-        ap.error("--repeat and --repeat-large must be at least 1")
-    if a.encode_mb < 0:
-        ap.error("--encode-mb must be 0 (no encoding) or positive")
+    if min(a.repeat, a.repeat_large, a.count_repeat, a.cold_repeat) < 1:
+        ap.error("--repeat, --repeat-large, --count-repeat and --cold-repeat must be at least 1")
+    if a.encode_mb <= 0:
+        ap.error("--encode-mb must be positive (leave encode-synthetic out of --only to skip it)")
     if a.workers is not None and a.workers < 1:
         ap.error("--workers must be at least 1")
     if a.timeout is not None and a.timeout <= 0:
         ap.error("--timeout must be positive")
-    for name in ("vocab_sizes",):
-        low = [x for x in getattr(a, name) if x < 256 + len(SPECIALS)]
-        if low:
-            ap.error(f"vocab sizes must be at least {256 + len(SPECIALS)}: {low}")
+    low = [x for x in a.vocab_sizes if x < 256 + len(SPECIALS)]
+    if low:
+        ap.error(f"vocab sizes must be at least {256 + len(SPECIALS)}: {low}")
     a.data_dir = os.path.abspath(a.data_dir)
     a.out = os.path.abspath(a.out)
+    a.corpora = os.path.abspath(os.path.expanduser(a.corpora))
+    if a.scale_dir is not None:
+        a.scale_dir = os.path.abspath(a.scale_dir)
+        if not os.path.isdir(a.scale_dir):
+            ap.error(f"--scale-dir {a.scale_dir} is not a folder")
     return a
 
 

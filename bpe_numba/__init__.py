@@ -8,6 +8,14 @@ Importing the package compiles nothing and imports neither numpy nor Numba; the 
 Numba's on-disk cache after the first run) when training or encoding starts. Until they are compiled,
 small inputs train and encode in plain Python while the kernels compile in the background
 (``bpe_numba.warmup()`` compiles them at once, e.g. when building an image).
+
+The import rule (``tests/test_imports.py`` checks it): the modules a caller's process needs to check
+arguments and hand the work on import neither numpy nor Numba at top level (nor ``regex``, except the
+plain-Python tier): ``bpe_numba`` itself, ``__main__``, ``cli``, ``trainer``, ``validation``, ``errors``,
+``atomic``, ``progress``, ``processes``, ``threads``, ``tiers``, ``sources``, ``counts_file``,
+``numba_cache``, ``python_bpe`` and ``formats``. They import the rest inside the functions that need it,
+and only there. Every other module may import numpy at top level; only the kernel modules
+(``*_kernels.py``, ``gpt2_scan``) import Numba, so the process that runs the work loads it.
 """
 
 from .errors import (
@@ -23,12 +31,14 @@ from .errors import (
     ModelNotSavedError,
 )
 from .validation import GPT2_PATTERN
-from .trainer import train_bpe
+from .trainer import train_bpe, train_bpe_from_counts
+from .counts_file import load_counts, save_counts
 
 __version__ = "0.1.0"
 
 __all__ = [
     "train_bpe", "Tokenizer", "count_pretokens", "warmup", "GPT2_PATTERN", "__version__",
+    "train_bpe_from_counts", "save_counts", "load_counts",
     # errors (bpe_numba.errors): BPEInputError is the root, each subclass also derives from its builtin
     "BPEInputError", "BPEValueError", "BPETypeError", "BPEFileNotFoundError", "BPEIsADirectoryError",
     "BPENotADirectoryError", "BPEPermissionError", "InvalidUTF8Error", "FileChangedError", "ModelNotSavedError",

@@ -88,7 +88,7 @@ def find_special_cut(data: bytes, lo: int, hi: int, special_bytes: Sequence[byte
 
 
 def _first_cut(data, lo: int, hi: int, special_bytes: Sequence[bytes], gpt2: bool) -> int:
-    from .scan_kernels import first_cut
+    from .text_kernels import first_cut
 
     blob = np.frombuffer(b"".join(special_bytes) or b"\0", dtype=np.uint8)
     offsets = np.zeros(len(special_bytes) + 1, dtype=np.int64)
@@ -106,9 +106,12 @@ def input_identity(path: str, fd: int | None = None) -> tuple:
 class ChunkReader:
     """Reads chunk ``k`` of a file (see the module docstring) into a buffer of its own: one per thread.
 
-    ``read(k)`` returns ``(data, start)``: ``data`` is a uint8 view of bytes ``[start, start + len(data))``
-    of the file (empty when no chunk starts in ``k``'s nominal range). Raises :class:`FileChangedError` if
-    the file is shorter than it was when :meth:`for_file` looked at it.
+    ``read(k)`` returns ``(data, start)``: ``data`` is a read-only uint8 view of bytes ``[start, start +
+    len(data))`` of the file (empty when no chunk starts in ``k``'s nominal range). Raises
+    :class:`FileChangedError` if the file is shorter than its size when reading began.
+
+    Every kernel takes its text as a *read-only* array (file chunks here, ``np.frombuffer`` of bytes
+    elsewhere): Numba compiles one variant per writability, and one is enough.
     """
 
     def __init__(self, path: str, size: int, chunk_size: int, specials: SpecialTokens, gpt2: bool):
@@ -152,7 +155,7 @@ class ChunkReader:
         return self._buf[:n]
 
     def _cut(self, data: np.ndarray, lo: int, hi: int) -> int:
-        from .scan_kernels import first_cut
+        from .text_kernels import first_cut
 
         sp = self.specials
         return int(first_cut(data, lo, hi, self.gpt2, CUT_BEFORE, CUT_AT, sp.blob, sp.offsets))
@@ -168,7 +171,7 @@ class ChunkReader:
         if k > 0:
             found = self._cut(data, nominal_lo - base, nominal_hi - base)
             if found < 0:
-                return data[:0], nominal_hi  # the previous chunk runs through this one
+                return _read_only(data[:0]), nominal_hi  # the previous chunk runs through this one
             start = found
         end = size - base
         if nominal_hi < size:
@@ -186,7 +189,12 @@ class ChunkReader:
                 search_from = max(limit, search_from)
                 lookahead *= 2
                 data = self._fill(base, min(base + data.shape[0] + lookahead, size), keep=data.shape[0])
-        return data[start:end], base + start
+        return _read_only(data[start:end]), base + start
+
+
+def _read_only(view: np.ndarray) -> np.ndarray:
+    view.flags.writeable = False
+    return view
 
 
 def plan_chunks(path: str, size: int, chunk_size: int, specials: SpecialTokens, gpt2: bool = True
@@ -224,7 +232,7 @@ def checked_utf8(data: np.ndarray, start: int, errors: str) -> tuple[np.ndarray,
     """``(data, -1)`` when ``data`` (file bytes from offset ``start``) is valid UTF-8; in ``"strict"`` mode
     ``(data[:0], file offset of the first invalid byte)`` otherwise; in ``"replace"`` mode the bytes with
     invalid sequences re-encoded as U+FFFD (chunks are cut at ASCII, so this never depends on the cuts)."""
-    from .scan_kernels import utf8_first_invalid
+    from .text_kernels import utf8_first_invalid
 
     bad = utf8_first_invalid(data)
     if bad < 0:
@@ -232,4 +240,4 @@ def checked_utf8(data: np.ndarray, start: int, errors: str) -> tuple[np.ndarray,
     if errors == "strict":
         return data[:0], start + int(bad)
     fixed = data.tobytes().decode("utf-8", errors=errors).encode("utf-8")
-    return np.frombuffer(fixed, dtype=np.uint8).copy(), -1
+    return np.frombuffer(fixed, dtype=np.uint8), -1

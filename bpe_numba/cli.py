@@ -1,4 +1,4 @@
-"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, encode, inspect, warmup.
+"""The ``bpe-numba`` command (also ``python -m bpe_numba``): train, count, encode, export, inspect, warmup.
 
 Exit codes: 0 done; 2 bad input (a :class:`~bpe_numba.errors.BPEInputError` or an ``OSError``: one line on
 stderr naming the culprit, no traceback); 130 interrupted (Ctrl-C); 141 standard output closed early (``|
@@ -8,6 +8,8 @@ head``), quietly, like other command-line tools; 1 with a traceback for anything
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import math
 import os
@@ -20,13 +22,16 @@ import time
 from pathlib import Path
 
 from .errors import BPEInputError, BPEValueError
-from .validation import check_input_file, check_not_overwriting, check_output_dir
+from .validation import GPT2_PATTERN, check_input_file, check_not_overwriting, check_output_dir
 
 PROG = "bpe-numba"
 DEMO_SPECIAL = "<|endoftext|>"
 MAX_DEMO_MB = 100_000  # the generated corpus is written to the temporary folder first
+DEMO_KEPT_BYTES = 256 << 20  # demo corpora up to this size are kept in the cache directory for later runs
+DEMO_KEPT_FILES = 4  # ... the ones used most recently
 DISPLAY_CHARS = 60  # a longest token is shown up to this many characters (a 20 MB run of "a" is one token)
 EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STDOUT_CLOSED = 2, 130, 141
+EXPORT_FORMATS = ("hf", "tiktoken")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,16 +56,22 @@ def _say(*parts) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, encode, inspect, warmup.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,encode,inspect,warmup}", parser_class=_Parser)
+    parser = _Parser(prog=PROG, description="Exact CS336-semantics byte-level BPE: train, count, encode, export, "
+                     "inspect, warmup.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,count,encode,export,inspect,warmup}", parser_class=_Parser)
 
     train = sub.add_parser(
         "train",
-        help="train a tokenizer on a text file (or on the embedded synthetic corpus)",
-        description="Train on INPUT, or with no INPUT on a synthetic TinyStories-like corpus the package "
-        "generates (no download; <|endoftext|> separates its stories and is its special token).",
+        help="train a tokenizer on text files (or on the embedded synthetic corpus)",
+        description="Train on INPUT... (files, directories, glob patterns; .gz/.bz2/.xz/.zst, .jsonl and "
+        ".parquet by their names), on pre-token counts (--counts), or with neither on a synthetic "
+        "TinyStories-like corpus the package generates (no download; <|endoftext|> separates its stories and "
+        "is its special token).",
     )
-    train.add_argument("input", nargs="?", help="UTF-8 text file (default: the embedded synthetic corpus)")
+    train.add_argument("input", nargs="*", help="UTF-8 text, compressed, .jsonl or .parquet files, directories or "
+                       "glob patterns (default: the embedded synthetic corpus)")
+    train.add_argument("--counts", metavar="FILE", help="train from a counts file of `bpe-numba count` instead "
+                       "(its special tokens unless --special-token is given)")
     train.add_argument("--vocab-size", type=_positive_int, default=10_000, help="default: 10000")
     train.add_argument("--special-token", action="append", default=None, metavar="T",
                        help="a special token (repeat for several; the order fixes their ids)")
@@ -70,17 +81,48 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"size of the embedded corpus when no INPUT is given (default: 10, at most {MAX_DEMO_MB:,})")
     train.add_argument("--errors", choices=["strict", "replace"], default="strict",
                        help="invalid UTF-8: stop with its offset (strict) or read it as U+FFFD (replace)")
+    _documents(train)
     _common(train)
 
-    enc = sub.add_parser("encode", help="encode a text file into a .npy of token ids",
+    count = sub.add_parser("count", help="count the pre-tokens of text files into a counts file",
+                           description="Count the distinct pre-tokens of INPUT... (as `train` reads them) into a "
+                           "counts file, to train from later with `train --counts` (e.g. several vocab sizes).")
+    count.add_argument("input", nargs="+", help="files, directories or glob patterns, as for `train`")
+    count.add_argument("-o", "--output", required=True, metavar="COUNTS", help="where to write the counts")
+    count.add_argument("--special-token", action="append", default=None, metavar="T",
+                       help="a special token (repeat for several); recorded in the counts file")
+    count.add_argument("--workers", type=_positive_int, default=None, help="threads (default: all cores)")
+    count.add_argument("--errors", choices=["strict", "replace"], default="strict")
+    _documents(count)
+    count.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    count.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bars on stderr (default: when stderr is a terminal)")
+
+    enc = sub.add_parser("encode", help="encode text files into a .npy of token ids",
                          description="Encode INPUT with the model in --model DIR into a .npy of ids "
-                         "(uint16, or uint32 for vocabularies above 65,536).")
-    enc.add_argument("input", help="UTF-8 text file")
+                         "(uint16, or uint32 for vocabularies above 65,536). With --eot TOKEN, each INPUT is "
+                         "a document and TOKEN's id follows each one, in the order given.")
+    enc.add_argument("input", nargs="+", metavar="INPUT", help="UTF-8 text file (several with --eot)")
     enc.add_argument("--model", required=True, metavar="DIR", help="a directory written by `train --out`")
     enc.add_argument("-o", "--output", required=True, metavar="IDS.npy", help="where to write the ids")
     enc.add_argument("--workers", type=_positive_int, default=None, help="threads (default: all cores)")
     enc.add_argument("--errors", choices=["strict", "replace"], default="strict")
+    enc.add_argument("--eot", metavar="TOKEN", help="a special token of the model to write after each document")
     _common(enc)
+
+    exp = sub.add_parser("export", help="write a model for Hugging Face transformers or tiktoken",
+                         description="--format hf: tokenizer.json and tokenizer_config.json into OUTPUT (a "
+                         "directory) for transformers.AutoTokenizer.from_pretrained; --format tiktoken: a "
+                         "tiktoken rank file OUTPUT (the report gives the pattern and special tokens that "
+                         "tiktoken.Encoding takes besides).")
+    exp.add_argument("model", metavar="MODEL", help="a directory written by `train --out`")
+    exp.add_argument("output", metavar="OUTPUT", help="a directory (hf) or a file (tiktoken)")
+    exp.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="hf or tiktoken")
+    exp.add_argument("--eos-token", metavar="T", help="hf: the eos token (default: the first special token)")
+    exp.add_argument("--bos-token", metavar="T", help="hf: the bos token (default: none)")
+    exp.add_argument("--pad-token", metavar="T", help="hf: the pad token (default: none)")
+    exp.add_argument("--force", action="store_true", help="overwrite files that exist")
+    exp.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
     ins = sub.add_parser("inspect", help="summarize a trained model",
                          description="Vocab size, special tokens, longest tokens, and bytes per token on a "
@@ -94,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "later processes use the kernels at once instead of the Python tier.")
     warm.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     return parser
+
+
+def _documents(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-field", default="text", metavar="NAME",
+                   help="the field of .jsonl records and the column of .parquet files that holds the text")
+    p.add_argument("--doc-cap", type=_positive_int, default=None, metavar="N", help="keep each document's first N characters")
+    p.add_argument("--max-chars", type=_positive_int, default=None, metavar="N",
+                   help="stop after the document that takes the total past N characters")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -158,44 +208,129 @@ def _print_longest(rows: list[dict]) -> None:
         _say(f"  {r['id']:>7}  {r['bytes']:>3,} bytes  {r['text']!r}{more}")
 
 
+def _demo_key(n_bytes: int, seed: int) -> str:
+    """Names a demo corpus: the generator (``synthetic.py``, whose word lists are pinned by a SHA-256 in it,
+    read without importing it), the size and the seed."""
+    generator = hashlib.sha256(Path(__file__).with_name("synthetic.py").read_bytes()).hexdigest()[:16]
+    return f"demo-{generator}-{n_bytes}-{seed}"
+
+
+def _sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _kept_demo(folder: Path, key: str) -> Path | None:
+    """The kept corpus ``key`` if the SHA-256 recorded beside it at generation still matches its bytes."""
+    path = folder / f"{key}.txt"
+    try:
+        if (folder / f"{key}.sha256").read_text(encoding="ascii") != _sha256(path):
+            return None
+        os.utime(path)  # most recently used: kept longest
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def _prune_demos(folder: Path) -> None:
+    """Keep the :data:`DEMO_KEPT_FILES` most recently used demo corpora; an OS error leaves the rest."""
+    with contextlib.suppress(OSError):
+        kept = sorted(folder.glob("demo-*.txt"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in kept[DEMO_KEPT_FILES:]:
+            path.unlink()
+            path.with_suffix(".sha256").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _demo_corpus(size_mb: float, progress: bool):
+    """Yield ``(path, seconds, generated)`` for the synthetic corpus of ``size_mb`` MB (seed 0).
+
+    Generating 10 MB takes 1.2-1.3 s, so a corpus up to :data:`DEMO_KEPT_BYTES` is generated once into
+    bpe_numba's cache directory (:func:`bpe_numba.tiers.cache_dir`), atomically, with the SHA-256 of its
+    bytes beside it, and later runs use it after checking that hash (about 0.01 s for 10 MB): a truncated,
+    corrupt or foreign file is generated again. A larger corpus, or one whose cache directory is not
+    writable, is generated into the temporary folder and deleted after the run.
+    """
+    from .atomic import atomic_write_bytes
+    from .tiers import cache_dir
+
+    n_bytes = int(size_mb * 1_000_000)
+    folder, key = cache_dir(), _demo_key(n_bytes, 0)
+    t = time.perf_counter()
+    path = fresh = None
+    if n_bytes <= DEMO_KEPT_BYTES:
+        path = _kept_demo(folder, key)
+        fresh = path is None
+        if fresh:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = _generate_demo(folder / f"{key}.txt", n_bytes, size_mb, progress)
+                atomic_write_bytes(folder / f"{key}.sha256", _sha256(path).encode("ascii"))
+                _prune_demos(folder)
+            except OSError:  # not writable: generated into the temporary folder instead
+                path = None
+    if path is not None:
+        yield path, time.perf_counter() - t, fresh
+        return
+    with tempfile.TemporaryDirectory(prefix="bpe_numba_demo_") as tmp:
+        path = _generate_demo(Path(tmp) / "synthetic_stories.txt", n_bytes, size_mb, progress)
+        yield path, time.perf_counter() - t, True
+
+
+def _generate_demo(path: Path, n_bytes: int, size_mb: float, progress: bool) -> Path:
+    from .synthetic import write_corpus
+
+    free = shutil.disk_usage(path.parent).free
+    if n_bytes + (n_bytes >> 4) > free:
+        raise UsageError(
+            f"--demo-size-mb {size_mb:g}: the corpus would not fit in {path.parent} ({free / 1e6:,.0f} MB free); "
+            f"give a smaller size, or point TMPDIR (or BPE_NUMBA_CACHE_DIR, for corpora up to "
+            f"{DEMO_KEPT_BYTES / 1e6:,.0f} MB) elsewhere"
+        )
+    write_corpus(path, n_bytes, seed=0, progress=progress)
+    return path
+
+
 def cmd_train(args) -> dict:
     from . import train_bpe
 
     specials = args.special_token
     if args.out is not None:
         check_output_dir(args.out, "--out")  # before generating a demo corpus, too
-    with tempfile.TemporaryDirectory(prefix="bpe_numba_demo_") as tmp:
+    if args.counts is not None and args.input:
+        raise UsageError("give INPUT files or --counts, not both")
+    with contextlib.ExitStack() as stack:
         generated = None
-        if args.input is None:
-            from .synthetic import write_corpus
-
-            n_bytes = int(args.demo_size_mb * 1_000_000)
-            free = shutil.disk_usage(tmp).free
-            if n_bytes + (n_bytes >> 4) > free:
-                raise UsageError(
-                    f"--demo-size-mb {args.demo_size_mb:g}: the corpus would not fit in {tempfile.gettempdir()} "
-                    f"({free / 1e6:,.0f} MB free); give a smaller size, or point TMPDIR elsewhere"
-                )
-            path = Path(tmp) / "synthetic_stories.txt"
-            t = time.perf_counter()
-            write_corpus(path, n_bytes, seed=0, progress=bool(args.progress))
-            generated = time.perf_counter() - t
+        if not args.input and args.counts is None:
+            path, generated, fresh = stack.enter_context(_demo_corpus(args.demo_size_mb, bool(args.progress)))
             if specials is None:
                 specials = [DEMO_SPECIAL]
             if not args.json:
-                _say(f"no INPUT: generated {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories in "
-                     f"{generated:.1f} s (the embedded default)")
+                how = f"generated in {generated:.1f} s" if fresh else "generated by an earlier run"
+                _say(f"no INPUT: {os.path.getsize(path) / 1e6:.1f} MB of synthetic stories, the embedded default "
+                     f"({how})")
         else:
-            path = Path(args.input)
+            path = args.input[0] if len(args.input) == 1 else args.input
         timings: dict = {}
         start = time.perf_counter()
-        vocab, merges = train_bpe(path, args.vocab_size, specials or [], num_workers=args.workers,
-                                  progress=args.progress, errors=args.errors, timings=timings, out_dir=args.out)
+        if args.counts is not None:
+            from . import train_bpe_from_counts
+            from .counts_file import counts_metadata
+
+            specials = specials if specials is not None else counts_metadata(args.counts)["special_tokens"]
+            vocab, merges = train_bpe_from_counts(args.counts, args.vocab_size, specials, progress=args.progress,
+                                                  timings=timings, out_dir=args.out)
+            path = args.counts
+        else:
+            vocab, merges = train_bpe(path, args.vocab_size, specials or [], num_workers=args.workers,
+                                      progress=args.progress, errors=args.errors, timings=timings, out_dir=args.out,
+                                      text_field=args.text_field, doc_cap=args.doc_cap, max_chars=args.max_chars)
         total = time.perf_counter() - start
-        size = os.path.getsize(path)
+        size = _input_bytes(path)
     n_special = len(specials or [])
     report = {
-        "input": args.input if args.input is not None else f"<embedded synthetic corpus, {args.demo_size_mb:g} MB>",
+        "input": (args.input if len(args.input) > 1 else args.input[0]) if args.input else args.counts
+        if args.counts else f"<embedded synthetic corpus, {args.demo_size_mb:g} MB>",
         "bytes": size,
         "vocab_size": len(vocab),
         "merges": len(merges),
@@ -230,6 +365,47 @@ def cmd_train(args) -> dict:
     return report
 
 
+def _input_bytes(path) -> int:
+    """Bytes of the input files (compressed sizes for compressed files)."""
+    from .sources import resolve_input
+
+    return os.path.getsize(path) if isinstance(path, (str, Path)) and os.path.isfile(path) else resolve_input(path).size
+
+
+def cmd_count(args) -> dict:
+    from .corpus_count import count_here
+    from .counts_file import write_counts
+    from .pretokenize import flatten_table
+    from .sources import resolve_input
+    from .validation import check_special_tokens, resolve_progress
+
+    corpus = resolve_input(args.input if len(args.input) > 1 else args.input[0], text_field=args.text_field,
+                           doc_cap=args.doc_cap, max_chars=args.max_chars)
+    check_not_overwriting(args.output, {"an input file": s.path for s in corpus.sources})
+    check_output_dir(os.path.dirname(os.path.abspath(args.output)), "--output's folder")
+    specials = check_special_tokens(args.special_token or [])
+    start = time.perf_counter()
+    table = count_here(corpus, specials, None, num_workers=args.workers, chunk_size=None, errors=args.errors,
+                       progress=resolve_progress(args.progress), pattern=GPT2_PATTERN, engine="numba")
+    blob, offsets, counts = flatten_table(table, 1)
+    write_counts(args.output, (blob, offsets, counts), specials)
+    took = time.perf_counter() - start
+    report = {
+        "input": args.input,
+        "output": os.path.abspath(args.output),
+        "bytes": corpus.size,
+        "unique_pretokens": int(len(counts)),
+        "pretokens": int(counts.sum()),
+        "special_tokens": specials,
+        "seconds": round(took, 3),
+        "output_bytes": os.path.getsize(args.output),
+    }
+    if not args.json:
+        _say(f"{report['pretokens']:,} pre-tokens ({report['unique_pretokens']:,} distinct) from "
+             f"{corpus.size / 1e6:,.1f} MB in {took:.2f} s -> {args.output} ({report['output_bytes'] / 1e6:,.1f} MB)")
+    return report
+
+
 def cmd_warmup(args) -> dict:
     from .tiers import warmup
 
@@ -240,30 +416,51 @@ def cmd_warmup(args) -> dict:
     return report
 
 
-def _load_tokenizer(directory: str):
-    from . import Tokenizer
+def _model_files(directory: str) -> tuple[Path, Path]:
+    """``vocab.json`` and ``merges.txt`` of the model directory ``directory``."""
+    from .formats import MERGES_FILE, VOCAB_FILE
 
     d = Path(directory)
     if not d.is_dir():
         raise UsageError(f"{directory}: not a directory; pass the --out directory of `{PROG} train`")
-    for name in ("vocab.json", "merges.txt"):
+    for name in (VOCAB_FILE, MERGES_FILE):
         if not (d / name).is_file():
-            raise UsageError(f"{d / name}: missing; a model directory holds vocab.json and merges.txt")
-    return Tokenizer.from_files(d / "vocab.json", d / "merges.txt")
+            raise UsageError(f"{d / name}: missing; a model directory holds {VOCAB_FILE} and {MERGES_FILE}")
+    return d / VOCAB_FILE, d / MERGES_FILE
+
+
+def _load_tokenizer(directory: str):
+    from . import Tokenizer
+
+    return Tokenizer.from_files(*_model_files(directory))
+
+
+def _model_file_names(model: str) -> dict[str, Path]:
+    from .formats import META_FILE, MERGES_FILE, VOCAB_FILE
+
+    return {f"the model's {name}": Path(model) / name for name in (VOCAB_FILE, MERGES_FILE, META_FILE)}
 
 
 def cmd_encode(args) -> dict:
-    from .formats import META_FILE, MERGES_FILE, VOCAB_FILE
-
-    model_files = {f"the model's {name}": Path(args.model) / name for name in (VOCAB_FILE, MERGES_FILE, META_FILE)}
-    check_not_overwriting(args.output, {"the input file": args.input, **model_files})
+    inputs = args.input
+    if len(inputs) > 1 and args.eot is None:
+        raise UsageError(f"{len(inputs)} INPUT files: give --eot TOKEN, the special token to write after each "
+                         f"document, or encode one file at a time")
+    named_inputs = {"the input file" if len(inputs) == 1 else f"input {k + 1} of {len(inputs)}": p
+                    for k, p in enumerate(inputs)}
+    check_not_overwriting(args.output, named_inputs | _model_file_names(args.model))
     tok = _load_tokenizer(args.model)
     start = time.perf_counter()
-    n = tok.encode_file(args.input, args.output, num_workers=args.workers, progress=args.progress, errors=args.errors)
+    if args.eot is None:
+        n = tok.encode_file(inputs[0], args.output, num_workers=args.workers, progress=args.progress,
+                            errors=args.errors)
+    else:
+        n = tok.encode_documents(inputs, args.output, eot=args.eot, progress=args.progress, errors=args.errors,
+                                 num_workers=args.workers)
     took = time.perf_counter() - start
-    size = os.path.getsize(args.input)
+    size = sum(os.path.getsize(p) for p in inputs)
     report = {
-        "input": args.input,
+        "input": inputs[0] if len(inputs) == 1 else inputs,
         "output": os.path.abspath(args.output),
         "bytes": size,
         "tokens": n,
@@ -273,10 +470,64 @@ def cmd_encode(args) -> dict:
         "dtype": "uint16" if max(tok.vocab) < 1 << 16 else "uint32",
         "peak_rss_mb": _peak_rss_mb(),
     }
+    if args.eot is not None:
+        report |= {"documents": len(inputs), "eot": args.eot, "eot_id": tok.special_ids[args.eot]}
     if not args.json:
         bpt = f"{size / n:.2f}" if n else "n/a"
-        _say(f"{n:,} tokens from {size / 1e6:,.1f} MB ({bpt} bytes/token) in {took:.2f} s "
+        docs = ""
+        if args.eot is not None:
+            docs = f" in {len(inputs):,} document{'s' if len(inputs) > 1 else ''}, each followed by {args.eot!r},"
+        _say(f"{n:,} tokens from {size / 1e6:,.1f} MB{docs} ({bpt} bytes/token) in {took:.2f} s "
              f"({report['mb_per_s']:,.1f} MB/s) -> {args.output} ({report['dtype']})")
+    return report
+
+
+def cmd_export(args) -> dict:
+    import warnings
+
+    from . import formats
+
+    vocab_path, merges_path = _model_files(args.model)
+    if args.format == "hf":
+        if os.path.exists(args.output) and not os.path.isdir(args.output):
+            raise UsageError(f"{args.output}: is a file; --format hf writes a directory (tokenizer.json and "
+                             f"tokenizer_config.json): give a directory path")
+        outputs = [Path(args.output) / name for name in formats.HF_FILES]
+    else:
+        if os.path.isdir(args.output):
+            raise UsageError(f"{args.output}: is a directory; --format tiktoken writes one file: give its path")
+        outputs = [Path(args.output)]
+        named = [f"--{name.replace('_', '-')}" for name in ("eos_token", "bos_token", "pad_token")
+                 if getattr(args, name) is not None]
+        if named:
+            raise UsageError(f"{', '.join(named)}: for --format hf only; a tiktoken file has no eos/bos/pad tokens")
+    for out in outputs:
+        check_not_overwriting(out, _model_file_names(args.model))
+        if out.exists() and not args.force:
+            raise UsageError(f"{out}: exists; pass --force to overwrite it, or choose another output")
+    vocab, merges, specials, pattern = formats.load_model(vocab_path, merges_path)
+    report = {"model": os.path.abspath(args.model), "format": args.format, "output": os.path.abspath(args.output),
+              "files": [str(p) for p in outputs], "special_tokens": {}, "pattern": pattern, "warnings": []}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.format == "hf":
+            eos = formats.FIRST_SPECIAL if args.eos_token is None else args.eos_token
+            formats.save_hf_pretrained(args.output, vocab, merges, specials, pattern, eos_token=eos,
+                                       bos_token=args.bos_token, pad_token=args.pad_token)
+            report["special_tokens"] = formats.special_token_ids(vocab, specials)
+        else:
+            report["special_tokens"] = formats.export_tiktoken(args.output, vocab, specials, merges=merges)
+    report["warnings"] = [str(w.message) for w in caught]
+    for message in report["warnings"]:
+        print(f"{PROG} export: warning: {message}", file=sys.stderr)
+    if not args.json:
+        _say(f"wrote {', '.join(report['files'])}")
+        if args.format == "hf":
+            _say(f"load it with transformers.AutoTokenizer.from_pretrained({report['output']!r})")
+        else:
+            _say(f"load it with tiktoken.Encoding(name=..., pat_str=PATTERN, mergeable_ranks="
+                 f"tiktoken.load.load_tiktoken_bpe({report['output']!r}), special_tokens={report['special_tokens']!r})")
+            _say(f"PATTERN = {pattern!r}")
     return report
 
 
@@ -342,9 +593,10 @@ def _run(argv: list[str] | None, own_process: bool) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
-    run = {"train": cmd_train, "encode": cmd_encode, "inspect": cmd_inspect, "warmup": cmd_warmup}[args.command]
+    run = {"train": cmd_train, "count": cmd_count, "encode": cmd_encode, "export": cmd_export, "inspect": cmd_inspect,
+           "warmup": cmd_warmup}[args.command]
     try:
-        if own_process and args.command in ("encode", "inspect", "warmup"):
+        if own_process and args.command in ("count", "encode", "inspect", "warmup"):
             from .processes import lean_numba_start
 
             lean_numba_start()

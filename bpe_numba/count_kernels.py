@@ -19,15 +19,29 @@ return :data:`GROW` (with the place to resume saved) when the table is half full
 the caller grows it (:func:`grow_table`) and calls again. So kernels never reallocate, and every kernel is
 ``nogil``: threads count chunks side by side, each into its own table.
 
-Performance notes (2026-11-30; ``prose_en.txt`` of ``../shared/corpora/build.py``, 52 MB of English technical
-prose, 14.6 M pre-tokens, 137 K distinct; one core of the shared 2-core dev machine, process CPU time)
+Performance notes (2026-11-30, ``prose_en.txt`` of ``../shared/corpora/build.py``: 52.4 MB of English
+technical prose, 14.5 M pre-tokens, 137 K distinct, 11 % of the occurrences 8 bytes or longer; and
+``multilingual.txt``: 12.3 MB, 101 K distinct, 16 % long. One thread, process CPU time, min of 5-7, on the
+shared 2-core dev machine, where the same run moves by up to 40 % from one minute to the next)
 ------------------------------------------------------------------------------------------------------------
-See the end of this module's history in the git log and the notes below, kept up to date:
-
-- The former counter (``gpt2_scan.count_gpt2``, one table per chunk of (hash, id + 1) slots, counts in a
-  separate array indexed by id, pre-tokens referenced by their first occurrence in the chunk): 397 ms
-  (132 MB/s), against 131 ms for the scan alone: two dependent cache misses per pre-token once the table
-  outgrows L2 (4.4 MB here), the slot and then the count.
+- The former counter (``gpt2_scan.count_gpt2``: one table per chunk of (hash, id + 1) slots, counts in an
+  array indexed by id, pre-tokens referenced by their first occurrence in the chunk, so chunk results went
+  back as Python objects and were summed in a ``dict``): 397 ms (132 MB/s) on prose_en, of which 131 ms
+  scanning: the slot, then the count, were two dependent cache misses per pre-token.
+- Count beside the key, short pre-tokens as their own key, long ones in a per-table arena: 333 ms. The
+  table's size does not matter here (256 K to 4 M slots: within noise); the hot pre-tokens stay cached.
+- Tried without gain: hashing a whole scanner block first and probing in a second pass (399 vs 341 ms); a
+  4096-entry direct-mapped cache in front of the table (401 vs 347 ms); unsigned slot indexes; the long-key
+  hash and comparison written out instead of called (LLVM inlines them already).
+- Scanning a segment as two halves at once (``gpt2_scan._scan2``): the scan alone 137 -> 83 ms on
+  prose_en (no change on multilingual, where multi-byte decoding dominates), the kernel 272-290 -> 221-250
+  ms.
+- Helpers take arrays, never the namedtuple: ``table_bytes`` with a helper taking the table took 40 ms for
+  512 K slots, 1.6 ms with the arrays (Numba increfs each array of a tuple argument at every call that
+  LLVM does not inline).
+- Whole ``count_pretokens`` (read, UTF-8 check, special-token split, count, merge the threads' tables, the
+  ``dict``) on prose_en: 1 thread 93-147 MB/s, 2 threads 1.5-1.8x that (the ``dict`` of 137 K keys, 30-40
+  ms, is built after the threads finish; merging two tables by slot, 10 ms, replaced flatten + re-insert).
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from .gpt2_scan import _ascii_kinds, _scan, _word
+from .gpt2_scan import _ascii_kinds, _scan, _scan2, _word
 
 _U = np.uint64
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -164,93 +178,156 @@ def _rehash(old_slots, old_refs, slots, refs):
 # ---------------------------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
+def _count_ends(data, p, ends, m, slots, refs, arena, st):
+    """Count the pre-tokens ``data[p:ends[0]]``, ``data[ends[0]:ends[1]]``, ... (``m`` of them). Returns how
+    many were counted: ``m``, or fewer when the table is half full or the arena full (the state then says
+    what to grow, and the caller resumes at that pre-token)."""
+    n = st[N_DISTINCT]
+    used = st[ARENA_USED]
+    mask = slots.shape[0] // 2 - 1
+    shift = _shift(slots)
+    limit = slots.shape[0] // 4
+    for t in range(m):
+        e = ends[t]
+        length = e - p
+        if length < 8:
+            key = _short_key(data, p, length)
+            s = np.int64(key >> shift)
+            while True:
+                kk = slots[2 * s]
+                if kk == key:
+                    slots[2 * s + 1] += _U(1)
+                    break
+                if kk == 0:
+                    if n >= limit:
+                        st[N_DISTINCT] = n
+                        st[ARENA_USED] = used
+                        return t
+                    slots[2 * s] = key
+                    slots[2 * s + 1] = _U(1)
+                    n += 1
+                    break
+                s = (s + 1) & mask
+        else:
+            key = _long_key(data, p, length)
+            s = np.int64(key >> shift)
+            while True:
+                kk = slots[2 * s]
+                if kk == key and refs[2 * s + 1] == length and _same(arena, refs[2 * s], data, p, length):
+                    slots[2 * s + 1] += _U(1)
+                    break
+                if kk == 0:
+                    if n >= limit or used + length > arena.shape[0]:
+                        st[N_DISTINCT] = n
+                        st[ARENA_USED] = used
+                        st[ARENA_NEEDED] = used + length
+                        return t
+                    slots[2 * s] = key
+                    slots[2 * s + 1] = _U(1)
+                    refs[2 * s] = used
+                    refs[2 * s + 1] = length
+                    for q in range(length):
+                        arena[used + q] = data[p + q]
+                    used += length
+                    n += 1
+                    break
+                s = (s + 1) & mask
+        p = e
+    st[N_DISTINCT] = n
+    st[ARENA_USED] = used
+    return m
+
+
+TWO_STREAMS_FROM = 2048  # bytes: a segment this long is scanned as two halves at once (see _scan2)
+
+
+@njit(cache=True, nogil=True)
+def _middle_cut(data, lo, hi):
+    """A cut near the middle of ``data[lo:hi]`` (printable non-space ASCII, then ASCII whitespace: a
+    pre-token boundary), or 0 if there is none. Segments hold no special token, so nothing else can cross."""
+    i = (lo + hi) // 2
+    while i < hi:
+        b = data[i]
+        if (b == 0x20 or 0x09 <= b <= 0x0D) and 0x21 <= data[i - 1] <= 0x7E:
+            return i
+        i += 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def count_gpt2(data, bounds, classes, table, buf, resume, budget):
     """Count the GPT-2 pre-tokens of ``data[bounds[k, 0]:bounds[k, 1]]`` over the segments ``k`` (each
     pre-tokenized as a text of its own) into ``table``.
 
-    ``resume = [segment, position]`` says where to start (``[0, 0]`` for a new chunk) and is updated when
-    the call returns early: :data:`GROW` (grow the table, call again), :data:`PAUSED` (about ``budget``
-    bytes were counted; call again) or :data:`DONE`. ``buf`` (int64, a few thousand entries) takes the
-    scanner's pre-token ends a block at a time. ``data`` must be valid UTF-8 (see ``gpt2_scan``).
+    A segment of :data:`TWO_STREAMS_FROM` bytes or more is scanned as two halves side by side, cut at a
+    pre-token boundary near its middle. ``resume = [segment, position, second position, middle]`` (int64,
+    all 0 for a new chunk) says where to start and is updated when the call returns early: :data:`GROW`
+    (grow the table, call again), :data:`PAUSED` (about ``budget`` bytes were counted; call again) or
+    :data:`DONE`. ``buf`` (int64, a few thousand entries) takes the scanner's pre-token ends a block at a
+    time, half of it for each stream. ``data`` must be valid UTF-8 (see ``gpt2_scan``).
     """
     slots = table.slots
     refs = table.refs
     arena = table.arena
     st = table.state
     kinds = _ascii_kinds(classes)
-    n = st[N_DISTINCT]
-    used = st[ARENA_USED]
-    mask = slots.shape[0] // 2 - 1
-    shift = _shift(slots)
-    limit = slots.shape[0] // 4
+    half = buf.shape[0] // 2
+    if half < 4 or resume.shape[0] < 4:
+        raise ValueError("count_gpt2: buf needs at least 8 entries and resume 4")
+    buf_a = buf[:half]
+    buf_b = buf[half:]
+    limit = half - 2
     done = 0
     for k in range(resume[0], bounds.shape[0]):
+        start = bounds[k, 0]
         end = bounds[k, 1]
-        i = max(resume[1], bounds[k, 0]) if k == resume[0] else bounds[k, 0]
-        while i < end:
+        if k == resume[0] and (resume[1] > start or resume[3] > 0):
+            pa = max(resume[1], start)
+            pb = resume[2]
+            mid = resume[3]
+        else:
+            pa = start
+            mid = _middle_cut(data, start, end) if end - start >= TWO_STREAMS_FROM else 0
+            pb = mid
+        a_end = mid if mid > 0 else end
+        b_end = end if mid > 0 else 0
+        while pa < a_end or pb < b_end:
             if done >= budget:
                 resume[0] = k
-                resume[1] = i
-                st[N_DISTINCT] = n
-                st[ARENA_USED] = used
+                resume[1] = pa
+                resume[2] = pb
+                resume[3] = mid
                 return PAUSED
-            m = _scan(data, i, end, classes, kinds, buf, 0, buf.shape[0] - 2)
-            if m > 0:
-                done += buf[m - 1] - i
-            for t in range(m):
-                e = buf[t]
-                length = e - i
-                if length < 8:
-                    key = _short_key(data, i, length)
-                    s = np.int64(key >> shift)
-                    while True:
-                        kk = slots[2 * s]
-                        if kk == key:
-                            slots[2 * s + 1] += _U(1)
-                            break
-                        if kk == 0:
-                            if n >= limit:
-                                resume[0] = k
-                                resume[1] = i
-                                st[N_DISTINCT] = n
-                                st[ARENA_USED] = used
-                                return GROW
-                            slots[2 * s] = key
-                            slots[2 * s + 1] = _U(1)
-                            n += 1
-                            break
-                        s = (s + 1) & mask
-                else:
-                    key = _long_key(data, i, length)
-                    s = np.int64(key >> shift)
-                    while True:
-                        kk = slots[2 * s]
-                        if kk == key and refs[2 * s + 1] == length and _same(arena, refs[2 * s], data, i, length):
-                            slots[2 * s + 1] += _U(1)
-                            break
-                        if kk == 0:
-                            if n >= limit or used + length > arena.shape[0]:
-                                resume[0] = k
-                                resume[1] = i
-                                st[N_DISTINCT] = n
-                                st[ARENA_USED] = used
-                                st[ARENA_NEEDED] = used + length
-                                return GROW
-                            slots[2 * s] = key
-                            slots[2 * s + 1] = _U(1)
-                            refs[2 * s] = used
-                            refs[2 * s + 1] = length
-                            for q in range(length):
-                                arena[used + q] = data[i + q]
-                            used += length
-                            n += 1
-                            break
-                        s = (s + 1) & mask
-                i = e
+            ma = 0
+            mb = 0
+            if pa < a_end and pb < b_end:
+                ma, mb = _scan2(data, pa, a_end, pb, b_end, classes, kinds, buf_a, buf_b, limit)
+            elif pa < a_end:
+                ma = _scan(data, pa, a_end, classes, kinds, buf_a, 0, limit)
+            else:
+                mb = _scan(data, pb, b_end, classes, kinds, buf_b, 0, limit)
+            got = _count_ends(data, pa, buf_a, ma, slots, refs, arena, st)
+            if got > 0:
+                done += buf_a[got - 1] - pa
+                pa = buf_a[got - 1]
+            if got < ma:
+                resume[0] = k
+                resume[1] = pa
+                resume[2] = pb
+                resume[3] = mid
+                return GROW
+            got = _count_ends(data, pb, buf_b, mb, slots, refs, arena, st)
+            if got > 0:
+                done += buf_b[got - 1] - pb
+                pb = buf_b[got - 1]
+            if got < mb:
+                resume[0] = k
+                resume[1] = pa
+                resume[2] = pb
+                resume[3] = mid
+                return GROW
+    resume[:] = 0
     resume[0] = bounds.shape[0]
-    resume[1] = 0
-    st[N_DISTINCT] = n
-    st[ARENA_USED] = used
     return DONE
 
 

@@ -10,6 +10,7 @@ later calls find the caches warm). On the Python tier (``backend="python"``) an 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import struct
@@ -150,7 +151,7 @@ def npy_header(dtype: np.dtype, n: int) -> bytes:
 def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | None, errors: str, show: bool) -> int:
     """Encode ``path`` into the ``.npy`` ``out_path`` (arguments already checked) on ``workers`` threads;
     returns the number of ids. See :class:`_FileEncoding`."""
-    from .processes import progress_bar
+    from .progress import progress_bar
 
     before = input_identity(path)
     size = before[0]
@@ -170,7 +171,12 @@ def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | N
             bar.update(total - shown[0])
             shown[0] = total
 
-        run_threads(job.work, workers, on_tick=tick)
+        if tok._python is not None:  # in this thread, so that Ctrl-C interrupts the Python tier's work at once
+            job.after_chunk = tick
+            with contextlib.suppress(Stopped):  # invalid UTF-8: reported below
+                job.work(0, threading.Event())
+        else:
+            run_threads(job.work, workers, on_tick=tick)
         tick()
         if input_identity(path) != before:
             raise FileChangedError(path, "its size or modification time differs from when reading began")
@@ -205,6 +211,7 @@ class _FileEncoding:
         self.done = [0] * workers  # bytes encoded by each thread, for the progress bar
         self.bad: list[int] = []  # file offsets of invalid UTF-8 found
         self.specials = SpecialTokens(tok.special_tokens)
+        self.after_chunk = lambda: None  # called by a thread after each chunk it encoded
 
     def work(self, w: int, stop: threading.Event) -> None:
         gpt2 = self.tok.pattern == GPT2_PATTERN
@@ -227,6 +234,7 @@ class _FileEncoding:
                         self.waiting[k] = ids
                         self._write_ready()
                     self.done[w] += min(self.size, (k + 1) * self.chunk_size) - k * self.chunk_size
+                    self.after_chunk()
             finally:
                 enc.out = np.empty(0, dtype=np.int32)  # the pool keeps the cache, not the buffer
 

@@ -34,52 +34,44 @@ code points); and ``regex`` ships its own, newer Unicode tables than ``unicodeda
 ``\\p{L}`` has 13,916 more code points and ``\\p{N}`` 133 more than ``unicodedata.category`` or
 ``str.isalpha`` say. Hence the table comes from ``regex`` itself. The three classes are disjoint.
 
-Performance notes (``python -m bpe_numba.gpt2_scan FILE``: warm, one core, best of 5 in process CPU time)
---------------------------------------------------------------------------------------------------------
-40 MB of synthetic English (``benchmarks/generate_corpus.py --size 40MB``: 10.0 M pre-tokens, 15.6 K
-distinct), on the shared 2-core dev machine, whose figures moved by up to 30% with other load:
+Performance notes (process CPU time, one core of the shared 2-core dev machine)
+-------------------------------------------------------------------------------
+Measured before 2026-11-30 on 40 MB of the package's synthetic stories (10.0 M pre-tokens, 15.6 K distinct):
 
 - ``regex.findall`` over the decoded text: 4.3-7.4 s (5.4-9.3 MB/s), ``Counter`` on top 0.9-1.5 s.
-- The former training path (Numba counting of the runs between safe cuts + regex once per distinct run):
-  0.59 s (68 MB/s).
-- ``gpt2_split``: 0.115-0.14 s (290-345 MB/s). ``count_gpt2_pretokens``: 0.18-0.25 s (160-225 MB/s).
-- Other text: the CS336 fixtures repeated to 20 MB, 340 / 174 MB/s; random CJK + punctuation (18 MB,
-  300 K distinct pre-tokens, so the table outgrows the caches), 200 / 61 MB/s; regex 6.8 MB/s on both.
-
-What was tried (same file, same machine):
-
+- ``gpt2_split``: 0.115-0.14 s (290-345 MB/s).
 - A branchy scanner (per pre-token: contraction? space? then a loop over its class run): 90-105 MB/s as a
-  helper function returning each pre-token's end (inlined by Numba or by LLVM alike), 200-230 MB/s written
-  as one loop. The automaton (branch-free emission, one table load per byte) reached 290-330 MB/s, and
-  storing the next state's row offset (``x & 0xF0``) rather than the state took one operation off the
-  loop-carried chain (+10%).
-- Counting with per-byte FNV-1a and a byte-by-byte comparison on each hit (the former unit counter's layout):
-  51-97 MB/s: two extra unpredictable loops per pre-token. Now the hash is one 8-byte load, masked, times
-  an odd constant: a bijection of (length, bytes) below 8 bytes, so a hit needs no comparison at all;
-  longer pre-tokens (a few %) hash and compare 8 bytes at a time. Indexing with unsigned integers drops
-  Numba's negative-index fix-up, which is what lets LLVM fuse the 8 byte loads into one: hashing every
-  pre-token went from 8.6 to 2.8 ns each. With the hash helpers marked ``inline="always"`` it took 24.8 ns:
-  Numba then increfs/decrefs the array arguments at every call (plain ``@njit`` helpers are inlined by LLVM
-  without that), so no helper that takes arrays is ``inline="always"`` here.
-- The table holds (hash, id + 1) pairs, so a probe reads one cache line. Its first size follows the text
-  (at most 32 K slots): starting at 1 M slots was ~10% slower, at 4 M ~25% (cache misses, zeroing);
-  starting at 4 K and doubling three times, ~5%.
-- The scanner hands the counter 4096 ends at a time (16384: no difference); a resumable table-full exit
-  keeps the arrays fixed inside the kernel (reassigning them inside made an earlier counter 10x slower).
+  helper function returning each pre-token's end, 200-230 MB/s written as one loop. The automaton
+  (branch-free emission, one table load per byte) reached 290-330 MB/s, and storing the next state's row
+  offset (``x & 0xF0``) rather than the state took one operation off the loop-carried chain (+10%).
+- Indexing with unsigned integers drops Numba's negative-index fix-up, which is what lets LLVM fuse the 8
+  byte loads of :func:`_word` into one. With helpers that take arrays marked ``inline="always"``, Numba
+  increfs/decrefs the arrays at every call (hashing a pre-token: 2.8 -> 24.8 ns), so no helper here is.
+
+Measured 2026-11-30 on ``prose_en.txt`` (``../shared/corpora/build.py``, 52.4 MB of English) and
+``multilingual.txt`` (12.3 MB):
+
+- ``_scan``: 137-158 ms on prose_en (330-380 MB/s), 32-40 ms on multilingual: about 6 cycles a byte, the
+  latency of the table load that carries the state from one byte to the next.
+- ``_scan2`` (two ranges, one character of each per step): 83 ms on prose_en (1.65x); on multilingual no
+  gain (39 vs 40 ms), where decoding multi-byte characters, not the state chain, sets the pace. With the
+  character decode in a helper taking the arrays instead of written out twice: 20x slower (the helper was
+  not inlined, so every character increfed and decrefed three arrays).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import unicodedata
 from pathlib import Path
 
 import numpy as np
-import regex
 from numba import njit
 
 from .atomic import atomic_file
+from .tiers import cache_dir
 
 N_CODE_POINTS = 0x110000
 LETTER = 1  # \p{L}
@@ -95,23 +87,45 @@ _memo: np.ndarray | None = None
 _memo_lock = threading.Lock()
 
 
-def cache_dir() -> Path:
-    """``$BPE_NUMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpe_numba``, else ``~/.cache/bpe_numba``."""
-    env = os.environ.get("BPE_NUMBA_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "bpe_numba"
+_TABLE_FORMAT = 2  # bump when the table or its file changes meaning
 
 
-def _cache_name() -> str:
-    safe = lambda v: "".join(c if c.isalnum() or c in "._-" else "_" for c in str(v))  # noqa: E731
-    return f"gpt2_classes-regex{safe(regex.__version__)}-ucd{safe(unicodedata.unidata_version)}.npz"
+def _regex_identity() -> str:
+    """The installed ``regex`` package, without importing it (about 30 ms): its location and the size and
+    modification time of each of its files, which a new version or build rewrites."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("regex")
+    if spec is None or not spec.submodule_search_locations:
+        return "regex: missing"
+    folder = Path(list(spec.submodule_search_locations)[0])
+    parts = [str(folder)]
+    for f in sorted(folder.iterdir()):
+        if f.suffix in (".py", ".so", ".pyd"):
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return " ".join(parts)
+
+
+def _table_identity() -> str:
+    return f"format {_TABLE_FORMAT}; ucd {unicodedata.unidata_version}; {_regex_identity()}"
+
+
+def _cache_name(identity: str) -> str:
+    return f"gpt2_classes-{hashlib.sha256(identity.encode('utf-8', 'surrogateescape')).hexdigest()[:20]}.npz"
+
+
+def _checksum(starts: np.ndarray, values: np.ndarray, identity: str) -> str:
+    h = hashlib.sha256(identity.encode("utf-8", "surrogateescape"))
+    h.update(np.ascontiguousarray(starts, dtype="<u4").tobytes())
+    h.update(np.ascontiguousarray(values, dtype=np.uint8).tobytes())
+    return h.hexdigest()
 
 
 def generate_char_classes() -> np.ndarray:
     """The class table computed from the installed ``regex`` (about 0.1 s; no caching)."""
+    import regex
+
     # Every code point but the surrogates, as one string: index i is code point i below D800, i + 0x800 above.
     cps = np.concatenate(
         [np.arange(0xD800, dtype=np.uint32), np.arange(0xE000, N_CODE_POINTS, dtype=np.uint32)]
@@ -150,23 +164,29 @@ def _from_runs(starts: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.repeat(values.astype(np.uint8), lengths)
 
 
-def _load(path: Path) -> np.ndarray | None:
+def _load(path: Path, identity: str) -> np.ndarray | None:
+    """The cached table, or None when the file is missing, unreadable, truncated, for another ``regex``, or
+    its content does not match the checksum it was written with (then it is rebuilt, never trusted)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            table = _from_runs(z["starts"], z["values"])
-    except (OSError, ValueError, KeyError, EOFError):
+            starts, values = z["starts"], z["values"]
+            if str(z["identity"]) != identity or str(z["checksum"]) != _checksum(starts, values, identity):
+                return None
+            table = _from_runs(starts, values)
+    except Exception:  # noqa: BLE001 - any damage (BadZipFile, ValueError, OSError, ...) means: rebuild
         return None
     return table if table.shape == (N_CODE_POINTS,) else None
 
 
-def _store(path: Path, classes: np.ndarray) -> None:
+def _store(path: Path, classes: np.ndarray, identity: str) -> None:
     """Write atomically (:mod:`bpe_numba.atomic`), leaving no temp file behind whatever happens; an OS error
     (read-only or full disk, no such folder) just means no cache."""
     starts, values = _to_runs(classes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as f:
-            np.savez_compressed(f, starts=starts, values=values)
+            np.savez_compressed(f, starts=starts, values=values, identity=np.array(identity),
+                                checksum=np.array(_checksum(starts, values, identity)))
     except OSError:
         pass
 
@@ -175,20 +195,22 @@ def char_classes() -> np.ndarray:
     """uint8 table of length 0x110000: bit 1 = ``\\p{L}``, 2 = ``\\p{N}``, 4 = ``\\s`` as the installed
     ``regex`` defines them; surrogates (never in valid UTF-8) are 0.
 
-    Generated once per (``regex`` version, Unicode version of ``unicodedata``) and cached on disk under
-    :func:`cache_dir` (falls back to generating in memory if that is not writable); memoized in process.
-    The returned array is read-only and shared.
+    Generated once per installed ``regex`` (and Unicode version of ``unicodedata``) and cached on disk
+    under :func:`cache_dir` with a checksum of its content; a damaged or foreign file is rebuilt. Falls back
+    to generating in memory if the folder is not writable; memoized in process. The returned array is
+    read-only and shared.
     """
     global _memo
     if _memo is not None:
         return _memo
     with _memo_lock:
         if _memo is None:
-            path = cache_dir() / _cache_name()
-            table = _load(path)
+            identity = _table_identity()
+            path = cache_dir() / _cache_name(identity)
+            table = _load(path, identity)
             if table is None:
                 table = generate_char_classes()
-                _store(path, table)
+                _store(path, table, identity)
             table.setflags(write=False)
             _memo = table
     return _memo
@@ -314,13 +336,109 @@ def _scan(data, start, end, classes, kinds, out, m, limit):
         prev = p
         p += n
     if p == end and p > start:
-        split = s == SQL * _NK or s == SQV * _NK  # "'l", "'v", "'r" at the end: "'" and a letter run
-        if m + 1 + split <= out.shape[0]:
-            if split:
-                out[m] = prev
-                m += 1
-            out[m] = end
+        m = _final_ends(s, prev, end, out, m)
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _scan2(data, a, a_end, b, b_end, classes, kinds, out_a, out_b, limit):
+    """:func:`_scan` of two ranges at once, one character of each per step: the two automata are
+    independent, so their table loads overlap instead of queueing on one loop-carried load (English text:
+    1.6x the single scan). Runs while both ranges have text and both outputs are under ``limit``; a range
+    that reached its end gets its final end(s) written, as :func:`_scan` does. Returns ``(m_a, m_b)``; the
+    caller resumes each range at its last end written (or where it was, if none)."""
+    t = _T
+    s1 = 0
+    p1 = a
+    prev1 = a
+    m1 = 0
+    s2 = 0
+    p2 = b
+    prev2 = b
+    m2 = 0
+    while p1 < a_end and p2 < b_end and m1 < limit and m2 < limit:
+        # The character decode is written out for each range: a helper taking arrays, if LLVM did not
+        # inline it, would incref and decref them at every character.
+        c1 = data[_U(p1)]
+        if c1 < 0x80:
+            k1 = kinds[c1]
+            n1 = 1
+        else:
+            lead = np.int64(c1)
+            if lead < 0xE0:
+                n1 = 2
+                cp = lead & 0x1F
+            elif lead < 0xF0:
+                n1 = 3
+                cp = lead & 0x0F
+            else:
+                n1 = 4
+                cp = lead & 0x07
+            if p1 + n1 > a_end:
+                n1 = a_end - p1
+                cp = 0x110000
+            else:
+                for q in range(1, n1):
+                    cp = (cp << 6) | (np.int64(data[_U(p1 + q)]) & 0x3F)
+            c = classes[_U(cp)] if cp < 0x110000 else 0
+            k1 = KL if c & 1 else (KN if c & 2 else (KWS if c & 4 else KO))
+        c2 = data[_U(p2)]
+        if c2 < 0x80:
+            k2 = kinds[c2]
+            n2 = 1
+        else:
+            lead = np.int64(c2)
+            if lead < 0xE0:
+                n2 = 2
+                cp = lead & 0x1F
+            elif lead < 0xF0:
+                n2 = 3
+                cp = lead & 0x0F
+            else:
+                n2 = 4
+                cp = lead & 0x07
+            if p2 + n2 > b_end:
+                n2 = b_end - p2
+                cp = 0x110000
+            else:
+                for q in range(1, n2):
+                    cp = (cp << 6) | (np.int64(data[_U(p2 + q)]) & 0x3F)
+            c = classes[_U(cp)] if cp < 0x110000 else 0
+            k2 = KL if c & 1 else (KN if c & 2 else (KWS if c & 4 else KO))
+        x1 = t[_U(s1 + k1)]
+        x2 = t[_U(s2 + k2)]
+        s1 = x1 & 0xF0
+        s2 = x2 & 0xF0
+        out_a[_U(m1)] = prev1
+        m1 += x1 & 1
+        out_a[_U(m1)] = p1
+        m1 += (x1 >> 1) & 1
+        prev1 = p1
+        p1 += n1
+        out_b[_U(m2)] = prev2
+        m2 += x2 & 1
+        out_b[_U(m2)] = p2
+        m2 += (x2 >> 1) & 1
+        prev2 = p2
+        p2 += n2
+    if p1 == a_end and p1 > a:
+        m1 = _final_ends(s1, prev1, a_end, out_a, m1)
+    if p2 == b_end and p2 > b:
+        m2 = _final_ends(s2, prev2, b_end, out_b, m2)
+    return m1, m2
+
+
+@njit(cache=True, nogil=True)
+def _final_ends(s, prev, end, out, m):
+    """At the end of a range: "'l", "'v", "'r" pending there are "'" and a letter run; then the last end.
+    Written only if they fit in ``out``."""
+    split = s == SQL * _NK or s == SQV * _NK
+    if m + 1 + split <= out.shape[0]:
+        if split:
+            out[m] = prev
             m += 1
+        out[m] = end
+        m += 1
     return m
 
 

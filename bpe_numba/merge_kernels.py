@@ -25,19 +25,23 @@ are skipped by checking ``tok[q] >= 0 and pair_at[q] == pid`` (a position never 
 since the symbols at a position only grow). A merge touches only its pair's entries.
 
 Selection is a binary max-heap of ``(count snapshot, pair id)`` ordered by count, then by the greater
-``(bytes_a, bytes_b)``: the byte comparison runs here, on ``raw``. A pair's count only drops after it is
-pushed, except when a merge re-creates an existing symbol; every increase pushes a fresh entry. So a popped
-entry whose snapshot differs from the live count is stale: it is re-pushed with the live count when that
-is lower and positive, and dropped otherwise. Each selection costs O(log pairs) however many pairs tie.
+``(bytes_a, bytes_b)``: a 7-byte order key per symbol decides most ties, the bytes on ``raw`` the rest. A
+pair's count only drops after it is pushed, except when a merge re-creates an existing symbol; every
+increase pushes a fresh entry. So an entry at the top whose snapshot differs from the live count is stale:
+it takes the live count and sinks when that is lower and positive, and is dropped otherwise (so is the
+merged pair's own entry, whose count the merge takes to 0). Each selection costs O(log pairs) however many
+pairs tie.
 
 Performance notes (measured on the 2-core dev machine; see README for the whole-run benchmarks)
 -----------------------------------------------------------------------------------------------
 - Word-based application (rewrite each affected word, subtract its old pairs, add its new ones), as HF
   tokenizers and rustbpe do, costs O(word length) per affected word; a 20 MB file without whitespace is
   one 20 MB word touched by nearly every merge (hours). The position lists here cost O(occurrences).
-- Byte comparisons for ties in the heap instead of Python-assigned order keys: new tokens are created in
-  the middle of the byte order, so fixed keys would need relabelling; comparing bytes costs a few ns and
-  only runs on equal counts.
+- Ties in the heap compare each symbol's 7-byte order key (made from its parts' keys at each merge), the
+  bytes only when two symbols longer than 7 bytes share those 7: fixed ranks in byte order would need
+  relabelling, as new tokens fall in the middle of the order. (Measured 2026-11-30 on ``prose_en.txt``,
+  52 MB of English, 137 K distinct pre-tokens, 9 743 merges: no change against bytes compared on ``raw``:
+  the tie-breaks were not where the time went.)
 - Growable structures (pairs, segments, arena, heap) are allocated once at an upper bound with
   ``np.empty``: untouched pages cost no memory, and the kernel never has to return resized arrays. Only
   the pair hash table, which would touch every page, grows (the kernel asks for it via a status code).
@@ -49,15 +53,25 @@ Performance notes (measured on the 2-core dev machine; see README for the whole-
 - Start-up, not the kernels, bounds small runs: a fresh process trains corpus.en (vocab 500) in ~0.05 s
   of kernel time but ~1.3-1.8 s of wall time when Numba starts in the caller's process here (Numba's
   import 0.3 s; its SciPy BLAS probe 0.2-0.4 s and awkward's Numba extension 0.3-0.4 s, both installed
-  here; 0.2-0.3 s of interpreter teardown over Numba's objects). Tried: fewer, merged kernels (loading
-  the 7 cached kernels costs only ~0.07 s in all, so no gain). Kept: training in a helper process that
-  starts Numba lean and ends with ``os._exit`` (``bpe_numba.processes``): 0.75-0.9 s whole process.
+  here; 0.2-0.3 s of interpreter teardown over Numba's objects). Kept: training in a helper process that
+  starts Numba lean and ends with ``os._exit`` (``bpe_numba.processes``), and inputs up to 1 MiB train in
+  plain Python with no Numba at all (``bpe_numba.python_bpe``).
+- 2026-11-30, prose_en at 10K (9 743 merges over 1.06 M positions; build 0.02-0.04 s, merges 0.2-0.4 s by
+  the machine's load): late merges cost 14-25 us each for about 10 live and 20 stale occurrences, 7
+  pushes and 2 heap fixes: memory latency. Tried: one interleaved ``(n, 4)`` int32 record per position
+  instead of the separate ``tok``/``pair_at``/``word`` arrays: slower (0.445 vs 0.370 s CPU, min of 7;
+  Numba's 2-D indexing). Kept: a single heap-fix site (stale entries take their live count at the top;
+  the merged pair's own entry is removed by the next selection) instead of pop/push pairs at four sites:
+  the inlined copies of the comparison had made ``run_merges`` 6.7 s and ``build_state`` 7.2 s to compile
+  (now 5.3 and 2.5 s), and late merges got faster (0.37 -> 0.26 s CPU for all merges, min of 7).
 - Duplicate symbols (the same bytes from two different merges) never appeared in 10^5 random small
   corpora checked against this kernel; the byte-keyed symbol table is there so that the result stays
   the contract's even if some corpus produces one.
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
@@ -76,22 +90,55 @@ N_SCALARS = 8
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _HASH_B = np.uint64(0x100000001B3)
+_U = np.uint64
+
+MergeState = namedtuple("MergeState", [
+    # positions (one per byte of every pre-token, SEP between words) and words
+    "tok", "raw", "word", "pair_at", "counts",
+    # symbols: length, a position holding their bytes, hash, B**len, order key, hash table
+    "sym_len", "sym_src", "sym_hash", "sym_pow", "sym_key", "sym_tab",
+    # pairs: symbols, count, newest segment, per-step mark; segments (start, length, next) and their arena
+    "pair_a", "pair_b", "pair_cnt", "pair_seg", "pair_mark", "seg", "arena",
+    # pair hash table (grown by the caller on GROW_HASH), selection heap
+    "ph_keys", "ph_vals", "heap_cnt", "heap_pid",
+    # per-step scratch, the merges done, scalars
+    "stamp", "buf", "touched", "sizes", "merges", "sc",
+])
+MergeState.__doc__ = """The merge kernels' state: numpy arrays only, passed to every kernel as one argument (see the module
+docstring for the layout). Kernels unpack it into local names at once and hand helpers plain arrays:
+Numba increfs every array of a tuple argument at each call that LLVM does not inline."""
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _slot(h, mask):
     return np.int64((np.uint64(h) * _MIX) >> np.uint64(29)) & mask
 
 
-@njit(cache=True)
-def _sym_cmp(s, t, raw, sym_src, sym_len):
-    """-1, 0, 1 as Python compares the symbols' bytes."""
+@njit(cache=True, nogil=True)
+def _order_key(prefix, length):
+    """A symbol's order key: its first 7 bytes big-endian (zero-padded) in the top 56 bits, min(length, 255)
+    in the low 8. Keys compare as the bytes do unless the prefixes are equal and both symbols are longer
+    than 7 bytes (see :func:`_sym_cmp`)."""
+    return (prefix & ~_U(0xFF)) | _U(min(length, 255))
+
+
+@njit(cache=True, nogil=True)
+def _sym_cmp(s, t, raw, sym_src, sym_len, sym_key):
+    """-1, 0, 1 as Python compares the symbols' bytes. The order keys decide unless both symbols are longer
+    than 7 bytes with the same first 7 (then the bytes are compared): equal prefixes with one symbol of at
+    most 7 bytes mean it is a prefix of the other (zero padding), so the lengths decide."""
     if s == t:
         return 0
-    ps = sym_src[s]
-    pt = sym_src[t]
+    ks = sym_key[s]
+    kt = sym_key[t]
+    if (ks ^ kt) >> _U(8) != 0:
+        return -1 if ks < kt else 1
     ls = sym_len[s]
     lt = sym_len[t]
+    if min(ls, lt) <= 7:
+        return 0 if ls == lt else (-1 if ls < lt else 1)
+    ps = sym_src[s]
+    pt = sym_src[t]
     n = min(ls, lt)
     for i in range(n):
         x = raw[ps + i]
@@ -103,21 +150,21 @@ def _sym_cmp(s, t, raw, sym_src, sym_len):
     return -1 if ls < lt else 1
 
 
-@njit(cache=True)
-def _before(c1, p1, c2, p2, pair_a, pair_b, raw, sym_src, sym_len):
+@njit(cache=True, nogil=True)
+def _before(c1, p1, c2, p2, pair_a, pair_b, raw, sym_src, sym_len, sym_key):
     """True when heap entry 1 is selected before entry 2: higher count, then greater (bytes_a, bytes_b)."""
     if c1 != c2:
         return c1 > c2
     if p1 == p2:
         return False
-    r = _sym_cmp(pair_a[p1], pair_a[p2], raw, sym_src, sym_len)
+    r = _sym_cmp(pair_a[p1], pair_a[p2], raw, sym_src, sym_len, sym_key)
     if r == 0:
-        r = _sym_cmp(pair_b[p1], pair_b[p2], raw, sym_src, sym_len)
+        r = _sym_cmp(pair_b[p1], pair_b[p2], raw, sym_src, sym_len, sym_key)
     return r > 0
 
 
-@njit(cache=True)
-def _sift_down(i, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
+@njit(cache=True, nogil=True)
+def _sift_down(i, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key):
     c = heap_cnt[i]
     p = heap_pid[i]
     while True:
@@ -125,10 +172,11 @@ def _sift_down(i, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
         if child >= n:
             break
         if child + 1 < n and _before(
-            heap_cnt[child + 1], heap_pid[child + 1], heap_cnt[child], heap_pid[child], pair_a, pair_b, raw, sym_src, sym_len
+            heap_cnt[child + 1], heap_pid[child + 1], heap_cnt[child], heap_pid[child], pair_a, pair_b, raw, sym_src,
+            sym_len, sym_key,
         ):
             child += 1
-        if not _before(heap_cnt[child], heap_pid[child], c, p, pair_a, pair_b, raw, sym_src, sym_len):
+        if not _before(heap_cnt[child], heap_pid[child], c, p, pair_a, pair_b, raw, sym_src, sym_len, sym_key):
             break
         heap_cnt[i] = heap_cnt[child]
         heap_pid[i] = heap_pid[child]
@@ -137,13 +185,13 @@ def _sift_down(i, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
     heap_pid[i] = p
 
 
-@njit(cache=True)
-def _push(c, p, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
+@njit(cache=True, nogil=True)
+def _push(c, p, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key):
     """Push (c, p) onto a heap of n entries; returns the new size."""
     i = n
     while i > 0:
         parent = (i - 1) >> 1
-        if not _before(c, p, heap_cnt[parent], heap_pid[parent], pair_a, pair_b, raw, sym_src, sym_len):
+        if not _before(c, p, heap_cnt[parent], heap_pid[parent], pair_a, pair_b, raw, sym_src, sym_len, sym_key):
             break
         heap_cnt[i] = heap_cnt[parent]
         heap_pid[i] = heap_pid[parent]
@@ -153,21 +201,16 @@ def _push(c, p, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
     return n + 1
 
 
-@njit(cache=True)
-def _pop(n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len):
-    """Remove the top of a heap of n entries; returns the new size."""
-    n -= 1
-    if n > 0:
-        heap_cnt[0] = heap_cnt[n]
-        heap_pid[0] = heap_pid[n]
-        _sift_down(0, n, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
-    return n
-
-
-@njit(cache=True)
-def rehash(ph_keys, ph_vals, pair_a, pair_b, first, n_pairs):
-    """Fill an empty (all -1) pair hash table with pairs ``first..n_pairs-1``. Byte pairs (ids below 65 536)
-    are never looked up: every pair formed by a merge contains the merged symbol, two bytes or longer."""
+@njit(cache=True, nogil=True)
+def rehash(S, first):
+    """Fill the empty (all -1) pair hash table ``S.ph_keys``/``S.ph_vals`` with pairs ``first..`` up to
+    ``S.sc[N_PAIRS]``. Byte pairs (ids below 65 536) are never looked up: every pair formed by a merge
+    contains the merged symbol, two bytes or longer."""
+    ph_keys = S.ph_keys
+    ph_vals = S.ph_vals
+    pair_a = S.pair_a
+    pair_b = S.pair_b
+    n_pairs = S.sc[N_PAIRS]
     mask = ph_keys.shape[0] - 1
     for pid in range(first, n_pairs):
         key = (np.int64(pair_a[pid]) << 32) | np.int64(pair_b[pid])
@@ -179,15 +222,17 @@ def rehash(ph_keys, ph_vals, pair_a, pair_b, first, n_pairs):
     return n_pairs - first
 
 
-@njit(cache=True)
-def build_state(tokens, offsets, counts, tok, raw, word, pair_at,
-                sym_len, sym_src, sym_hash, sym_pow, sym_tab,
-                pair_a, pair_b, pair_cnt, pair_seg, pair_mark, seg, arena, heap_cnt, heap_pid, sc):
+@njit(cache=True, nogil=True)
+def build_state(tokens, offsets, S):
     """Lay out the interned pre-tokens (``tokens[offsets[w]:offsets[w+1]]`` = bytes of word ``w``, each of
-    length >= 2, occurring ``counts[w]`` times), count the byte pairs, index their positions and heapify.
+    length >= 2, occurring ``S.counts[w]`` times), count the byte pairs, index their positions and heapify.
 
     Initial pair ids are dense: ``pid = 256 * a + b`` for the 65 536 byte pairs.
     """
+    tok, raw, word, pair_at, counts = S.tok, S.raw, S.word, S.pair_at, S.counts
+    sym_len, sym_src, sym_hash, sym_pow, sym_key, sym_tab = S.sym_len, S.sym_src, S.sym_hash, S.sym_pow, S.sym_key, S.sym_tab
+    pair_a, pair_b, pair_cnt, pair_seg, pair_mark, seg, arena = S.pair_a, S.pair_b, S.pair_cnt, S.pair_seg, S.pair_mark, S.seg, S.arena
+    heap_cnt, heap_pid, sc = S.heap_cnt, S.heap_pid, S.sc
     n_words = offsets.shape[0] - 1
     n_pos = tokens.shape[0] + n_words + 1
     # Positions: SEP, word 0 bytes, SEP, word 1 bytes, ..., SEP, then a 256-byte table for the byte symbols.
@@ -212,6 +257,7 @@ def build_state(tokens, offsets, counts, tok, raw, word, pair_at,
         sym_src[b] = n_pos + b
         sym_hash[b] = np.uint64(b + 1)
         sym_pow[b] = _HASH_B
+        sym_key[b] = _order_key(_U(b) << _U(56), 1)
     sym_tab[:] = -1
     smask = sym_tab.shape[0] - 1
     for b in range(256):
@@ -264,7 +310,7 @@ def build_state(tokens, offsets, counts, tok, raw, word, pair_at,
             heap_pid[n_heap] = pid
             n_heap += 1
     for i in range(n_heap // 2 - 1, -1, -1):
-        _sift_down(i, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+        _sift_down(i, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
     sc[N_PAIRS] = 65536
     sc[N_SEGS] = n_segs
     sc[ARENA_USED] = total
@@ -275,8 +321,8 @@ def build_state(tokens, offsets, counts, tok, raw, word, pair_at,
     sc[NEED] = 0
 
 
-@njit(cache=True)
-def _symbol_for(a, b, raw, sym_len, sym_src, sym_hash, sym_pow, sym_tab, sc):
+@njit(cache=True, nogil=True)
+def _symbol_for(a, b, raw, sym_len, sym_src, sym_hash, sym_pow, sym_key, sym_tab, sc):
     """The symbol whose bytes are bytes(a) + bytes(b): an existing one, or a new id (its ``sym_src`` is set
     to -1 until the first merged occurrence gives it one)."""
     h = sym_hash[a] * sym_pow[b] + sym_hash[b]
@@ -309,11 +355,16 @@ def _symbol_for(a, b, raw, sym_len, sym_src, sym_hash, sym_pow, sym_tab, sc):
     sym_src[c] = -1
     sym_hash[c] = h
     sym_pow[c] = sym_pow[a] * sym_pow[b]
+    # First 7 bytes of a + b: a's, then b's shifted past them.
+    prefix = sym_key[a] & ~_U(0xFF)
+    if la < 7:
+        prefix |= (sym_key[b] & ~_U(0xFF)) >> _U(8 * la)
+    sym_key[c] = _order_key(prefix, la + lb)
     sym_tab[i] = c
     return c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pair_id(x, y, pair_a, pair_b, pair_cnt, pair_seg, pair_mark, ph_keys, ph_vals, sc):
     """Id of the pair (x, y), created with count 0 when new."""
     key = (np.int64(x) << 32) | np.int64(y)
@@ -336,20 +387,25 @@ def _pair_id(x, y, pair_a, pair_b, pair_cnt, pair_seg, pair_mark, ph_keys, ph_va
     return pid
 
 
-@njit(cache=True)
-def run_merges(n_target, tok, raw, word, counts, pair_at,
-               sym_len, sym_src, sym_hash, sym_pow, sym_tab,
-               pair_a, pair_b, pair_cnt, pair_seg, pair_mark, seg, arena,
-               ph_keys, ph_vals, heap_cnt, heap_pid, stamp, buf, touched, merges, sc):
-    """Do merges until ``sc[N_MERGES] == n_target``; returns DONE, NO_PAIRS or GROW_HASH.
+@njit(cache=True, nogil=True)
+def run_merges(n_target, S):
+    """Do merges until ``S.sc[N_MERGES] == n_target``; returns DONE, NO_PAIRS or GROW_HASH.
 
-    ``merges[i] = (a, b, c)``: merge ``i`` joined symbols ``a`` and ``b`` into symbol ``c`` (``c`` is an
+    ``S.merges[i] = (a, b, c)``: merge ``i`` joined symbols ``a`` and ``b`` into symbol ``c`` (``c`` is an
     earlier symbol when the merge re-creates existing bytes). State lives in the arrays and ``sc``, so the
     caller can call again after growing the hash table, or to continue in batches (for progress).
     """
+    tok, raw, word, pair_at, counts = S.tok, S.raw, S.word, S.pair_at, S.counts
+    sym_len, sym_src, sym_hash, sym_pow, sym_key, sym_tab = S.sym_len, S.sym_src, S.sym_hash, S.sym_pow, S.sym_key, S.sym_tab
+    pair_a, pair_b, pair_cnt, pair_seg, pair_mark, seg, arena = S.pair_a, S.pair_b, S.pair_cnt, S.pair_seg, S.pair_mark, S.seg, S.arena
+    ph_keys, ph_vals, heap_cnt, heap_pid = S.ph_keys, S.ph_vals, S.heap_cnt, S.heap_pid
+    stamp, buf, touched, sizes, merges, sc = S.stamp, S.buf, S.touched, S.sizes, S.merges, S.sc
     n_heap = sc[N_HEAP]
     while sc[N_MERGES] < n_target:
-        # Select: skip stale heap entries (see module docstring).
+        # Select: refresh stale heap entries at the top (see module docstring): one lower than its snapshot
+        # takes its live count and sinks; one at 0 (such as the previous merge's own pair) is removed. The
+        # heap is only ever fixed here (one sift) and by the pushes below: every inlined copy of the
+        # comparison costs compile time.
         pid = -1
         while n_heap > 0:
             top = heap_pid[0]
@@ -358,27 +414,35 @@ def run_merges(n_target, tok, raw, word, counts, pair_at,
             if live == snap:
                 pid = top
                 break
-            n_heap = _pop(n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
             if 0 < live < snap:
-                n_heap = _push(live, top, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+                heap_cnt[0] = live
+            else:
+                n_heap -= 1
+                heap_cnt[0] = heap_cnt[n_heap]
+                heap_pid[0] = heap_pid[n_heap]
+            if n_heap > 0:
+                _sift_down(0, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
         if pid < 0:
             sc[N_HEAP] = n_heap
             return NO_PAIRS
-        # Room: a merge forms at most two new pairs per entry of its lists.
+        # Room: a merge forms at most two new pairs per entry of its lists, and at most one (left, new) and
+        # one (new, right) per distinct neighbour symbol (a run of 20 M "a" has 20 M entries but forms two
+        # pairs: sizing by entries alone asked for a 1.5 GB table).
         n_entries = 0
         s = pair_seg[pid]
         while s >= 0:
             n_entries += seg[s, 1]
             s = seg[s, 2]
-        if 2 * (sc[HASH_USED] + 2 * n_entries) > ph_keys.shape[0]:
+        new_pairs = 2 * min(n_entries, sc[N_SYMS] + 1)
+        if 2 * (sc[HASH_USED] + new_pairs) > ph_keys.shape[0]:
             sc[N_HEAP] = n_heap
-            sc[NEED] = sc[HASH_USED] + 2 * n_entries
+            sc[NEED] = sc[HASH_USED] + new_pairs
             return GROW_HASH
-        n_heap = _pop(n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+        # The selected entry stays at the top: its count drops to 0 below, so the next selection removes it.
 
         a = pair_a[pid]
         b = pair_b[pid]
-        c = _symbol_for(a, b, raw, sym_len, sym_src, sym_hash, sym_pow, sym_tab, sc)
+        c = _symbol_for(a, b, raw, sym_len, sym_src, sym_hash, sym_pow, sym_key, sym_tab, sc)
         step = sc[N_MERGES]
         merges[step, 0] = a
         merges[step, 1] = b
@@ -464,7 +528,7 @@ def run_merges(n_target, tok, raw, word, counts, pair_at,
         base = sc[ARENA_USED]
         for i in range(n_touched):
             pair_mark[touched[i]] = -1 - i  # local index, until the end of this step
-        sizes = np.zeros(n_touched + 1, dtype=np.int64)
+        sizes[: n_touched + 1] = 0
         for i in range(n_buf):
             sizes[-1 - pair_mark[buf[i, 0]] + 1] += 1
         for i in range(n_touched):
@@ -485,7 +549,7 @@ def run_merges(n_target, tok, raw, word, counts, pair_at,
             n_segs += 1
             pair_mark[npid] = step + 1
             if pair_cnt[npid] > 0:
-                n_heap = _push(pair_cnt[npid], npid, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len)
+                n_heap = _push(pair_cnt[npid], npid, n_heap, heap_cnt, heap_pid, pair_a, pair_b, raw, sym_src, sym_len, sym_key)
         sc[N_SEGS] = n_segs
         sc[ARENA_USED] = base + n_buf
         sc[N_MERGES] = step + 1

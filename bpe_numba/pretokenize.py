@@ -30,9 +30,9 @@ import numpy as np
 from .chunking import ChunkReader, SpecialTokens, checked_utf8, first_invalid_utf8, input_identity, plan_chunks
 from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
 from .validation import (
+    check_chunk_size,
     GPT2_PATTERN,
     check_errors_mode,
-    check_input_file,
     check_pattern,
     check_special_tokens,
     compiled_pattern,
@@ -40,9 +40,10 @@ from .validation import (
     resolve_progress,
     resolve_workers,
 )
-from .processes import map_chunks, progress_bar
+from .processes import map_chunks
+from .progress import progress_bar
 
-DEFAULT_CHUNK = 4 << 20  # bytes per chunk for the threads: small enough to balance two threads on a few MB
+_CHUNK_MIN, _CHUNK_MAX = 256 << 10, 4 << 20  # bytes per chunk for the threads (see default_chunk_size)
 _BUDGET = 1 << 20  # bytes a counting kernel call handles before returning (to see a stop request)
 _PROCESS_CHUNK_MIN = 32 << 20  # the regex engine's processes: chunks of 32-64 MiB (start-up is ~1 s each)
 
@@ -68,7 +69,7 @@ class SpecialSplitter(SpecialTokens):
         arr = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
         if len(self.order) == 0:
             return np.array([[0, len(arr)]], dtype=np.int64), np.full(1, -1, dtype=np.int64)
-        from .scan_kernels import split_specials
+        from .text_kernels import split_specials
 
         cap = len(arr) // self.shortest + 2
         bounds = np.empty((cap, 2), dtype=np.int64)
@@ -93,13 +94,15 @@ class _ThreadCount:
         self.classes = char_classes()
         self.table = K.new_table()
         self.buf = np.empty(4096, dtype=np.int64)
-        self.resume = np.zeros(2, dtype=np.int64)
+        self.resume = np.zeros(4, dtype=np.int64)
 
-    def count(self, data: np.ndarray, stop) -> None:
+    def count(self, data: np.ndarray, stop, bounds: np.ndarray | None = None) -> None:
+        """Count ``data``, or its segments ``bounds`` when given (documents joined in one block)."""
         from .threads import Stopped
 
         K = self.K
-        bounds, _ = self.splitter.split(data)
+        if bounds is None:
+            bounds, _ = self.splitter.split(data)
         self.resume[:] = 0
         while True:
             status = K.count_gpt2(data, bounds, self.classes, self.table, self.buf, self.resume, _BUDGET)
@@ -139,7 +142,7 @@ def _count_threads(path, size, splitter, num_workers, chunk_size, errors, show):
     from . import count_kernels as K
     from .threads import Stopped, run_threads
 
-    chunk = DEFAULT_CHUNK if chunk_size is None else chunk_size
+    chunk = default_chunk_size(size, num_workers) if chunk_size is None else chunk_size
     n_chunks = max(1, -(-size // chunk))
     workers = max(1, min(num_workers, n_chunks))
     next_chunk = itertools.count()  # shared; next() is atomic under the GIL
@@ -178,6 +181,12 @@ def _count_threads(path, size, splitter, num_workers, chunk_size, errors, show):
     if bad:
         return None, min(bad)
     return merge_tables([t for t in tables if t is not None]), -1
+
+
+def default_chunk_size(size: int, workers: int) -> int:
+    """About sixteen chunks per thread, between 256 KiB and 4 MiB: enough for the threads to finish together
+    (a chunk is a few milliseconds of work), few enough that a chunk's fixed costs stay small."""
+    return int(min(max(size // (16 * max(workers, 1)), _CHUNK_MIN), _CHUNK_MAX))
 
 
 def merge_tables(tables: list):
@@ -244,10 +253,12 @@ def table_to_dict(table) -> dict[bytes, int]:
 # The regex engine: processes
 # ---------------------------------------------------------------------------------------------------------
 
-def count_segments_regex(data: bytes, splitter: SpecialSplitter, pattern: str) -> tuple[bytes, np.ndarray, np.ndarray]:
+def count_segments_regex(data: bytes, splitter: SpecialSplitter, pattern: str,
+                         bounds: np.ndarray | None = None) -> tuple[bytes, np.ndarray, np.ndarray]:
     """Distinct pre-tokens of ``data`` (valid UTF-8) by ``regex``, special tokens removed: ``(blob, int64
-    offsets, int64 counts)``."""
-    bounds, _ = splitter.split(data)
+    offsets, int64 counts)``. ``bounds``: the segments to count, if not all of ``data`` split at specials."""
+    if bounds is None:
+        bounds, _ = splitter.split(data)
     findall = compiled_pattern(pattern).findall
     counts: dict[str, int] = {}
     get = counts.get
@@ -307,7 +318,7 @@ def warm_scan_kernels(engine: str) -> None:
     from .chunking import find_safe_cut
 
     state = _ThreadCount(SpecialSplitter(["<s>"]))
-    data = np.frombuffer(b"a<s>b c" * 2, dtype=np.uint8).copy()
+    data = np.frombuffer(b"a<s>b c" * 2, dtype=np.uint8)
     checked_utf8(data, 0, "strict")
     if engine == "numba":
         state.count(data, threading.Event())
@@ -326,12 +337,18 @@ def count_pretokens(
     progress: bool | None = None,
     pattern: str = GPT2_PATTERN,
     engine: str = "auto",
+    text_field: str = "text",
+    doc_cap: int | None = None,
+    max_chars: int | None = None,
+    executor=None,
 ) -> dict[bytes, int]:
-    """Counts of the distinct pre-tokens in the file: the table the trainer starts from (in no particular
-    order).
+    """Counts of the distinct pre-tokens in the input: the table the trainer starts from (in no particular
+    order). The input is a file or any other input of :func:`bpe_numba.train_bpe` (files, directories,
+    globs, compressed, JSONL and Parquet files, an iterable of ``str``), with the same ``text_field``,
+    ``doc_cap``, ``max_chars`` and ``executor``.
 
     ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores); ``chunk_size``
-    is the bytes per task (default 4 MiB for threads, 32-64 MiB for processes). ``pattern`` is the
+    is the bytes per task (default: about sixteen per thread, 256 KiB to 4 MiB; 32-64 MiB per process). ``pattern`` is the
     pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2 scanner (``"numba"``),
     the ``regex`` package (``"regex"``), or the scanner when the pattern allows (``"auto"``). Every choice
     gives the same table.
@@ -341,21 +358,19 @@ def count_pretokens(
     >>> sorted(count_pretokens(p, ["<|eot|>"], num_workers=1).items())
     [(b' cat', 2), (b'the', 2)]
     """
-    path = check_input_file(input_path)
+    from .corpus_count import count_here
+    from .sources import resolve_input
+
+    corpus = resolve_input(input_path, text_field=text_field, doc_cap=doc_cap, max_chars=max_chars)
     special_tokens = check_special_tokens(special_tokens)
     check_errors_mode(errors)
     pattern = check_pattern(pattern)
     engine = resolve_engine(engine, pattern)
-    workers = resolve_workers(num_workers)
-    check_chunk_size(chunk_size)
-    table = count_file(path, special_tokens, num_workers=workers, chunk_size=chunk_size, errors=errors,
-                       progress=resolve_progress(progress), pattern=pattern, engine=engine)
+    resolve_workers(num_workers)
+    chunk_size = check_chunk_size(chunk_size)
+    table = count_here(corpus, special_tokens, executor, num_workers=num_workers, chunk_size=chunk_size,
+                       errors=errors, progress=resolve_progress(progress), pattern=pattern, engine=engine)
     return table_to_dict(table)
-
-
-def check_chunk_size(chunk_size) -> None:
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise BPEValueError(f"chunk_size={chunk_size!r}; use a positive number of bytes, or None")
 
 
 __all__ = ["GPT2_PATTERN", "count_pretokens"]

@@ -2,17 +2,25 @@
 (:func:`run_in_helper`), both with the ``spawn`` start method and private pipes.
 
 Both kinds run nothing but bpe_numba's own code, so they start Numba lean (:func:`lean_numba_start`): they
-skip the two start-up costs Numba pays for *other* code in the environment, which in a process that has
-SciPy and a package with a Numba extension (awkward, pulled in by gigatoken) come to about 0.6-0.8 s per
+skip what Numba pays for *other* code in the environment and for compiling, which in a process that has
+SciPy and a package with a Numba extension (awkward, pulled in by gigatoken) came to about 0.8-1 s per
 process on the 2-core development machine:
 
 - ``numba.np.arraymath`` imports ``scipy.linalg`` to probe for BLAS (0.2-0.4 s); bpe_numba's kernels use no
   linear algebra, so SciPy is marked unavailable in these processes (and so is cffi, which Numba imports
-  with pycparser to type cffi functions: 0.03-0.06 s);
+  with pycparser to type cffi functions: 0.03-0.06 s; and PyYAML, imported only to read a
+  ``.numba_config.yaml``, when there is none);
 - on its first compile or cache load Numba imports every installed ``numba_extensions`` entry point
-  (0.3-0.4 s for awkward); these processes type no foreign objects, so that step is marked done.
+  (0.3-0.4 s for awkward); these processes type no foreign objects, so that step is marked done;
+- loading a kernel from the cache first refreshes every typing and lowering registry (0.15-0.3 s), which
+  loading does not need (:func:`_load_cached_kernels_without_refresh`).
 
 The caller's own process is never changed this way.
+
+Neither kind outlives the process that started it, however that process ends (Ctrl-C, an exception,
+SIGTERM, SIGKILL, a notebook restart): each calls :func:`_die_with_parent` first thing. The only other
+process bpe_numba starts is the background warm-up of :mod:`bpe_numba.tiers`, which is detached on purpose
+(it finishes compiling for later processes, once) and ends by itself.
 """
 
 from __future__ import annotations
@@ -23,58 +31,12 @@ import signal
 import sys
 from typing import Iterable, Iterator
 
+from .numba_cache import install_import_hook
+from .progress import progress_bar, relay_progress_to
+
+install_import_hook()  # every process that imports bpe_numba heals Numba's cache of its kernels
+
 HELPER_GRACE = 5.0  # seconds the training helper gets to stop cleanly after SIGINT before it is killed
-_RELAY = None  # in the helper process: the pipe to the caller, which draws the helper's progress bars
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class _RelayedBar(_NoBar):
-    """A progress bar of the helper process, drawn by the caller (whose stderr may be a notebook's)."""
-
-    _opened = 0
-
-    def __init__(self, conn, kwargs: dict):
-        self.conn = conn
-        self.id = _RelayedBar._opened
-        self.closed = False
-        _RelayedBar._opened += 1
-        conn.send(("bar", self.id, "open", kwargs))
-
-    def update(self, n: int = 1) -> None:
-        self.conn.send(("bar", self.id, "update", n))
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                self.conn.send(("bar", self.id, "close", None))
-            except OSError:  # the caller is gone; do not mask the exception that ends this process
-                pass
-
-
-def progress_bar(show: bool, **kwargs):
-    """A tqdm bar on stderr (relayed to the caller in the helper process), or a do-nothing stand-in (tqdm
-    is only imported when a bar is shown)."""
-    if not show:
-        return _NoBar()
-    if _RELAY is not None:
-        return _RelayedBar(_RELAY, kwargs)
-    from tqdm.auto import tqdm
-
-    return tqdm(leave=False, **kwargs)
 
 
 def lean_numba_start() -> None:
@@ -85,20 +47,79 @@ def lean_numba_start() -> None:
     """
     if "numba" in sys.modules:
         return
-    for name in ("scipy", "cffi"):
+    blocked = ["scipy", "cffi"]  # `import scipy` raises ImportError: Numba then reports no BLAS
+    if not os.path.exists(".numba_config.yaml"):
+        blocked.append("yaml")  # Numba imports PyYAML (0.03-0.05 s) only to read that file
+    for name in blocked:
         if name not in sys.modules:
-            sys.modules[name] = None  # `import scipy` raises ImportError: Numba then reports no BLAS
+            sys.modules[name] = None
     import numba.core.entrypoints
 
     numba.core.entrypoints._already_initialized = True
+    _load_cached_kernels_without_refresh()
 
 
-def _worker_init(initializer, initargs) -> None:
-    # Ctrl-C goes to the whole process group; the parent handles it and kills the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lean_numba_start()
-    if initializer is not None:
-        initializer(*initargs)
+def _load_cached_kernels_without_refresh() -> None:
+    """Load kernels from Numba's on-disk cache without first refreshing the compiler's registries.
+
+    ``numba.core.caching.Cache.load_overload`` refreshes the target context (80 more Numba modules and
+    every typing and lowering registry: 0.15-0.3 s here) before it unpickles a cached function, which
+    needs only the runtime (NRT) initialized: the object code is linked by the code generator, built with
+    the context. Whatever does need the registries refreshes them itself (``compile_extra`` before any
+    compilation, ``BaseContext.get_function`` on a miss). If a future Numba changes these names, nothing
+    is changed.
+    """
+    from numba.core import caching
+    from numba.core.runtime import rtsys
+
+    method = caching.Cache.load_overload
+    if (getattr(method, "__qualname__", "") != "Cache.load_overload" or not hasattr(caching.Cache, "_load_overload")
+            or not hasattr(rtsys, "initialize")):
+        return
+
+    def load_overload(self, sig, target_context):
+        rtsys.initialize(target_context)  # what the skipped refresh would have done first; idempotent
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+
+    caching.Cache.load_overload = load_overload
+
+
+def _die_with_parent() -> None:
+    """End this process (a spawned child of ours) as soon as its parent is gone, however the parent ended.
+
+    On Linux the kernel does it: ``PR_SET_PDEATHSIG`` sends SIGKILL when the thread that started this
+    process exits (``run_in_helper`` and ``map_chunks`` wait in that thread until their children are
+    reaped); a parent that died before the request is caught by the check after it. Everywhere, a daemon
+    thread waits on the parent's sentinel (an end of a pipe that only the parent holds, at EOF once it is
+    gone) and, on POSIX, checks every second that this process has not been reparented, then exits at once
+    (the children of this process, its own workers, end the same way).
+    """
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl in this libc: the thread below still watches
+            pass
+    if os.name == "posix" and os.getppid() != parent.pid:
+        os._exit(1)  # the parent died before the request took effect
+
+    def watch() -> None:
+        from multiprocessing.connection import wait
+
+        while not wait([parent.sentinel], timeout=1.0):
+            if os.name == "posix" and os.getppid() != parent.pid:
+                break
+        os._exit(1)
+
+    threading.Thread(target=watch, name="bpe_numba-parent-watch", daemon=True).start()
 
 
 def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=None, initargs=()) -> Iterator:
@@ -108,8 +129,9 @@ def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=
 
     Each worker has a private pipe to this process, so no lock is ever shared with a worker: on an error or
     Ctrl-C in the caller (including a ``GeneratorExit``) every worker is killed and reaped before the
-    exception propagates, and none can outlive the call. (``multiprocessing.Pool.terminate`` can hang when a
-    worker holds the shared result queue's lock while writing a large result.)
+    exception propagates, and none can outlive the call, nor this process if that is killed
+    (:func:`_die_with_parent`). (``multiprocessing.Pool.terminate`` can hang when a worker holds the shared
+    result queue's lock while writing a large result.)
     """
     if workers <= 1 or not can_start_processes():
         if initializer is not None:
@@ -127,7 +149,7 @@ def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=
         with _main_module_hidden():
             for _ in range(workers):
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker_main, args=(child, fn, initializer, initargs), daemon=True)
+                proc = ctx.Process(target=_worker_main, args=(child, _packed(fn, initializer, initargs)), daemon=True)
                 proc.start()
                 child.close()
                 procs.append(proc)
@@ -186,12 +208,32 @@ def map_chunks(fn, tasks: Iterable, *, workers: int, ordered: bool, initializer=
             c.close()
 
 
-def _worker_main(conn, fn, initializer, initargs) -> None:
+def _packed(*objects) -> bytes:
+    """``objects`` pickled apart from the process object, so that a child unpickles them (importing numpy,
+    say) only after :func:`_die_with_parent`: a parent killed while the child starts is noticed at once."""
+    import pickle
+
+    return pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpacked(payload: bytes) -> tuple:
+    import pickle
+
+    return pickle.loads(payload)
+
+
+def _worker_main(conn, payload: bytes) -> None:
     """A worker: run ``fn`` on each ``(index, task)`` received until ``None``; send back each result or the
     traceback of its exception. Exits without the interpreter's teardown (nothing is left to flush)."""
     import traceback
 
-    _worker_init(initializer, initargs)
+    _die_with_parent()
+    # Ctrl-C goes to the whole process group; the parent handles it and kills the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lean_numba_start()
+    fn, initializer, initargs = _unpacked(payload)
+    if initializer is not None:
+        initializer(*initargs)
     while True:
         try:
             message = conn.recv()
@@ -258,13 +300,14 @@ def run_in_helper(fn, *args):
     An exception in the helper is raised here as the same exception (with the helper's traceback as a
     note) when it can be pickled, else as a ``RuntimeError`` carrying that traceback. On Ctrl-C, or any
     exception here, the helper gets SIGINT (it stops its own workers and exits) and is killed if it has
-    not exited after :data:`HELPER_GRACE` seconds; it never outlives the call.
+    not exited after :data:`HELPER_GRACE` seconds; it never outlives the call, nor this process if that is
+    killed (:func:`_die_with_parent`).
     """
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     reader, writer = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_helper_main, args=(writer, fn, args), daemon=False)
+    proc = ctx.Process(target=_helper_main, args=(writer, _packed(fn, args)), daemon=False)
     bars: dict = {}
     try:
         with _main_module_hidden():
@@ -338,16 +381,17 @@ def _round_trips(exc: BaseException) -> bool:
         return False
 
 
-def _helper_main(conn, fn, args) -> None:
+def _helper_main(conn, payload: bytes) -> None:
     import traceback
 
+    _die_with_parent()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt_once)
     lean_numba_start()
-    global _RELAY
-    _RELAY = conn
+    relay_progress_to(conn)
     code = 0
     try:
+        fn, args = _unpacked(payload)
         reply = ("ok", fn(*args), None)
     except KeyboardInterrupt:
         _fast_exit(130)  # the caller was interrupted too and raises its own KeyboardInterrupt

@@ -8,7 +8,7 @@ imports neither numpy nor Numba: importing numpy alone costs about 0.1 s.
 
 Pre-tokenization by *units*. For the GPT-2 pattern, a space whose previous character is not whitespace is
 a token boundary of the whole text (no alternative continues a non-whitespace run into whitespace, and the
-pattern has no look-behind; DESIGN.md, safe chunking). So a block of text with no space after whitespace
+pattern has no look-behind; see bpe_numba.chunking). So a block of text with no space after whitespace
 is the concatenation of its ``" "``-separated pieces, each pre-tokenized alone: ``str.split(" ")`` and a
 ``Counter`` (both in C) find the distinct units, and ``regex`` only runs once per distinct unit. A block
 with such a space ("two  spaces", "line\\n next") is pre-tokenized whole with ``regex``.
@@ -263,18 +263,21 @@ def merges_from_counts(pretoken_counts: dict[bytes, int], n_merges: int, progres
     return merges
 
 
-def train(path: str, specials: list[str], n_merges: int, errors: str, show: bool,
+def train(path, specials: list[str], n_merges: int, errors: str, show: bool,
           pattern: str) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]], dict]:
-    """:func:`bpe_numba.train_bpe` on validated arguments, in this process; also returns the phases' times."""
-    from .processes import progress_bar
+    """:func:`bpe_numba.train_bpe` on validated arguments, in this process; also returns the phases' times.
+    ``path`` is a text file, or the pre-token counts (``{bytes: int}``) to train from."""
+    from .progress import progress_bar
 
     times: dict = {"startup": 0.0}
     t0 = time.perf_counter()
-    table = count_pretokens_text(read_text(path, errors), specials, pattern)
+    table = path if isinstance(path, dict) else count_pretokens_text(read_text(path, errors), specials, pattern)
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
     times["unique_pretokens"] = len(table)
     times["intern"] = 0.0
+    # Each merge removes a pair position: no more merges than that, however large vocab_size is.
+    n_merges = min(n_merges, sum(len(w) - 1 for w in table if w))
     with progress_bar(show, total=n_merges, unit="merge", desc="merges") as bar:
         merges = merges_from_counts(table, n_merges, bar) if n_merges > 0 else []
     times["merges"] = time.perf_counter() - t1

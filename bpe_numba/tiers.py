@@ -4,8 +4,11 @@ environment and off the caller's critical path.
 - :func:`choose_backend` picks the tier for ``backend="auto"`` (training and ``Tokenizer``).
 - :func:`kernels_ready` says, without importing numpy or Numba, whether a warm-up has finished for this
   environment: a marker file named by a key over the package's kernel sources (every module with an
-  ``njit``), the Python, numpy and Numba installations and ``NUMBA_CACHE_DIR``, and listing the index file
-  (``.nbi``) of every compiled kernel in Numba's cache, which must all still exist.
+  ``njit``), the Python, numpy and Numba installations and ``NUMBA_CACHE_DIR``, and listing every file of
+  Numba's cache that the kernels were loaded from (each one's index, ``.nbi``, and data, ``.nbc``) with its
+  size and modification time. A file deleted, truncated or rewritten since then makes the kernels not ready,
+  so a damaged cache is never trusted: the next warm-up loads them (Numba's loader deletes a damaged file
+  and compiles again, :mod:`bpe_numba.numba_cache`) and records them anew.
 - :func:`warmup` compiles (or loads) every kernel in this process by running the real paths on a tiny
   input: training on both pre-tokenization engines and a ``Tokenizer`` on the kernels, then writes the
   marker. ``bpe-numba warmup`` runs it; use it when building an image or filling a CI cache.
@@ -85,15 +88,24 @@ def _marker_path() -> Path:
     return cache_dir() / f"kernels-{environment_key()}.json"
 
 
+def _stamp(path: str) -> list[int] | None:
+    """A file's size and modification time, or None if it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def kernels_ready() -> bool:
-    """Whether a warm-up finished for this environment and Numba's cache files it listed still exist (no
+    """Whether a warm-up finished for this environment and Numba's cache files it listed are unchanged (no
     numpy or Numba import; about 1 ms the first time in a process)."""
     try:
         with open(_marker_path(), encoding="utf-8") as f:
-            indexes = json.load(f)["indexes"]
-    except (OSError, ValueError, KeyError, TypeError):
+            files = json.load(f)["files"]
+        return bool(files) and all(_stamp(path) == stamp for path, stamp in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    return bool(indexes) and all(os.path.exists(p) for p in indexes)
 
 
 def choose_backend(backend, size: int | None = None, isolate: bool | None = None) -> str:
@@ -126,18 +138,27 @@ def choose_backend(backend, size: int | None = None, isolate: bool | None = None
     return "python"
 
 
-def _compiled_indexes() -> list[str]:
-    """The ``.nbi`` index file of every kernel compiled or loaded in this process, in Numba's cache."""
-    found = []
-    for name, module in list(sys.modules.items()):
-        if not name.startswith(__package__ + ".") or module is None:
+def _compiled_files() -> tuple[int, dict[str, list[int]] | None]:
+    """The number of kernels compiled or loaded in this process, and their files in Numba's cache (each
+    index and the data files it lists) with :func:`_stamp`; None instead of the files when a kernel has
+    none (Numba could not write its cache) or they cannot be read back."""
+    kernels = {id(obj): obj for name, module in list(sys.modules.items())
+               if name.startswith(__package__ + ".") and module is not None
+               for obj in vars(module).values() if getattr(obj, "signatures", None) and hasattr(obj, "_cache")}
+    files: dict[str, list[int]] = {}
+    complete = True
+    for kernel in kernels.values():
+        cache_file = getattr(kernel._cache, "_cache_file", None)  # None: caching is off (no writable place)
+        try:
+            paths = [cache_file._index_path, *map(cache_file._data_path, cache_file._load_index().values())]
+        except Exception:  # noqa: BLE001 - no cache file, or a damaged one: not ready
+            complete = False
             continue
-        for obj in vars(module).values():
-            cache = getattr(obj, "_cache", None)
-            index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
-            if index is not None and getattr(obj, "signatures", None):
-                found.append(str(index))
-    return sorted(set(found))
+        complete &= len(paths) > 1
+        for path in paths:
+            files[str(path)] = _stamp(path)
+    complete &= all(stamp is not None for stamp in files.values())
+    return len(kernels), files if complete and files else None
 
 
 def warmup(progress: bool = False) -> dict:
@@ -164,11 +185,10 @@ def warmup(progress: bool = False) -> dict:
             vocab, merges = train_bpe(path, 300, specials, num_workers=1, progress=progress, engine=engine,
                                       backend="kernels", isolate=False)
             Tokenizer(vocab, merges, specials, engine=engine, backend="kernels").encode(text)
-    indexes = _compiled_indexes()
-    ready = bool(indexes) and all(os.path.exists(p) for p in indexes)
-    if ready:
-        _write_marker({"indexes": indexes})
-    return {"seconds": round(time.perf_counter() - start, 3), "kernels": len(indexes), "ready": ready}
+    n_kernels, files = _compiled_files()
+    if files is not None:
+        _write_marker({"files": files})
+    return {"seconds": round(time.perf_counter() - start, 3), "kernels": n_kernels, "ready": files is not None}
 
 
 def _write_marker(content: dict, path: Path | None = None) -> None:

@@ -16,13 +16,13 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import regex
 
-from .errors import BPEFileNotFoundError, BPEIsADirectoryError, BPETypeError, BPEValueError
+from .errors import BPETypeError, BPEValueError
 from .validation import (
     GPT2_PATTERN,
     check_errors_mode,
     check_input_file,
     check_merges,
-    check_not_overwriting,
+    check_output_file,
     check_pattern,
     check_special_tokens,
     check_vocab,
@@ -31,6 +31,7 @@ from .validation import (
     resolve_workers,
 )
 from .chunking import CUT_AT as _CUT_AT, CUT_BEFORE as _CUT_BEFORE, special_crosses
+from .formats.hf import FIRST_SPECIAL
 from .pretokenize import SpecialSplitter, check_chunk_size
 
 _WINDOW = 1 << 14  # encode_iterable encodes this many bytes at a time (more if no safe cut is found)
@@ -176,6 +177,43 @@ class Tokenizer:
 
         return export_tiktoken(path, self.vocab, self.special_tokens, merges=self.merges)
 
+    def save_pretrained(self, directory, *, eos_token: str | None = FIRST_SPECIAL, bos_token: str | None = None,
+                        pad_token: str | None = None) -> None:
+        """Write ``tokenizer.json`` and ``tokenizer_config.json`` into ``directory``, for
+        ``transformers.AutoTokenizer.from_pretrained(directory)``, which then gives this tokenizer's ids.
+
+        ``eos_token`` (default: the first special token), ``bos_token`` and ``pad_token`` are special tokens
+        of this tokenizer, or ``None``. Warns when a special token is one that tokenizers decodes wrongly
+        (see :mod:`bpe_numba.formats.hf`).
+        """
+        from .formats import save_hf_pretrained
+
+        save_hf_pretrained(directory, self.vocab, self.merges, self.special_tokens, self.pattern,
+                           eos_token=eos_token, bos_token=bos_token, pad_token=pad_token)
+
+    def to_tiktoken(self, name: str = "bpe_numba"):
+        """A ``tiktoken.Encoding`` with this tokenizer's pattern, ranks and special tokens (tiktoken must be
+        installed). Pass ``allowed_special="all"`` to its ``encode`` to split on the special tokens; see
+        :mod:`bpe_numba.formats.tiktoken` for where tiktoken can differ.
+
+        >>> enc = tok.to_tiktoken()  # doctest: +SKIP
+        >>> enc.encode("Once upon a time<|endoftext|>", allowed_special="all") == tok.encode("Once upon a time<|endoftext|>")  # doctest: +SKIP
+        True
+        """
+        from .formats import tiktoken_encoding
+
+        return tiktoken_encoding(self.vocab, self.special_tokens, self.pattern, name, merges=self.merges)
+
+    def encode_documents(self, inputs, output_path, *, eot: str | None = None, errors: str = "strict",
+                         progress: bool | None = None, num_workers: int | None = None) -> int:
+        """Encode many documents into one ``.npy`` id stream for language-model training, with ``eot``'s id
+        after each document, in input order; returns the number of ids. See
+        :func:`bpe_numba.id_stream.encode_documents`."""
+        from .id_stream import encode_documents
+
+        return encode_documents(self, inputs, output_path, eot=eot, errors=errors, progress=progress,
+                                num_workers=num_workers)
+
     def save(self, directory) -> None:
         """Write ``vocab.json`` and ``merges.txt`` (and the metadata) into ``directory``, atomically."""
         from .formats import save_model
@@ -198,9 +236,10 @@ class Tokenizer:
             raise BPETypeError(f"encode() takes a str, not {type(text).__name__}; decode bytes first")
         return self._encode_bytes(_utf8(text))
 
-    def encode_batch(self, texts: Sequence[str], num_threads: int | None = None) -> list[list[int]]:
-        """``[self.encode(t) for t in texts]``, encoded by ``num_threads`` threads of this process (``None``:
-        all cores), each with a cache of its own.
+    def encode_batch(self, texts: Iterable[str], num_threads: int | None = None) -> list[list[int]]:
+        """``[self.encode(t) for t in texts]``, for ``datasets.map(batched=True)`` and tiktoken-style callers,
+        encoded by ``num_threads`` threads of this process (``None``: all cores), each with a cache of its
+        own.
 
         >>> tok = Tokenizer({i: bytes([i]) for i in range(256)} | {256: b"ab"}, [(b"a", b"b")])
         >>> tok.encode_batch(["ab", "ba", ""])
@@ -208,8 +247,10 @@ class Tokenizer:
         """
         from .encoding import encode_batch
 
-        if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
-            raise BPETypeError(f"encode_batch() takes a list of str, not {type(texts).__name__}")
+        if isinstance(texts, (str, bytes)):
+            raise BPETypeError(f"encode_batch() takes a list of str, not a single {type(texts).__name__}; "
+                               f"use encode() for one text")
+        texts = list(texts)
         for k, text in enumerate(texts):
             if not isinstance(text, str):
                 raise BPETypeError(f"encode_batch(): texts[{k}] is {type(text).__name__}, not str")
@@ -380,11 +421,4 @@ def _rebuild(vocab, merges, special_tokens, pattern, engine, backend) -> Tokeniz
 # ---------------------------------------------------------------------------------------------------------
 
 def _check_output_path(output_path, input_path: str) -> str:
-    out = os.fspath(output_path)
-    if os.path.isdir(out):
-        raise BPEIsADirectoryError(f"{out}: is a directory; give the path of the .npy file to write")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise BPEFileNotFoundError(f"{out}: the directory {parent} does not exist; create it first")
-    check_not_overwriting(out, {"the input file": input_path})
-    return out
+    return check_output_file(output_path, {"the input file": input_path})

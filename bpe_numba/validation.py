@@ -76,6 +76,25 @@ def check_special_tokens(special_tokens, where: str = "special_tokens", type_err
     return tokens
 
 
+def check_one_of_specials(token, special_tokens: Sequence[str], name: str) -> str:
+    """``token`` (the argument ``name``) as one of ``special_tokens``, or an error listing them.
+
+    >>> check_one_of_specials("<|pad|>", ["<|endoftext|>"], "pad_token")
+    Traceback (most recent call last):
+    ...
+    bpe_numba.errors.BPEValueError: pad_token='<|pad|>' is not a special token of this tokenizer (its special tokens: '<|endoftext|>'); give one of them, or build the tokenizer with '<|pad|>' among its special tokens
+    """
+    if not isinstance(token, str):
+        raise BPETypeError(f"{name} must be a str, one of the special tokens, not {type(token).__name__}")
+    if token not in special_tokens:
+        known = ", ".join(map(repr, special_tokens)) or "none"
+        raise BPEValueError(
+            f"{name}={token!r} is not a special token of this tokenizer (its special tokens: {known}); give one "
+            f"of them, or build the tokenizer with {token!r} among its special tokens"
+        )
+    return token
+
+
 _PATTERNS: dict = {}
 
 
@@ -114,6 +133,26 @@ def resolve_engine(engine, pattern: str) -> str:
             "for a custom pattern"
         )
     return engine
+
+
+MIN_CHUNK_SIZE = 4096  # bytes
+
+
+def check_chunk_size(chunk_size) -> int | None:
+    """``chunk_size`` (bytes per task) as an ``int``, or None (the default): at least
+    :data:`MIN_CHUNK_SIZE`, since a smaller chunk only adds work (each is read and searched for a cut:
+    ``chunk_size=1`` made training about 100x slower). The test suite lowers the minimum with the
+    environment variable ``BPE_NUMBA_MIN_CHUNK_SIZE`` (its processes inherit it), to take every cut
+    decision many times with chunks of a few bytes."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise BPETypeError(f"chunk_size must be an int (bytes) or None, not {type(chunk_size).__name__} {chunk_size!r}")
+    minimum = int(os.environ.get("BPE_NUMBA_MIN_CHUNK_SIZE", MIN_CHUNK_SIZE))
+    if chunk_size < max(minimum, 1):
+        raise BPEValueError(f"chunk_size={chunk_size}; use at least {max(minimum, 1)} bytes (smaller chunks only "
+                            f"add work), or None for the default")
+    return chunk_size
 
 
 def resolve_workers(num_workers) -> int:
@@ -203,6 +242,19 @@ def check_output_dir(out_dir, what: str = "out_dir") -> str:
             f"directory or fix its permissions"
         )
     return path
+
+
+def check_output_file(output_path, inputs: dict[str, object]) -> str:
+    """Check an output file path before writing it: not a directory, its folder exists, and it is none of
+    the ``inputs`` (see :func:`check_not_overwriting`). Returns it as ``str``."""
+    out = os.fspath(output_path)
+    if os.path.isdir(out):
+        raise BPEIsADirectoryError(f"{out}: is a directory; give the path of the .npy file to write")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise BPEFileNotFoundError(f"{out}: the directory {parent} does not exist; create it first")
+    check_not_overwriting(out, inputs)
+    return out
 
 
 def check_not_overwriting(output_path, inputs: dict[str, object]) -> None:

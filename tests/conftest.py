@@ -5,6 +5,7 @@ Environment variables:
   Defaults to ``<repo>/../shared/cs336``; tests needing it are skipped when neither exists.
 - ``BPE_NUMBA_EXAMPLES``: hypothesis examples per property test (default 100; CI can raise it).
 - ``BPE_NUMBA_TEST_TIMEOUT``: seconds before a hung test dumps its stacks and ends the session (300).
+- ``BPE_NUMBA_MIN_CHUNK_SIZE`` is set to 1 here (see below).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ if str(TESTS_DIR) not in sys.path:
 # Numba is imported once for the session, so train_bpe's default (isolate=None) trains in this process, as it
 # does in any process that already uses Numba. test_helper.py covers the helper process and that choice.
 import numba  # noqa: E402,F401
+
+# Tests cut files into chunks of a few bytes, so that every cut decision is taken many times; users get an
+# error below 4096 bytes (test_bad_input.py::test_chunk_size_minimum checks it with the real value).
+os.environ["BPE_NUMBA_MIN_CHUNK_SIZE"] = "1"
 
 settings.register_profile(
     "bpe_numba",

@@ -1,4 +1,5 @@
-"""A slow, obviously-correct BPE trainer written straight from the training contract in DESIGN.md.
+"""A slow, obviously-correct BPE trainer written straight from the training contract (the README's
+"Semantics in brief").
 
 It shares no code with ``bpe_numba`` on purpose: it is the oracle the package is compared against. Every
 step is the plainest Python that states the rule; speed does not matter here.

@@ -50,9 +50,10 @@ def test_missing_file(tmp_path, as_str):
         assert str(path) in str(info.value), name
 
 
-def test_directory(tmp_path):
+def test_empty_directory(tmp_path):
+    # A directory is an input (its files); one without files is an error naming it.
     for name, call in both_entry_points(tmp_path):
-        with pytest.raises(IsADirectoryError) as info:
+        with pytest.raises(FileNotFoundError, match="holds no files") as info:
             call()
         assert str(tmp_path) in str(info.value), name
 
@@ -360,3 +361,22 @@ def test_twenty_megabytes_without_whitespace(tmp_path):
     expected = reference_merges_from_counts(scaled, 300 - 256)
     vocab, merges = train_bpe(path, 300, progress=False, num_workers=2)
     assert merges == expected
+
+
+def test_chunk_size_minimum(tmp_path, monkeypatch):
+    """``chunk_size`` below 4096 bytes is refused (``chunk_size=1`` used to be accepted and ran about 100x
+    slower); a non-int is a type error; a file of any size still trains with any allowed chunk size."""
+    from bpe_numba import BPETypeError, BPEValueError
+
+    monkeypatch.delenv("BPE_NUMBA_MIN_CHUNK_SIZE")
+    path = tmp_path / "t.txt"
+    path.write_text("hello world " * 1000)
+    for bad in (0, 1, 4095):
+        with pytest.raises(BPEValueError, match=f"chunk_size={bad}; use at least 4096 bytes"):
+            train_bpe(path, 300, chunk_size=bad, backend="kernels")
+        with pytest.raises(BPEValueError, match="use at least 4096"):
+            count_pretokens(path, chunk_size=bad)
+    for bad in ("4096", 4096.0, True):
+        with pytest.raises(BPETypeError, match="chunk_size must be an int"):
+            train_bpe(path, 300, chunk_size=bad)
+    assert train_bpe(path, 300, chunk_size=4096, backend="kernels") == train_bpe(path, 300, backend="kernels")

@@ -25,7 +25,7 @@ TEXT = (
 @pytest.fixture(scope="module")
 def model():
     vocab, merges = reference_train_text(TEXT, 400, SPECIALS)
-    return Tokenizer(vocab, merges, SPECIALS), reference_encode(TEXT, vocab, merges, SPECIALS)
+    return Tokenizer(vocab, merges, SPECIALS, backend="kernels"), reference_encode(TEXT, vocab, merges, SPECIALS)
 
 
 @pytest.mark.parametrize("workers, chunk_size", [(1, None), (1, 64), (2, 64), (2, 1000), (5, 300)])
@@ -133,6 +133,11 @@ def test_other_tiers_and_engines(tmp_path, kind):
         tok.encode_file(src, tmp_path / "ids.npy", num_workers=workers, chunk_size=chunk, progress=False)
         expected = reference_encode(TEXT, vocab, merges, SPECIALS, pattern=pattern)
         assert np.load(tmp_path / "ids.npy").tolist() == expected
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(TEXT.encode("utf-8")[:1000] + b"\xff" + TEXT.encode("utf-8"))
+    with pytest.raises(InvalidUTF8Error) as info:
+        tok.encode_file(bad, tmp_path / "ids.npy", num_workers=2, chunk_size=200, progress=False)
+    assert info.value.offset == 1000
 
 
 def test_file_changed_while_encoding(tmp_path, model, monkeypatch):
@@ -175,7 +180,7 @@ def test_memory_does_not_grow_with_the_file(tmp_path, model, monkeypatch):
 
     monkeypatch.setattr(E, "_CACHE_SIZES", (1 << 12, 1 << 8, 1 << 14))
     vocab, merges = reference_train_text(TEXT, 400, SPECIALS)
-    tok = Tokenizer(vocab, merges, SPECIALS)
+    tok = Tokenizer(vocab, merges, SPECIALS, backend="kernels")
     block = TEXT.encode("utf-8")
     peaks = []
     for size in (4 << 20, 16 << 20):

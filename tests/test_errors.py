@@ -21,6 +21,7 @@ from bpe_numba import (
     count_pretokens,
     train_bpe,
 )
+from bpe_numba.counts_file import load_counts
 from bpe_numba.formats import load_model, save_model
 
 PAIRS = [
@@ -77,7 +78,7 @@ def bad_calls(text_file, tmp_path):
     (tmp_path / "a_file").write_text("x")
     return [
         (BPEFileNotFoundError, lambda: train_bpe(tmp_path / "missing.txt", 300)),
-        (BPEIsADirectoryError, lambda: count_pretokens(tmp_path)),
+        (BPEIsADirectoryError, lambda: load_counts(tmp_path)),  # (a directory is an input of count_pretokens)
         (InvalidUTF8Error, lambda: count_pretokens(tmp_path / "bad.txt")),
         (BPETypeError, lambda: train_bpe(text_file, "300")),
         (BPEValueError, lambda: train_bpe(text_file, 100)),

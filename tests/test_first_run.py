@@ -116,15 +116,24 @@ def test_a_failed_warmup_is_not_retried(fresh_env, tmp_path):
     assert W.choose_backend("kernels") == "kernels"
 
 
-def test_ready_needs_the_listed_numba_files(fresh_env, tmp_path):
-    code = ("import json; from bpe_numba import tiers as W; W._write_marker({'indexes': [__import__('sys').argv[1]]}); "
-            "print(W.kernels_ready())")
-    index = tmp_path / "k.nbi"
-    index.write_text("")
-    out = subprocess.run([sys.executable, "-c", code, str(index)], capture_output=True, text=True, env=fresh_env)
+def test_ready_needs_the_listed_numba_files_unchanged(fresh_env, tmp_path):
+    code = ("import sys; from bpe_numba import tiers as W; "
+            "W._write_marker({'files': {p: W._stamp(p) for p in sys.argv[1:]}}); print(W.kernels_ready())")
+    index, data = tmp_path / "k.nbi", tmp_path / "k.1.nbc"
+    index.write_bytes(b"index")
+    data.write_bytes(b"data" * 100)
+    out = subprocess.run([sys.executable, "-c", code, str(index), str(data)], capture_output=True, text=True,
+                         env=fresh_env)
     assert out.stdout.split() == ["True"], out.stderr
-    index.unlink()
-    assert _run("from bpe_numba.tiers import kernels_ready; print(kernels_ready())", fresh_env).split() == ["False"]
+    ready = "from bpe_numba.tiers import kernels_ready; print(kernels_ready())"
+    with open(data, "r+b") as f:  # truncated: a damaged cache is never claimed ready
+        f.truncate(100)
+    assert _run(ready, fresh_env).split() == ["False"]
+    data.write_bytes(b"data" * 100)  # rewritten (same size, another time)
+    os.utime(data, ns=(1, 1))
+    assert _run(ready, fresh_env).split() == ["False"]
+    data.unlink()
+    assert _run(ready, fresh_env).split() == ["False"]
 
 
 @pytest.mark.slow

@@ -78,13 +78,15 @@ def fresh_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+def _cache_file(folder):
+    return folder / G._cache_name(G._table_identity())
+
+
 def test_char_classes_cached_on_disk_atomically(fresh_cache, monkeypatch):
     table = G.char_classes()
     files = sorted(p.name for p in fresh_cache.iterdir())
-    assert files == [G._cache_name()], files  # no temp file left behind
-    name = files[0]
-    assert regex.__version__ in name and unicodedata.unidata_version in name
-    assert (fresh_cache / name).stat().st_size < 64_000  # runs, compressed: not 1.1 MB
+    assert files == [_cache_file(fresh_cache).name], files  # no temp file left behind
+    assert _cache_file(fresh_cache).stat().st_size < 64_000  # runs, compressed: not 1.1 MB
 
     # A second process (simulated: no memo) loads the file instead of generating.
     monkeypatch.setattr(G, "_memo", None)
@@ -92,12 +94,39 @@ def test_char_classes_cached_on_disk_atomically(fresh_cache, monkeypatch):
     assert np.array_equal(G.char_classes(), table)
 
 
-def test_char_classes_rebuilds_a_corrupt_cache(fresh_cache):
+def test_class_table_name_follows_the_installed_regex(monkeypatch):
+    """Another build of ``regex`` (another file size or time in its folder) gets another cache file."""
+    before = G._table_identity()
+    monkeypatch.setattr(G, "_regex_identity", lambda: "regex: some other build")
+    assert G._table_identity() != before and G._cache_name(G._table_identity()) != G._cache_name(before)
+
+
+def _damage(path: Path, how: str) -> None:
+    """Truncate the file, replace it with junk, or write a well-formed table with a wrong class."""
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif how == "junk":
+        path.write_bytes(b"not an npz file")
+    else:  # well-formed, wrong: 'A' is no longer a letter; the file's own checksum is kept as it was
+        with np.load(path, allow_pickle=False) as z:
+            parts = {k: z[k] for k in z.files}
+        wrong = G._from_runs(parts["starts"], parts["values"]).copy()
+        wrong[ord("A")] = 0
+        parts["starts"], parts["values"] = G._to_runs(wrong)
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **parts)
+
+
+@pytest.mark.parametrize("how", ["truncated", "junk", "well-formed-but-wrong"])
+def test_char_classes_rebuilds_a_damaged_cache(fresh_cache, monkeypatch, how):
     want = G.generate_char_classes()
-    fresh_cache.mkdir(parents=True)
-    (fresh_cache / G._cache_name()).write_bytes(b"not an npz file")
+    G.char_classes()
+    path = _cache_file(fresh_cache)
+    _damage(path, how)
+    assert G._load(path, G._table_identity()) is None  # never trusted
+    monkeypatch.setattr(G, "_memo", None)
     assert np.array_equal(G.char_classes(), want)
-    assert G._load(fresh_cache / G._cache_name()) is not None  # rewritten
+    assert G._load(path, G._table_identity()) is not None  # rewritten
 
 
 def test_char_classes_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatch):
@@ -112,13 +141,15 @@ def test_char_classes_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatc
 
 
 def test_cache_dir_respects_xdg(monkeypatch, tmp_path):
+    from bpe_numba.tiers import cache_dir
+
     monkeypatch.delenv("BPE_NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert G.cache_dir() == tmp_path / "bpe_numba"
+    assert cache_dir() == tmp_path / "bpe_numba"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert G.cache_dir() == Path.home() / ".cache" / "bpe_numba"
+    assert cache_dir() == Path.home() / ".cache" / "bpe_numba"
     monkeypatch.setenv("BPE_NUMBA_CACHE_DIR", str(tmp_path / "x"))
-    assert G.cache_dir() == tmp_path / "x"
+    assert cache_dir() == tmp_path / "x"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -323,12 +354,12 @@ def count_dict(data: bytes, bounds=None, *, slots: int = 1 << 12, arena: int = 1
                block: int = 4096) -> collections.Counter:
     """Count with the kernel from a table of ``slots`` slots and an ``arena`` of bytes (both grown on
     demand), calling it with a byte ``budget`` and a scanner block of ``block`` ends."""
-    arr = np.frombuffer(data, dtype=np.uint8).copy()
+    arr = np.frombuffer(data, dtype=np.uint8)  # read-only, as the package passes text to every kernel
     if bounds is None:
         bounds = np.array([[0, len(arr)]], dtype=np.int64)
     table = CK.new_table(slots, arena)
     buf = np.empty(block, dtype=np.int64)
-    resume = np.zeros(2, dtype=np.int64)
+    resume = np.zeros(4, dtype=np.int64)
     calls = 0
     while True:
         calls += 1
@@ -369,7 +400,7 @@ def segmented(draw):
     return bytes(data), np.array(bounds, dtype=np.int64).reshape(-1, 2), texts
 
 
-@given(segmented(), st.sampled_from([(4, 16, 1 << 20, 4096), (4096, 1 << 16, 1 << 20, 4096), (4, 16, 1, 4),
+@given(segmented(), st.sampled_from([(4, 16, 1 << 20, 4096), (4096, 1 << 16, 1 << 20, 4096), (4, 16, 1, 8),
                                      (16, 64, 7, 8)]))
 def test_count_matches_counter_of_regex_pretokens(case, sizes):
     """Counts over several segments equal ``Counter`` of the regex pre-tokens of each segment, with the table
@@ -381,6 +412,29 @@ def test_count_matches_counter_of_regex_pretokens(case, sizes):
         want.update(tok.encode("utf-8") for tok in regex_split(t))
     slots, arena, budget, block = sizes
     assert count_dict(data, bounds, slots=slots, arena=arena, budget=budget, block=block) == want
+
+
+@given(segmented(), st.sampled_from([(4, 16, 1 << 20, 4096), (4, 16, 1, 8), (16, 64, 300, 8), (4096, 1 << 16, 700, 64)]),
+       st.integers(0, 3))
+def test_count_two_streams_on_long_segments(case, sizes, pad):
+    """Segments of 2 KB or more are scanned as two halves at once, cut near the middle: counts still equal
+    the regex's over each whole segment, with the table growing, the budget pausing and tiny blocks making
+    the kernel stop and resume in either half (and in a half that has finished)."""
+    from bpe_numba.count_kernels import TWO_STREAMS_FROM
+
+    data, bounds, texts = case
+    sep = [" ", "\n", "  ", "x "][pad]
+    long_texts = []
+    for t in texts:
+        piece = t + sep if t else "a" + sep
+        long_texts.append(piece * (TWO_STREAMS_FROM // len(piece.encode("utf-8")) + 2))
+    raw = "<|endoftext|>".join(long_texts).encode("utf-8")
+    bounds, _ = SpecialSplitter([SPECIAL]).split(raw)
+    want = collections.Counter()
+    for t in long_texts:
+        want.update(tok.encode("utf-8") for tok in regex_split(t))
+    slots, arena, budget, block = sizes
+    assert count_dict(raw, bounds, slots=slots, arena=arena, budget=budget, block=block) == want
 
 
 def test_count_grows_many_times_and_handles_long_and_nul_tokens():
@@ -400,13 +454,13 @@ def test_count_kernel_checks_bytes_of_long_pretokens_on_equal_keys():
     """A pre-token of 8+ bytes whose key equals a stored one's (a collision, planted here: the stored
     entry's bytes are another pre-token's) is a new entry, not a count for the stored one."""
     table = CK.new_table(8, 64)
-    blob = np.frombuffer(b"bbbbbbbbbb", dtype=np.uint8).copy()
+    blob = np.frombuffer(b"bbbbbbbbbb", dtype=np.uint8)
     table = add_to_table(table, blob, np.array([0, 10]), np.array([5]))
     slot = int(np.flatnonzero(table.slots[0::2])[0])
-    other = np.frombuffer(b"cccccccccc", dtype=np.uint8).copy()
+    other = np.frombuffer(b"cccccccccc", dtype=np.uint8)
     table.slots[2 * slot] = CK._long_key(other, 0, 10)  # "bbbbbbbbbb" now has the key of "cccccccccc"
     buf = np.empty(64, dtype=np.int64)
-    resume = np.zeros(2, dtype=np.int64)
+    resume = np.zeros(4, dtype=np.int64)
     bounds = np.array([[0, 10]], dtype=np.int64)
     assert CK.count_gpt2(other, bounds, G.char_classes(), table, buf, resume, 1 << 20) == CK.DONE
     blob2, offsets, counts = flatten_table(table, 1)
@@ -419,7 +473,7 @@ def test_short_keys_are_bijective_and_decode():
     """Keys of pre-tokens under 8 bytes are the bytes themselves (with the length): distinct bytes, distinct
     keys, and the table gives back exactly the bytes, NUL bytes included."""
     tokens = [b"\x00", b"\x00\x00", b"a", b"a\x00", b"\x00a", b"abcdefg", b"\xff" * 7, b"\xc3\xa9"]
-    blob = np.frombuffer(b"".join(tokens), dtype=np.uint8).copy()
+    blob = np.frombuffer(b"".join(tokens), dtype=np.uint8)
     offsets = np.concatenate([[0], np.cumsum([len(t) for t in tokens])]).astype(np.int64)
     keys = {int(CK._short_key(blob, offsets[j], len(t))) for j, t in enumerate(tokens)}
     assert len(keys) == len(tokens) and 0 not in keys

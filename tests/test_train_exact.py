@@ -184,3 +184,49 @@ def test_thousands_of_merges_over_many_unique_words(tmp_path):
     vocab, merges = train_bpe(path, 256 + 6000, progress=False, num_workers=1)
     assert merges == expected
     assert vocab == build_vocab(expected)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["\x00", "\x01", "a", "b", "\x7f"]), st.integers(1, 12)), min_size=1,
+                max_size=12), st.integers(1, 4))
+def test_ties_between_long_symbols_with_equal_prefixes(tmp_path_factory, runs, copies):
+    """Symbols longer than 7 bytes that share their first 7 (NUL bytes included), tied at equal counts: the
+    kernels order such ties by a 7-byte key and fall back to the bytes only there, so each branch of that
+    comparison decides some merge here, as the reference's plain bytes comparison does."""
+    word = "".join(ch * n for ch, n in runs)
+    words = [word, word[:-1], word + "\x00", "\x00" * 7 + word, "\x00" * 8 + word]
+    words += [word[:k] + c for k in (5, 6, 7, 8) for c in ("\x00", "a", "b")]  # differ at the 6th..9th byte
+    text = " ".join(w for w in words for _ in range(copies))
+    path = tmp_path_factory.mktemp("ties") / "t.txt"
+    path.write_bytes(text.encode("utf-8"))
+    assert_same_as_reference(path, text, 256 + 400, [], backend="kernels")
+
+
+def test_symbol_order_keys_and_comparison_match_bytes():
+    """The merge kernels order tied pairs by each symbol's 7-byte key (composed from its parts' keys at each
+    merge) and compare bytes only when two long symbols share those 7 bytes: every created symbol's key
+    equals the one computed from its bytes, and the comparison of every two symbols equals Python's."""
+    import itertools
+
+    import numpy as np
+
+    from bpe_numba import merge_kernels as K
+    from bpe_numba.merge_loop import MergeLoop
+
+    bases = [b"\x00" * 9, b"aaaaaaab", b"aaaaaaa", b"aaaaaa\x00b", b"aaaaab", b"ab\x00\x00\x00\x00\x00\x00c"]
+    words = [w[:k] for w in bases for k in range(2, len(w) + 1)]
+    blob = b"".join(words)
+    offsets = np.concatenate([[0], np.cumsum([len(w) for w in words])]).astype(np.int64)
+    counts = np.arange(len(words), 0, -1, dtype=np.int64)
+    loop = MergeLoop(np.frombuffer(blob, dtype=np.uint8).copy(), offsets, counts, 400)
+    loop.run(400)
+    S = loop.S
+    n_syms = int(S.sc[K.N_SYMS])
+    assert n_syms > 256 + 20
+    raw = S.raw
+    symbols = [bytes(raw[S.sym_src[s] : S.sym_src[s] + S.sym_len[s]]) for s in range(n_syms)]
+    for s, b in enumerate(symbols):
+        want = int.from_bytes(b[:7].ljust(7, b"\0"), "big") << 8 | min(len(b), 255)
+        assert int(S.sym_key[s]) == want, (s, b)
+    for s, t in itertools.product(range(240, n_syms), repeat=2):
+        want = (symbols[s] > symbols[t]) - (symbols[s] < symbols[t])
+        assert K._sym_cmp(s, t, raw, S.sym_src, S.sym_len, S.sym_key) == want, (symbols[s], symbols[t])

@@ -5,7 +5,8 @@
   ``gpt2_str_to_bytes``). The format of GPT-2, the CS336 fixtures and Hugging Face.
 - :mod:`~bpe_numba.formats.pickle`: ``load_pickle``, the pickled ``(vocab, merges)`` of CS336 solutions,
   read without running code.
-- :mod:`~bpe_numba.formats.hf`: ``export_hf_tokenizer_json``, a Hugging Face ``tokenizer.json``.
+- :mod:`~bpe_numba.formats.hf`: ``export_hf_tokenizer_json``, a Hugging Face ``tokenizer.json``, and
+  ``save_hf_pretrained``, a directory for ``transformers.AutoTokenizer.from_pretrained``.
 - :mod:`~bpe_numba.formats.tiktoken`: ``export_tiktoken``, ``read_tiktoken_ranks`` and
   ``tiktoken_encoding``.
 
@@ -29,11 +30,21 @@ from .gpt2 import (
     save_trained_model,
     special_token_ids,
 )
-from .hf import export_hf_tokenizer_json, hf_tokenizer_dict
+from .hf import (
+    FIRST_SPECIAL,
+    HF_FILES,
+    export_hf_tokenizer_json,
+    hf_tokenizer_config,
+    hf_tokenizer_dict,
+    misdecoded_special_tokens,
+    save_hf_pretrained,
+)
 from .pickle import load_pickle
 from .tiktoken import export_tiktoken, read_tiktoken_ranks, tiktoken_encoding, tiktoken_ranks
 
 __all__ = [
+    "FIRST_SPECIAL",
+    "HF_FILES",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MERGES_FILE",
@@ -45,10 +56,13 @@ __all__ = [
     "gpt2_bytes_to_unicode",
     "gpt2_str_to_bytes",
     "gpt2_unicode_to_bytes",
+    "hf_tokenizer_config",
     "hf_tokenizer_dict",
     "load_model",
     "load_pickle",
+    "misdecoded_special_tokens",
     "read_tiktoken_ranks",
+    "save_hf_pretrained",
     "save_model",
     "save_trained_model",
     "special_token_ids",

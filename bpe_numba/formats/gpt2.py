@@ -207,6 +207,22 @@ def write_model_file(path, data: bytes) -> Path:
     return path
 
 
+def write_model_directory(directory, files: Sequence[tuple[str, bytes]]) -> Path:
+    """Write ``files`` (``(name, data)`` pairs) into ``directory``, each atomically and in the order given. A
+    directory that does not exist yet is filled under a temporary name and renamed into place, so it
+    appears whole or not at all."""
+    directory = os.fspath(directory)
+    if not os.path.exists(directory):
+        with atomic_directory(directory) as tmp:
+            for name, data in files:
+                atomic_write_bytes(os.path.join(tmp, name), data)
+    else:
+        prepare_directory(directory)
+        for name, data in files:
+            atomic_write_bytes(os.path.join(directory, name), data)
+    return Path(directory)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # save_model
 # ---------------------------------------------------------------------------------------------------------
@@ -269,21 +285,13 @@ def save_model(
     }
     meta_data = (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
-    files = ((META_FILE, meta_data), (VOCAB_FILE, vocab_data), (MERGES_FILE, merges_data))
-    directory = os.fspath(directory)
-    if not os.path.exists(directory):
-        # A new directory appears whole or not at all.
-        with atomic_directory(directory) as tmp:
-            for name, data in files:
-                atomic_write_bytes(os.path.join(tmp, name), data)
-    else:
-        prepare_directory(directory)
-        # Into an existing directory, the sidecar goes first: if the save stops after it, the old
-        # vocab.json/merges.txt no longer match its hashes and loading says so, instead of pairing them with
-        # the new metadata.
-        for name, data in files:
-            atomic_write_bytes(os.path.join(directory, name), data)
-    return Path(directory) / VOCAB_FILE, Path(directory) / MERGES_FILE
+    # Into an existing directory, the sidecar goes first: if the save stops after it, the old
+    # vocab.json/merges.txt no longer match its hashes and loading says so, instead of pairing them with the
+    # new metadata.
+    directory = write_model_directory(
+        directory, ((META_FILE, meta_data), (VOCAB_FILE, vocab_data), (MERGES_FILE, merges_data))
+    )
+    return directory / VOCAB_FILE, directory / MERGES_FILE
 
 
 def save_trained_model(directory, vocab, merges, special_tokens=(), pattern: str = GPT2_PATTERN) -> tuple[Path, Path]:

@@ -1,0 +1,141 @@
+"""Pre-tokenization benchmark: ``count_pretokens`` with 1 and 2 workers, warm, in one process.
+
+    python benchmarks/bench_count.py FILE [--workers 1,2] [--repeat 5] [--json OUT]
+
+One fresh process per file (``run_file``): it imports bpe_numba, calls
+``count_pretokens(FILE, ["<|endoftext|>"], num_workers=w)`` once for each ``w`` (loads the kernels, fills
+the page cache; not timed), then times the whole call ``--repeat`` times per ``w``, round-robin over the
+worker counts, with ``time.perf_counter``. Reported: the median seconds and MB/s (10^6 bytes) per worker
+count, the speed-up of each against the first, the number of distinct pre-tokens, and whether every call
+gave the same counts (they must: the result does not depend on the number of workers). Peak memory is the
+sampled RSS of the process tree (``bench_train.run_measured``), over the whole process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+try:  # a module of the benchmarks package (python -m benchmarks), or a script beside bench_train.py
+    from . import bench_train
+    from ._run_one import report_outcome
+except ImportError:
+    import bench_train
+    from _run_one import report_outcome
+
+SPECIALS = ["<|endoftext|>"]
+WORKER_FLAG = "--_run-one"
+
+
+def measure(path: str, workers: list[int], repeat: int) -> dict:
+    """In this process: one untimed call per worker count, then ``repeat`` timed calls of each."""
+    import hashlib
+
+    from bpe_numba import count_pretokens
+
+    def call(w: int) -> dict:
+        return count_pretokens(path, SPECIALS, num_workers=w, progress=False)
+
+    digests = set()
+    distinct = total = None
+    t0 = time.perf_counter()
+    for w in workers:
+        counts = call(w)
+        distinct, total = len(counts), sum(counts.values())
+        digests.add(hashlib.sha1(repr(sorted(counts.items())).encode()).hexdigest())
+        del counts
+    first_s = time.perf_counter() - t0
+    secs: dict[int, list[float]] = {w: [] for w in workers}
+    for _ in range(repeat):
+        for w in workers:
+            t = time.perf_counter()
+            counts = call(w)
+            secs[w].append(time.perf_counter() - t)
+            if len(counts) != distinct or sum(counts.values()) != total:
+                digests.add(f"run with {w} workers: {len(counts)} distinct, {sum(counts.values())} in all")
+            del counts
+    return {"seconds": {str(w): s for w, s in secs.items()}, "distinct": distinct, "pretokens": total,
+            "same_counts": len(digests) == 1, "untimed_first_calls_s": first_s}
+
+
+def worker_main(argv) -> int:
+    ap = argparse.ArgumentParser(prog="bench_count " + WORKER_FLAG)
+    ap.add_argument("file")
+    ap.add_argument("--workers", required=True)
+    ap.add_argument("--repeat", type=int, required=True)
+    ap.add_argument("--result", required=True)
+    a = ap.parse_args(argv)
+    res: dict = {"tool": "count_pretokens"}
+    code = report_outcome(res, lambda: measure(a.file, [int(x) for x in a.workers.split(",")], a.repeat))
+    with open(a.result, "w") as f:
+        json.dump(res, f)
+    return code
+
+
+def run_file(path: str, workers: list[int], repeat: int, timeout: float | None) -> dict:
+    """Measure ``path`` in a fresh process; returns the worker's figures plus, per worker count, the
+    median seconds and MB/s (``rows``), and the process's ``wall_s`` and ``peak_rss``."""
+    fd, result_path = tempfile.mkstemp(suffix=".json", prefix="bench_count_")
+    os.close(fd)
+    cmd = [sys.executable, "-m", "benchmarks.bench_count", WORKER_FLAG, os.path.abspath(path),
+           "--workers", ",".join(map(str, workers)), "--repeat", str(repeat), "--result", result_path]
+    repo = os.path.dirname(bench_train.HERE)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (repo, env.get("PYTHONPATH")) if x)
+    res = bench_train.run_measured(cmd, "count_pretokens", result_path, timeout, env=env)
+    if not res.get("ok"):
+        return res
+    size = os.path.getsize(path)
+    rows = []
+    base = None
+    for w in workers:
+        med = statistics.median(res["seconds"][str(w)])
+        base = base or med
+        rows.append({"workers": w, "seconds_median": med, "seconds_min": min(res["seconds"][str(w)]),
+                     "mb_per_s": size / 1e6 / med, "speedup": base / med, "runs": len(res["seconds"][str(w)])})
+    res["rows"] = rows
+    return res
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == [WORKER_FLAG]:
+        return worker_main(argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file")
+    ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default 1,2)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed calls per worker count (default 5)")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds before the process is killed")
+    ap.add_argument("--json", dest="json_out", help="write the figures here")
+    a = ap.parse_args(argv)
+    try:
+        workers = [int(x) for x in a.workers.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"--workers takes numbers, e.g. 1,2 (got {a.workers!r})")
+    if not workers or min(workers) < 1 or a.repeat < 1:
+        ap.error("--workers needs numbers >= 1 and --repeat at least 1")
+    if not os.path.isfile(a.file):
+        ap.error(f"no such file: {a.file}")
+    res = run_file(a.file, workers, a.repeat, a.timeout)
+    if not res.get("ok"):
+        print(f"FAILED: {res.get('error')}\n{res.get('traceback') or res.get('stderr_tail') or ''}", file=sys.stderr)
+        return 1
+    print(f"{a.file}: {os.path.getsize(a.file) / 1e6:,.1f} MB, {res['distinct']:,} distinct pre-tokens, "
+          f"median of {a.repeat}, peak {res['peak_rss'] / 2**20:,.0f} MB (process tree)")
+    for r in res["rows"]:
+        print(f"  num_workers={r['workers']}: {r['seconds_median']:.3f} s, {r['mb_per_s']:,.1f} MB/s, "
+              f"{r['speedup']:.2f}x the first")
+    print("same counts with every worker count" if res["same_counts"] else "COUNTS DIFFER between worker counts")
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            json.dump(res, f, indent=1)
+    return 0 if res["same_counts"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

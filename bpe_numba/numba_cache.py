@@ -1,0 +1,169 @@
+"""Numba's on-disk cache, for bpe_numba's kernels only: a damaged file is deleted and its kernel compiled
+again, and with no writable cache location at all the kernels are compiled in memory, with one warning.
+
+Numba trusts its cache files. A truncated index (``.nbi``) or data file (``.nbc``), left by a full disk or
+a process killed while it saved, raises ``EOFError`` or ``UnpicklingError`` from the first call of the
+kernel, in every later process; a data file of another function (swapped, or stale next to a newer index)
+would be run as this one. And when neither ``NUMBA_CACHE_DIR``, the package's ``__pycache__`` nor the
+user's cache directory can be written, ``cache=True`` raises ``RuntimeError`` when the kernel module is
+imported. Numba has no option for any of this, so three of its methods are wrapped; the wrappers act only
+on functions of this package, and the user's own Numba functions keep Numba's behaviour:
+
+- ``Cache._load_overload``: an exception while loading, or a data file that is not this function's (its
+  module, qualified name and argument types are checked before the code is linked), deletes the
+  function's index and data files and returns nothing, so Numba compiles the kernel and saves it anew.
+- ``Cache._save_overload``: an error while saving (a damaged index that could not be deleted, a full
+  disk) becomes a warning; the kernel just compiled runs from memory.
+- ``Dispatcher.enable_caching``: no cache location leaves caching off, with one warning per process.
+
+They are installed by an import hook (:func:`install_import_hook`, set up when ``bpe_numba`` is imported)
+just before the first module of this package that imports Numba, so in every process that runs a kernel
+(the caller's own included), and never earlier: ``import bpe_numba`` loads no Numba. If a future Numba
+renames these methods, nothing is wrapped: Numba's own behaviour, never a wrong result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+_PACKAGE = __name__.rpartition(".")[0]
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_IMPORTS_NUMBA = re.compile(rb"^(?:from|import) numba\b", re.M)
+_state = {"installed": False, "warned_no_cache": False}
+
+
+class NumbaCacheWarning(RuntimeWarning):
+    """Numba's cache could not be used for a kernel of bpe_numba (it still runs, compiled in memory)."""
+
+
+def _ours(py_func) -> bool:
+    return getattr(py_func, "__module__", "").startswith(_PACKAGE + ".")
+
+
+def _imports_numba(module: str) -> bool:
+    """Whether ``module`` (a module of this package) imports Numba at its top level."""
+    parts = module.split(".")[1:]
+    try:
+        return bool(_IMPORTS_NUMBA.search(_PACKAGE_DIR.joinpath(*parts).with_suffix(".py").read_bytes()))
+    except OSError:
+        return False
+
+
+class _BeforeKernelModules:
+    """A ``sys.meta_path`` finder that finds nothing: it installs the wrappers when a module of this package
+    that imports Numba is about to be imported, then removes itself."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.startswith(_PACKAGE + ".") and _imports_numba(name):
+            if cls in sys.meta_path:
+                sys.meta_path.remove(cls)
+            install()
+        return None
+
+
+def install_import_hook() -> None:
+    """Install the wrappers just before this package's first Numba module is imported."""
+    if not _state["installed"] and _BeforeKernelModules not in sys.meta_path:
+        sys.meta_path.insert(0, _BeforeKernelModules)
+
+
+def install() -> None:
+    """Wrap Numba's cache methods for this package's functions (idempotent)."""
+    if _state["installed"]:
+        return
+    _state["installed"] = True
+    from numba.core import caching, dispatcher, sigutils
+
+    cache_cls, dispatcher_cls = caching.Cache, dispatcher.Dispatcher
+    needed = [(cache_cls, "_load_overload"), (cache_cls, "_save_overload"), (cache_cls, "_index_key"),
+              (dispatcher_cls, "enable_caching")]
+    if not all(callable(getattr(owner, name, None)) for owner, name in needed):
+        return
+    load, save, enable = cache_cls._load_overload, cache_cls._save_overload, dispatcher_cls.enable_caching
+
+    def _load_overload(self, sig, target_context):
+        if not _ours(self._py_func):
+            return load(self, sig, target_context)
+        if not self._enabled:
+            return None
+        try:
+            data = self._cache_file.load(self._index_key(sig, target_context.codegen()))
+            if data is None:
+                return None
+            problem = _not_this_function(self._py_func, sigutils.normalize_signature(sig)[0], data)
+            if problem:
+                raise ValueError(problem)
+            return self._impl.rebuild(target_context, data)
+        except Exception as exc:  # noqa: BLE001 - any damage: compile again (the next save replaces the files)
+            _delete_files(self)
+            warnings.warn(f"{_describe(self)} was damaged ({type(exc).__name__}: {exc}); deleted, compiling again",
+                          NumbaCacheWarning, stacklevel=2)
+            return None
+
+    def _save_overload(self, sig, data):
+        if not _ours(self._py_func):
+            return save(self, sig, data)
+        try:
+            return save(self, sig, data)
+        except Exception as exc:  # noqa: BLE001 - the compiled kernel runs from memory
+            warnings.warn(f"{_describe(self)} could not be saved ({type(exc).__name__}: {exc}); the kernel runs "
+                          f"from memory in this process", NumbaCacheWarning, stacklevel=2)
+
+    def enable_caching(self):
+        try:
+            enable(self)
+        except RuntimeError:
+            if not _ours(self.py_func):
+                raise
+            if not _state["warned_no_cache"]:
+                _state["warned_no_cache"] = True
+                warnings.warn(
+                    f"no writable directory for Numba's cache (NUMBA_CACHE_DIR is unset or not writable, and "
+                    f"neither {_PACKAGE_DIR / '__pycache__'} nor the user's cache directory can be written): "
+                    f"bpe_numba's kernels are compiled in memory, again in every process; set NUMBA_CACHE_DIR "
+                    f"to a writable directory", NumbaCacheWarning, stacklevel=2)
+
+    cache_cls._load_overload = _load_overload
+    cache_cls._save_overload = _save_overload
+    dispatcher_cls.enable_caching = enable_caching
+
+
+def _not_this_function(py_func, args, data) -> str:
+    """Why the unpickled cache entry ``data`` (Numba's reduced ``CompileResult``) is not ``py_func``
+    compiled for ``args``, or ``""``."""
+    try:
+        fndesc, signature = data[1], data[3]
+        found = (fndesc.modname, fndesc.qualname, tuple(signature.args))
+    except (TypeError, IndexError, AttributeError):
+        return f"not a compiled function: {type(data).__name__}"
+    if found[:2] != (py_func.__module__, py_func.__qualname__):
+        return f"it holds {found[0]}.{found[1]}"
+    if found[2] != tuple(args):
+        return "it holds the function compiled for other argument types"
+    return ""
+
+
+def _describe(cache) -> str:
+    return f"Numba's cache of {cache._py_func.__module__}.{cache._py_func.__qualname__} ({cache._cache_file._index_path})"
+
+
+def _delete_files(cache) -> None:
+    """The function's index and every data file of it (another process may be writing them: at worst it
+    compiles again)."""
+    index = cache._cache_file._index_path
+    base = os.path.basename(index)[: -len(".nbi")]
+    folder = os.path.dirname(index)
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(base + ".") and n.endswith(".nbc")]
+    except OSError:
+        names = []
+    for path in [index, *(os.path.join(folder, n) for n in names)]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
