@@ -579,12 +579,46 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     Ctrl-C while it winds down is ignored; ``train`` hands its job to the helper process either way.
     """
     try:
-        return _run(argv, own_process)
+        code = _run(argv, own_process)
     except KeyboardInterrupt:
-        if own_process:  # exiting now: a second Ctrl-C must not turn the exit into a traceback
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        return _interrupted(own_process)
+    except Exception as exc:
+        if own_process and _interrupt_in_chain(exc):
+            # Ctrl-C inside a C extension's import (Numba's) surfaces as the ImportError it caused.
+            return _interrupted(own_process)
+        raise
+    if own_process:
+        # The work is done and its output written: a Ctrl-C while the interpreter shuts down (when Python
+        # has put back the default handler, so the process would die by the signal) is ignored.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _interrupted(own_process: bool) -> int:
+    print(f"{PROG}: interrupted", file=sys.stderr)
+    if not own_process:
         return EXIT_INTERRUPTED
+    # This process is the command's own and its clean-up is done: leave at once. A normal exit would
+    # be turned into death by SIGINT (exit status -2, not 130) when the interrupt landed inside code a C
+    # extension runs on import (Numba's), which leaves Python's "unhandled KeyboardInterrupt" flag set;
+    # and a second Ctrl-C during the interpreter's shutdown would print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _interrupt_in_chain(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _run(argv: list[str] | None, own_process: bool) -> int:

@@ -257,8 +257,15 @@ def test_closed_stdout_with_json(tmp_path, package_env, trained, workdir):
 def test_ctrl_c_is_exit_130_without_traceback(trained, workdir, package_env, job, delay):
     """SIGINT while the command works in its own process: writing the demo corpus, or starting Numba and
     loading the model for encode."""
+    if job == "encode":  # long enough to be interrupted however fast encoding gets: 30 MB of random words
+        import random
+
+        rng = random.Random(5)
+        words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 12)))
+                 for _ in range(200_000)]
+        (workdir / "long.txt").write_text(" ".join(words * 12))
     args = {"demo": ["train", "--demo-size-mb", "100"],
-            "encode": ["encode", "--model", "model", "corpus.txt", "-o", "sigint.npy"]}[job]
+            "encode": ["encode", "--model", "model", "long.txt", "-o", "sigint.npy"]}[job]
     proc = subprocess.Popen([sys.executable, "-m", "bpe_numba", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=package_env, cwd=workdir,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
