@@ -244,17 +244,7 @@ def worker_main(argv) -> int:
     a = ap.parse_args(argv)
     res = {"tool": a.tool}
 
-    def measured() -> dict:
-        out = measure(a.tool, a.input, a.ids_out, a.workers, a.vocab, a.merges)
-        try:
-            import resource
-
-            out["ru_maxrss_self_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        except ImportError:  # not on Windows
-            pass
-        return out
-
-    code = report_outcome(res, measured)
+    code = report_outcome(res, lambda: measure(a.tool, a.input, a.ids_out, a.workers, a.vocab, a.merges))
     with open(a.result, "w") as f:
         json.dump(res, f)
     return code

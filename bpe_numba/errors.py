@@ -74,7 +74,7 @@ class FileChangedError(BPEValueError):
     def __init__(self, path: str, detail: str):
         self.path = path
         self.detail = detail
-        super().__init__(f"{path}: the file changed while it was read ({detail}); train on a copy that "
+        super().__init__(f"{path}: the file changed while it was read ({detail}); read a copy that "
                          f"nothing writes to")
 
     def __reduce__(self):
