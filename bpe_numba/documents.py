@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np

@@ -62,7 +62,6 @@ Measured 2026-11-30 on ``prose_en.txt`` (``../shared/corpora/build.py``, 52.4 MB
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import unicodedata
 from pathlib import Path

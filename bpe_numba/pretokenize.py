@@ -22,13 +22,12 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 from __future__ import annotations
 
 import itertools
-import os
 from typing import Sequence
 
 import numpy as np
 
 from .chunking import ChunkReader, SpecialTokens, checked_utf8, first_invalid_utf8, input_identity, plan_chunks
-from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
+from .errors import FileChangedError, InvalidUTF8Error
 from .validation import (
     check_chunk_size,
     GPT2_PATTERN,
@@ -139,7 +138,6 @@ def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, ch
 
 
 def _count_threads(path, size, splitter, num_workers, chunk_size, errors, show):
-    from . import count_kernels as K
     from .threads import Stopped, run_threads
 
     chunk = default_chunk_size(size, num_workers) if chunk_size is None else chunk_size

@@ -10,7 +10,6 @@ each with its own cache of encoded pre-tokens, so that a pre-token is merged onc
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np

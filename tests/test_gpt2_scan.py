@@ -8,8 +8,6 @@ split of every fixture file, and the pre-token counts with a hash table that has
 from __future__ import annotations
 
 import collections
-import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
