@@ -42,6 +42,10 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
 - Whole ``count_pretokens`` (read, UTF-8 check, special-token split, count, merge the threads' tables, the
   ``dict``) on prose_en: 1 thread 93-147 MB/s, 2 threads 1.5-1.8x that (the ``dict`` of 137 K keys, 30-40
   ms, is built after the threads finish; merging two tables by slot, 10 ms, replaced flatten + re-insert).
+  Counting alone (no ``dict``), process CPU time, median of 7 interleaved: 1 thread 0.354 s, 2 threads 0.378
+  s of CPU in 0.201 s wall (1.76x): the second thread adds 7 % of work (each table grows to most of the
+  distinct pre-tokens, then the two are merged). The ``dict`` (flatten 11 ms, 137 K ``bytes`` keys and
+  ``dict(zip)`` about 25 ms) holds the GIL and stays serial.
 """
 
 from __future__ import annotations
