@@ -70,8 +70,8 @@ Performance notes (measured on the 2-core dev machine; see README for the whole-
   the others 3-10 ms; ``build_state`` + ``run_merges`` 14-27 ms), counting 0.16-0.20 s on two threads,
   these merges 0.28-0.34 s. Tried the same day: a copy of the first symbol's order key in each heap entry,
   so that sifting decides most ties from the heap's own arrays: no change (new/old 1.02, median of 9
-  interleaved runs of all 9 743 merges, 0.21-0.24 s CPU each). Not done: loading the merge kernels on a thread while the count threads run
-  would save at most the 14-27 ms, minus the core it takes from them.
+  interleaved runs of all 9 743 merges, 0.21-0.24 s CPU each). Not done: loading the merge kernels on a
+  thread while the count threads run would save at most the 14-27 ms, minus the core it takes from them.
 - Duplicate symbols (the same bytes from two different merges) never appeared in 10^5 random small
   corpora checked against this kernel; the byte-keyed symbol table is there so that the result stays
   the contract's even if some corpus produces one.
