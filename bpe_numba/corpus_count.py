@@ -1,7 +1,7 @@
 """Counting the pre-tokens of any input (:mod:`bpe_numba.sources`) into one
 :class:`~bpe_numba.count_kernels.CountTable`, on threads of this process.
 
-- One plain text file, read whole: :func:`bpe_numba.pretokenize.count_file`, unchanged.
+- One plain text file, read whole: :func:`count_file`, its chunks counted as units (below).
 - Files: the work is cut into *units*: a chunk of an uncompressed text file (cut at safe offsets, as
   ``count_file`` cuts it), a row group of a Parquet file, or a whole compressed text or JSONL file, which
   is decompressed as a stream. ``num_workers`` threads take units in turn, each reading, decompressing and
@@ -25,7 +25,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from .chunking import ChunkReader, checked_utf8, first_invalid_utf8
+from .chunking import ChunkReader, checked_utf8, first_invalid_utf8, input_identity
 from .documents import (
     Block,
     Budget,
@@ -40,13 +40,14 @@ from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
 from .pretokenize import (
     SpecialSplitter,
     add_to_table,
-    count_file,
+    count_file_regex,
     count_segments_regex,
+    default_chunk_size,
     merge_tables,
 )
 from .pretokenize import _CHUNK_MAX
 from .progress import progress_bar
-from .sources import PARQUET, Corpus, CountsInput, Source
+from .sources import PARQUET, TEXT, Corpus, CountsInput, Source
 from .validation import GPT2_PATTERN
 
 
@@ -199,6 +200,30 @@ def count_units(units: Sequence[Unit], options: Options, *, num_workers: int, pr
         bar.close()
     check_unchanged({u.source for u in units})
     return merge_tables([t for t in tables if t is not None])
+
+
+def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, chunk_size: int | None,
+               errors: str, progress: bool, pattern: str = GPT2_PATTERN, engine: str = "numba"):
+    """Count the distinct pre-tokens of one plain file (arguments already validated) into one
+    :class:`~bpe_numba.count_kernels.CountTable`: its chunks are units of :func:`count_units` (about sixteen
+    per thread, :func:`~bpe_numba.pretokenize.default_chunk_size`, unless ``chunk_size`` is given).
+
+    Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset; a file that changes
+    while it is read (size, modification time, or another file renamed into its place) raises
+    :class:`FileChangedError`.
+    """
+    if engine != "numba":
+        return count_file_regex(path, special_tokens, num_workers=num_workers, chunk_size=chunk_size,
+                                errors=errors, progress=progress, pattern=pattern)
+    before = input_identity(path)
+    size, mtime_ns = before[0], before[1]
+    chunk = default_chunk_size(size, num_workers) if chunk_size is None else chunk_size
+    options = Options(tuple(special_tokens), errors, pattern, engine, "text", None, chunk)
+    table = count_units(plan_units([Source(path, TEXT, None, size, mtime_ns)], options), options,
+                        num_workers=num_workers, progress=progress)
+    if input_identity(path) != before:
+        raise FileChangedError(path, "its size or modification time differs from when reading began")
+    return table
 
 
 def _count_chunk(reader: ChunkReader, k: int, errors: str, counter: BlockCounter, stop) -> None:
@@ -375,7 +400,7 @@ def count_here(source, special_tokens: Sequence[str], executor, *, num_workers: 
 def count_input(source, special_tokens: Sequence[str], *, num_workers: int, chunk_size: int | None, errors: str,
                 progress: bool, pattern: str, engine: str):
     """The table the training starts from, whatever ``source`` is: a plain file's path (counted by
-    ``count_file`` exactly as before), a :class:`~bpe_numba.sources.Corpus`, counts
+    :func:`count_file`), a :class:`~bpe_numba.sources.Corpus`, counts
     (:class:`~bpe_numba.sources.CountsInput`, :class:`Counted`) or a table counted already."""
     if isinstance(source, str):
         return count_file(source, special_tokens, num_workers=num_workers, chunk_size=chunk_size, errors=errors,

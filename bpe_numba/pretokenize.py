@@ -5,7 +5,8 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 
 - ``"numba"``: the GPT-2 pattern's scanner (:mod:`bpe_numba.gpt2_scan`) feeding a per-thread table of
   distinct pre-tokens (:mod:`bpe_numba.count_kernels`). Every kernel releases the GIL, so ``num_workers``
-  threads of this process count chunks side by side; their tables are merged by a kernel at the end.
+  threads of this process count chunks side by side (:func:`bpe_numba.corpus_count.count_units`, for one
+  file as for many); their tables are merged by a kernel at the end.
   No Python object is made per pre-token (nor per distinct one, for training);
 - ``"regex"``: the ``regex`` package's ``finditer`` on each segment, exactly as the contract states it; it
   takes any pattern (``pattern=``) at a few MB/s. ``regex`` holds the GIL, so this engine's workers are
@@ -21,12 +22,11 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 
 from __future__ import annotations
 
-import itertools
 from typing import Sequence
 
 import numpy as np
 
-from .chunking import ChunkReader, SpecialTokens, checked_utf8, first_invalid_utf8, input_identity, plan_chunks
+from .chunking import SpecialTokens, checked_utf8, first_invalid_utf8, input_identity, plan_chunks
 from .errors import FileChangedError, InvalidUTF8Error
 from .validation import (
     check_chunk_size,
@@ -113,10 +113,11 @@ class _ThreadCount:
                 raise Stopped
 
 
-def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, chunk_size: int | None,
-               errors: str, progress: bool, pattern: str = GPT2_PATTERN, engine: str = "numba"):
-    """Count the distinct pre-tokens of a file (arguments already validated) into one
-    :class:`~bpe_numba.count_kernels.CountTable`.
+def count_file_regex(path: str, special_tokens: Sequence[str], *, num_workers: int, chunk_size: int | None,
+                     errors: str, progress: bool, pattern: str):
+    """Count the distinct pre-tokens of a file with the ``regex`` engine (arguments already validated) into
+    one :class:`~bpe_numba.count_kernels.CountTable`, on worker processes (``regex`` holds the GIL). The
+    ``numba`` engine counts on threads: :func:`bpe_numba.corpus_count.count_file`.
 
     Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset; a file that changes
     while it is read raises :class:`~bpe_numba.chunking.FileChangedError`.
@@ -124,10 +125,7 @@ def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, ch
     before = input_identity(path)
     size = before[0]
     splitter = SpecialSplitter(special_tokens)
-    if engine == "numba":
-        table, bad = _count_threads(path, size, splitter, num_workers, chunk_size, errors, progress)
-    else:
-        table, bad = _count_processes(path, size, splitter, num_workers, chunk_size, errors, progress, pattern)
+    table, bad = _count_processes(path, size, splitter, num_workers, chunk_size, errors, progress, pattern)
     if input_identity(path) != before:
         raise FileChangedError(path, "its size or modification time differs from when reading began")
     if bad >= 0:
@@ -135,50 +133,6 @@ def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, ch
         offset, reason = first_invalid_utf8(path)
         raise InvalidUTF8Error(path, offset if offset >= 0 else bad, reason or "invalid start byte")
     return table
-
-
-def _count_threads(path, size, splitter, num_workers, chunk_size, errors, show):
-    from .threads import Stopped, run_threads
-
-    chunk = default_chunk_size(size, num_workers) if chunk_size is None else chunk_size
-    n_chunks = max(1, -(-size // chunk))
-    workers = max(1, min(num_workers, n_chunks))
-    next_chunk = itertools.count()  # shared; next() is atomic under the GIL
-    done = [0] * workers
-    tables: list = [None] * workers
-    bad: list[int] = []
-    bar = progress_bar(show, total=size, unit="B", unit_scale=True, desc="pre-tokenize")
-    shown = [0]
-
-    def work(w: int, stop) -> None:
-        state = _ThreadCount(splitter)
-        with ChunkReader(path, size, chunk, splitter, gpt2=True) as reader:
-            for k in next_chunk:
-                if k >= n_chunks or stop.is_set() or bad:
-                    break
-                data, start = reader.read(k)
-                if data.shape[0]:
-                    data, invalid = checked_utf8(data, start, errors)
-                    if invalid >= 0:
-                        bad.append(invalid)
-                        raise Stopped
-                    state.count(data, stop)
-                done[w] += min(size, (k + 1) * chunk) - k * chunk
-        tables[w] = state.table
-
-    def tick() -> None:
-        total = sum(done)
-        bar.update(total - shown[0])
-        shown[0] = total
-
-    try:
-        run_threads(work, workers, on_tick=tick)
-        tick()
-    finally:
-        bar.close()
-    if bad:
-        return None, min(bad)
-    return merge_tables([t for t in tables if t is not None]), -1
 
 
 def default_chunk_size(size: int, workers: int) -> int:

@@ -258,7 +258,7 @@ def test_executor_counts_a_single_file_once(tmp_path, monkeypatch, docs, backend
     table and never reads the file again (it once did, counting it twice)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from bpe_numba import corpus_count, pretokenize
+    from bpe_numba import corpus_count
 
     path = tmp_path / "one.txt"
     path.write_text("<|endoftext|>".join(docs), encoding="utf-8")
@@ -273,7 +273,6 @@ def test_executor_counts_a_single_file_once(tmp_path, monkeypatch, docs, backend
     def no_local_count(*args, **kwargs):
         raise AssertionError("the file was counted again in the caller")
 
-    monkeypatch.setattr(pretokenize, "count_file", no_local_count)
     monkeypatch.setattr(corpus_count, "count_file", no_local_count)
     with Counting(2) as ex:
         assert train_bpe(path, 500, SPECIALS, executor=ex, progress=False, backend=backend, isolate=False) == local
