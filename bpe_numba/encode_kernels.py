@@ -37,8 +37,9 @@ machine, process CPU time, best of 5 or more; "encode" is ``Tokenizer.encode`` w
   0.25 s, ``encode_to_array`` 0.31-0.33 s with the text's ``str.encode`` (0.064 s) and the split at
   special tokens (0.018 s). ``encode`` returns a list: ``tolist`` makes a Python int per id, 0.44-0.53 s
   for 19 M ids (much of it page faults for 530 MB of ints), while indexing an object array of the vocab's
-  ints first takes 0.29 s and allocates no int (``Tokenizer._as_list``); a pickle of memo references was
-  no faster. ``encode`` 0.67 s against tiktoken's 5.4 s (8.1x); multilingual 0.19 s against 1.36 s.
+  ints first took 0.29 s and allocates no int; a pickle of memo references was no faster. ``encode`` took
+  0.67 s against tiktoken's 5.4 s (8.1x); multilingual 0.19 s against 1.36 s. Since then a kernel fills
+  the list through the C API in about half the object array's time (:mod:`bpe_numba.list_kernels`).
 - Threads: ``encode_file`` of prose repeated to 1 GB on 2 threads, 4.4-6.0 s wall, 8.3-11 s of CPU (one
   thread: 9.5-9.9 s); the kernels are 80 % of it, reading, checking UTF-8, splitting at special tokens
   and writing the rest; gigatoken's ``encode`` of the same bytes, one thread, 4.6-7.7 s. Each thread

@@ -104,7 +104,7 @@ class Tokenizer:
         check_merges(vocab, merges)  # every merge a pair of bytes whose parts and result are in the vocab
         self.merges: list[tuple[bytes, bytes]] = [(a, b) for a, b in merges]
         self._id_bytes = _decode_table(self.vocab)
-        self._int_objects = np.arange(len(self._id_bytes)).astype(object)  # see _as_list
+        self._ints = None  # see _as_list
         self._special_by_bytes = {t.encode("utf-8"): i for t, i in self.special_ids.items()}
         self._max_special = max((len(t.encode("utf-8")) for t in special_tokens), default=0)
         from .tiers import choose_backend
@@ -336,10 +336,15 @@ class Tokenizer:
     # -----------------------------------------------------------------------------------------------------
 
     def _as_list(self, ids: np.ndarray) -> list[int]:
-        """``ids.tolist()``, made of the vocab's own int objects: a list of millions of ids then holds no new
-        int (``tolist`` makes one per id: 0.44 s and 530 MB for the 19 M ids of 52 MB of text, against
-        0.29 s and none)."""
-        return self._int_objects[ids].tolist()
+        """``ids.tolist()``, made of the vocab's own int objects by a kernel (:mod:`bpe_numba.list_kernels`):
+        a list of millions of ids then holds no new int."""
+        if self._python is not None:  # no kernels on this tier (its encode makes lists itself)
+            return ids.tolist()
+        if self._ints is None:
+            from .list_kernels import IntObjects
+
+            self._ints = IntObjects(len(self._id_bytes))
+        return self._ints.ids_to_list(ids)
 
     def _encode_bytes(self, data: bytes) -> np.ndarray:
         with self._encoder() as enc:
