@@ -72,6 +72,13 @@ Performance notes (measured on the 2-core dev machine; see README for the whole-
   so that sifting decides most ties from the heap's own arrays: no change (new/old 1.02, median of 9
   interleaved runs of all 9 743 merges, 0.21-0.24 s CPU each). Not done: loading the merge kernels on a
   thread while the count threads run would save at most the 14-27 ms, minus the core it takes from them.
+- 2026-11-30 (later), what merges 3 000-9 743 of prose_en do (counters in a copy of ``run_merges``): per
+  merge 43 list entries read, 29 of them stale, 14.5 occurrences merged, 9 pushes and 2.6 sifts from the
+  top of a heap of up to 146 K entries over 216 K pairs; 13-18 us a merge. A 4-ary heap instead of the
+  binary one (half the depth, the four children's counts in one or two cache lines): new/old 1.067,
+  median of 9 interleaved runs of all 9 743 merges (0.233 vs 0.234 s min): not kept. With the heap-key
+  copy above also without gain, the time is spread over the random reads of ``tok``, ``pair_at``,
+  ``word`` and the pair arrays that each occurrence needs, not concentrated in the selection.
 - Duplicate symbols (the same bytes from two different merges) never appeared in 10^5 random small
   corpora checked against this kernel; the byte-keyed symbol table is there so that the result stays
   the contract's even if some corpus produces one.
