@@ -43,8 +43,8 @@ def _set_item(typingctx, list_addr, index, obj_addr):
 @njit(cache=True)  # holds the GIL: it calls the C API
 def fill_list(list_addr, ids, addrs):
     """Item ``i`` of the list at ``list_addr`` (``n >= len(ids)`` items) becomes the object at
-    ``addrs[ids[i]]``. Returns -1, or the first ``i`` whose id is out of range (the items from ``i`` on are
-    left as they were)."""
+    ``addrs[ids[i]]``. Returns -1, or the first ``i`` whose id is out of range or whose item could not be set
+    (the items from ``i`` on are left as they were)."""
     n_objs = addrs.shape[0]
     for i in range(ids.shape[0]):
         k = ids[i]
@@ -61,6 +61,9 @@ class IntObjects:
     def __init__(self, n: int):
         self.objects = list(range(n))
         self.addrs = np.array([id(x) for x in self.objects], dtype=np.int64)
+
+    def __reduce__(self):
+        return IntObjects, (len(self.objects),)  # addresses mean nothing in another process: made anew
 
     def ids_to_list(self, ids: np.ndarray) -> list[int]:
         """``ids.tolist()``, made of these int objects (a list of millions of ids then holds no new int).

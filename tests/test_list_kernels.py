@@ -62,3 +62,11 @@ def test_the_list_outlives_the_objects_holder():
 def test_an_id_out_of_range_is_an_error_naming_it(ints, bad):
     with pytest.raises(ValueError, match=rf"id {bad} at position 2 is outside 0\.\.{N - 1}"):
         ints.ids_to_list(np.array([1, 2, bad, 3], dtype=np.int64))
+
+
+def test_a_pickled_copy_takes_addresses_of_its_own_objects():
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(IntObjects(1000)))
+    assert copy.addrs.tolist() == [id(x) for x in copy.objects]
+    assert copy.ids_to_list(np.array([999, 3], dtype=np.int32)) == [999, 3]
