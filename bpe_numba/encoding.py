@@ -142,7 +142,14 @@ def encode_batch(tok, texts, workers: int) -> list[list[int]]:
 # Files
 # ---------------------------------------------------------------------------------------------------------
 
+def ids_dtype(tok) -> np.dtype:
+    """The ``.npy`` type of ``tok``'s ids in a file: ``uint16``, or ``uint32`` when an id needs it."""
+    return np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
+
+
 def npy_header(dtype: np.dtype, n: int) -> bytes:
+    """The header of a 1-D ``.npy`` of ``n`` items, always :data:`_NPY_HEADER_BYTES` long: a stream writes it
+    first with ``n = 0`` and then again over itself with the final length."""
     text = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (dtype.str, n)
     text = text.ljust(_NPY_HEADER_BYTES - 10 - 1) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin-1")
@@ -160,7 +167,7 @@ def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | N
     if tok._python is not None:  # the Python tier holds the GIL: threads would only take turns
         workers = 1
     workers = max(1, min(workers, -(-size // chunk_size)))
-    dtype = np.dtype("<u2") if max(tok.vocab) < (1 << 16) else np.dtype("<u4")
+    dtype = ids_dtype(tok)
     with atomic_file(out_path) as f, progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode") as bar:
         f.write(npy_header(dtype, 0))
         job = _FileEncoding(tok, path, size, chunk_size, workers, errors, dtype, f)
