@@ -259,6 +259,15 @@ def _middle_cut(data, lo, hi):
 
 
 @njit(cache=True, nogil=True)
+def _save_resume(resume, k, pa, pb, mid):
+    """Where :func:`count_gpt2` continues: segment ``k``, the two streams' positions, the middle cut."""
+    resume[0] = k
+    resume[1] = pa
+    resume[2] = pb
+    resume[3] = mid
+
+
+@njit(cache=True, nogil=True)
 def count_gpt2(data, bounds, classes, table, buf, resume, budget):
     """Count the GPT-2 pre-tokens of ``data[bounds[k, 0]:bounds[k, 1]]`` over the segments ``k`` (each
     pre-tokenized as a text of its own) into ``table``.
@@ -297,10 +306,7 @@ def count_gpt2(data, bounds, classes, table, buf, resume, budget):
         b_end = end if mid > 0 else 0
         while pa < a_end or pb < b_end:
             if done >= budget:
-                resume[0] = k
-                resume[1] = pa
-                resume[2] = pb
-                resume[3] = mid
+                _save_resume(resume, k, pa, pb, mid)
                 return PAUSED
             ma = 0
             mb = 0
@@ -315,20 +321,14 @@ def count_gpt2(data, bounds, classes, table, buf, resume, budget):
                 done += buf_a[got - 1] - pa
                 pa = buf_a[got - 1]
             if got < ma:
-                resume[0] = k
-                resume[1] = pa
-                resume[2] = pb
-                resume[3] = mid
+                _save_resume(resume, k, pa, pb, mid)
                 return GROW
             got = _count_ends(data, pb, buf_b, mb, slots, refs, arena, st)
             if got > 0:
                 done += buf_b[got - 1] - pb
                 pb = buf_b[got - 1]
             if got < mb:
-                resume[0] = k
-                resume[1] = pa
-                resume[2] = pb
-                resume[3] = mid
+                _save_resume(resume, k, pa, pb, mid)
                 return GROW
     resume[:] = 0
     resume[0] = bounds.shape[0]
