@@ -253,10 +253,7 @@ class Tokenizer:
         for k, text in enumerate(texts):
             if not isinstance(text, str):
                 raise BPETypeError(f"encode_batch(): texts[{k}] is {type(text).__name__}, not str")
-        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
-                                        or num_threads < 1):
-            raise BPEValueError(f"num_threads={num_threads!r}; use 1 or more, or None for all cores")
-        return encode_batch(self, texts, resolve_workers(num_threads))
+        return encode_batch(self, texts, resolve_workers(num_threads, "num_threads"))
 
     def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
         """Ids of ``"".join(iterable)``, lazily, holding about 16 KB of text at a time (more only when no

@@ -155,13 +155,14 @@ def check_chunk_size(chunk_size) -> int | None:
     return chunk_size
 
 
-def resolve_workers(num_workers) -> int:
+def resolve_workers(num_workers, name: str = "num_workers") -> int:
+    """``num_workers`` checked (an int of 1 or more), or all cores for ``None``; errors call it ``name``."""
     if num_workers is None:
         return os.cpu_count() or 1
     if isinstance(num_workers, bool) or not isinstance(num_workers, int):
-        raise BPETypeError(f"num_workers must be an int or None, not {type(num_workers).__name__}")
+        raise BPETypeError(f"{name} must be an int or None, not {type(num_workers).__name__}")
     if num_workers < 1:
-        raise BPEValueError(f"num_workers={num_workers}; use 1 or more, or None for all cores")
+        raise BPEValueError(f"{name}={num_workers}; use 1 or more, or None for all cores")
     return num_workers
 
 

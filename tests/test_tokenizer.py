@@ -297,6 +297,8 @@ def test_encode_batch_refuses_bad_input(small):
         tok.encode_batch(["a", "b", "c\ud800"], num_threads=2)
     with pytest.raises(ValueError, match="num_threads=0"):
         tok.encode_batch(["a"], num_threads=0)
+    with pytest.raises(TypeError, match="num_threads must be an int or None, not str"):
+        tok.encode_batch(["a"], num_threads="2")
 
 
 # ---------------------------------------------------------------------------------------------------------
