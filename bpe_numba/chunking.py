@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import FileChangedError
+from .errors import FileChangedError, InvalidUTF8Error
 
 CUT_BEFORE = np.zeros(256, dtype=bool)
 CUT_BEFORE[0x21:0x7F] = True
@@ -101,6 +101,13 @@ def input_identity(path: str, fd: int | None = None) -> tuple:
     """What must not change while a file is read: size, modification time, inode and device."""
     st = os.fstat(fd) if fd is not None else os.stat(path)
     return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
+
+
+def check_same_file(path: str, before: tuple) -> None:
+    """Raise :class:`FileChangedError` if ``path``'s :func:`input_identity` is no longer ``before``, taken
+    when reading began."""
+    if input_identity(path) != before:
+        raise FileChangedError(path, "its size or modification time differs from when reading began")
 
 
 class ChunkReader:
@@ -226,6 +233,14 @@ def first_invalid_utf8(path: str) -> tuple[int, str]:
             if not block:
                 return -1, ""
             offset += len(block)
+
+
+def invalid_utf8_error(path: str, found: int) -> InvalidUTF8Error:
+    """The error for ``path``'s first invalid UTF-8 byte, after some chunk found one at offset ``found``:
+    chunks finish in any order, so the file is read again for its first one (``found`` if that read sees
+    none)."""
+    offset, reason = first_invalid_utf8(path)
+    return InvalidUTF8Error(path, offset if offset >= 0 else found, reason or "invalid start byte")
 
 
 def checked_utf8(data: np.ndarray, start: int, errors: str) -> tuple[np.ndarray, int]:

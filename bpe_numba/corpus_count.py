@@ -25,7 +25,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from .chunking import ChunkReader, checked_utf8, first_invalid_utf8, input_identity
+from .chunking import ChunkReader, check_same_file, checked_utf8, input_identity, invalid_utf8_error
 from .documents import (
     Block,
     Budget,
@@ -36,7 +36,7 @@ from .documents import (
     readonly,
     source_blocks,
 )
-from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
+from .errors import BPEValueError, FileChangedError
 from .pretokenize import (
     SpecialSplitter,
     add_to_table,
@@ -221,8 +221,7 @@ def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, ch
     options = Options(tuple(special_tokens), errors, pattern, engine, "text", None, chunk)
     table = count_units(plan_units([Source(path, TEXT, None, size, mtime_ns)], options), options,
                         num_workers=num_workers, progress=progress)
-    if input_identity(path) != before:
-        raise FileChangedError(path, "its size or modification time differs from when reading began")
+    check_same_file(path, before)
     return table
 
 
@@ -232,8 +231,7 @@ def _count_chunk(reader: ChunkReader, k: int, errors: str, counter: BlockCounter
         return
     data, bad = checked_utf8(data, start, errors)
     if bad >= 0:
-        offset, reason = first_invalid_utf8(reader.path)  # the file's first, not this chunk's
-        raise InvalidUTF8Error(reader.path, offset if offset >= 0 else bad, reason or "invalid start byte")
+        raise invalid_utf8_error(reader.path, bad)  # the file's first, not this chunk's
     counter.count(data, False, stop)
 
 

@@ -19,8 +19,8 @@ import threading
 import numpy as np
 
 from .atomic import atomic_file
-from .chunking import ChunkReader, SpecialTokens, checked_utf8, first_invalid_utf8, input_identity
-from .errors import BPEValueError, FileChangedError, InvalidUTF8Error
+from .chunking import ChunkReader, SpecialTokens, check_same_file, checked_utf8, input_identity, invalid_utf8_error
+from .errors import BPEValueError
 from .threads import Stopped, run_threads
 from .validation import GPT2_PATTERN
 
@@ -185,12 +185,9 @@ def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | N
         else:
             run_threads(job.work, workers, on_tick=tick)
         tick()
-        if input_identity(path) != before:
-            raise FileChangedError(path, "its size or modification time differs from when reading began")
+        check_same_file(path, before)
         if job.bad:
-            # Chunks finish in any order: report the file's first invalid byte, not the first one found.
-            offset, reason = first_invalid_utf8(path)
-            raise InvalidUTF8Error(path, offset if offset >= 0 else min(job.bad), reason or "invalid start byte")
+            raise invalid_utf8_error(path, min(job.bad))
         f.seek(0)
         f.write(npy_header(dtype, job.n_ids))
     return job.n_ids

@@ -26,8 +26,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .chunking import SpecialTokens, checked_utf8, first_invalid_utf8, input_identity, plan_chunks
-from .errors import FileChangedError, InvalidUTF8Error
+from .chunking import (
+    SpecialTokens,
+    check_same_file,
+    checked_utf8,
+    input_identity,
+    invalid_utf8_error,
+    plan_chunks,
+)
+from .errors import FileChangedError
 from .validation import (
     check_chunk_size,
     GPT2_PATTERN,
@@ -126,12 +133,9 @@ def count_file_regex(path: str, special_tokens: Sequence[str], *, num_workers: i
     size = before[0]
     splitter = SpecialSplitter(special_tokens)
     table, bad = _count_processes(path, size, splitter, num_workers, chunk_size, errors, progress, pattern)
-    if input_identity(path) != before:
-        raise FileChangedError(path, "its size or modification time differs from when reading began")
+    check_same_file(path, before)
     if bad >= 0:
-        # Chunks finish in any order: report the file's first invalid byte, not the first one found.
-        offset, reason = first_invalid_utf8(path)
-        raise InvalidUTF8Error(path, offset if offset >= 0 else bad, reason or "invalid start byte")
+        raise invalid_utf8_error(path, bad)
     return table
 
 
