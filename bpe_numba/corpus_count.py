@@ -46,7 +46,7 @@ from .pretokenize import (
     merge_tables,
 )
 from .pretokenize import _CHUNK_MAX
-from .progress import progress_bar
+from .progress import progress_bar, ticker
 from .sources import PARQUET, TEXT, Corpus, CountsInput, Source
 from .validation import GPT2_PATTERN
 
@@ -158,7 +158,7 @@ def count_units(units: Sequence[Unit], options: Options, *, num_workers: int, pr
     tables: list = [None] * workers
     total = sum(u.bytes for u in units)
     bar = progress_bar(progress, total=total, unit="B", unit_scale=True, desc="pre-tokenize")
-    shown = [0]
+    tick = ticker(bar, done)
 
     def work(w: int, stop: threading.Event) -> None:
         counter = BlockCounter(splitter, options.engine, options.pattern)
@@ -187,11 +187,6 @@ def count_units(units: Sequence[Unit], options: Options, *, num_workers: int, pr
             if reader is not None:
                 reader.close()
         tables[w] = counter.table
-
-    def tick() -> None:
-        now = sum(done)
-        bar.update(now - shown[0])
-        shown[0] = now
 
     try:
         run_threads(work, workers, on_tick=tick)

@@ -158,7 +158,7 @@ def npy_header(dtype: np.dtype, n: int) -> bytes:
 def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | None, errors: str, show: bool) -> int:
     """Encode ``path`` into the ``.npy`` ``out_path`` (arguments already checked) on ``workers`` threads;
     returns the number of ids. See :class:`_FileEncoding`."""
-    from .progress import progress_bar
+    from .progress import progress_bar, ticker
 
     before = input_identity(path)
     size = before[0]
@@ -171,13 +171,7 @@ def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | N
     with atomic_file(out_path) as f, progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode") as bar:
         f.write(npy_header(dtype, 0))
         job = _FileEncoding(tok, path, size, chunk_size, workers, errors, dtype, f)
-        shown = [0]
-
-        def tick() -> None:
-            total = sum(job.done)
-            bar.update(total - shown[0])
-            shown[0] = total
-
+        tick = ticker(bar, job.done)
         if tok._python is not None:  # in this thread, so that Ctrl-C interrupts the Python tier's work at once
             job.after_chunk = tick
             with contextlib.suppress(Stopped):  # invalid UTF-8: reported below

@@ -51,6 +51,19 @@ class _RelayedBar(_NoBar):
                 pass
 
 
+def ticker(bar, done: list):
+    """A function that moves ``bar`` on to ``sum(done)``, the work the threads have reported in their own
+    slots of ``done``, each time it is called (by the thread that waits for them)."""
+    shown = [0]
+
+    def tick() -> None:
+        total = sum(done)
+        bar.update(total - shown[0])
+        shown[0] = total
+
+    return tick
+
+
 def progress_bar(show: bool, **kwargs):
     """A tqdm bar on stderr (relayed to the caller in the helper process), or a do-nothing stand-in (tqdm
     is only imported when a bar is shown)."""
