@@ -78,7 +78,7 @@ def environment_key() -> str:
             h.update(part.encode("utf-8", "surrogateescape") + b"\0")
         for path in sorted(_PACKAGE_DIR.glob("*.py")):
             source = path.read_bytes()
-            if b"njit" in source:
+            if b"njit" in source or b"\nfrom numba" in source:  # kernels, and what they compile in (intrinsics)
                 h.update(path.name.encode() + b"\0" + source)
         _key_memo[numba_dir] = h.hexdigest()[:24]
     return _key_memo[numba_dir]

@@ -1,0 +1,28 @@
+"""LLVM intrinsics for the kernels, through Numba's ``@intrinsic`` (compiled into the kernels that call
+them; the encoding tests run every use)."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
+
+
+@intrinsic
+def prefetch(typingctx, arr, index):
+    """Ask the CPU to bring the cache line of ``arr[index]`` in (LLVM's ``llvm.prefetch``: a read, to be
+    kept in every cache level). A hint only: nothing is loaded or checked."""
+    sig = types.void(arr, index)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
