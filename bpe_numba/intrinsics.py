@@ -1,5 +1,5 @@
-"""LLVM intrinsics for the kernels, through Numba's ``@intrinsic`` (compiled into the kernels that call
-them; the encoding tests run every use)."""
+"""LLVM intrinsics for the kernels, through Numba's ``@intrinsic``: compiled into the kernels that call them
+(the encoding loop and the merge loop)."""
 
 from __future__ import annotations
 
