@@ -15,6 +15,10 @@ on functions of this package, and the user's own Numba functions keep Numba's be
 - ``Cache._save_overload``: an error while saving (a damaged index that could not be deleted, a full
   disk) becomes a warning; the kernel just compiled runs from memory.
 - ``Dispatcher.enable_caching``: no cache location leaves caching off, with one warning per process.
+- ``Cache._index_key``: the key under which a kernel is cached also holds :func:`kernel_sources_digest`.
+  Numba checks only the kernel's own file, while a kernel is compiled with the helpers, tables and
+  intrinsics of the package's other kernel modules: after a change to one of those, the kernels that use it
+  would be loaded as they were. With the digest in the key, any such change compiles them again.
 
 They are installed by an import hook (:func:`install_import_hook`, set up when ``bpe_numba`` is imported)
 just before the first module of this package that imports Numba, so in every process that runs a kernel
@@ -24,6 +28,7 @@ renames these methods, nothing is wrapped: Numba's own behaviour, never a wrong 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -34,6 +39,7 @@ _PACKAGE = __name__.rpartition(".")[0]
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _IMPORTS_NUMBA = re.compile(rb"^(?:from|import) numba\b", re.M)
 _state = {"installed": False, "warned_no_cache": False}
+_digest: dict[Path, str] = {}
 
 
 class NumbaCacheWarning(RuntimeWarning):
@@ -66,6 +72,19 @@ class _BeforeKernelModules:
         return None
 
 
+def kernel_sources_digest() -> str:
+    """sha256 of every module of this package that imports Numba (the kernels, and what they compile in),
+    read once per process (about 1 ms)."""
+    if _PACKAGE_DIR not in _digest:
+        h = hashlib.sha256()
+        for path in sorted(_PACKAGE_DIR.glob("*.py")):
+            source = path.read_bytes()
+            if _IMPORTS_NUMBA.search(source):
+                h.update(path.name.encode() + b"\0" + source + b"\0")
+        _digest[_PACKAGE_DIR] = h.hexdigest()
+    return _digest[_PACKAGE_DIR]
+
+
 def install_import_hook() -> None:
     """Install the wrappers just before this package's first Numba module is imported."""
     if not _state["installed"] and _BeforeKernelModules not in sys.meta_path:
@@ -85,6 +104,11 @@ def install() -> None:
     if not all(callable(getattr(owner, name, None)) for owner, name in needed):
         return
     load, save, enable = cache_cls._load_overload, cache_cls._save_overload, dispatcher_cls.enable_caching
+    index_key = cache_cls._index_key
+
+    def _index_key(self, sig, codegen):
+        key = index_key(self, sig, codegen)
+        return key + (kernel_sources_digest(),) if _ours(self._py_func) else key
 
     def _load_overload(self, sig, target_context):
         if not _ours(self._py_func):
@@ -128,6 +152,7 @@ def install() -> None:
                     f"bpe_numba's kernels are compiled in memory, again in every process; set NUMBA_CACHE_DIR "
                     f"to a writable directory", NumbaCacheWarning, stacklevel=2)
 
+    cache_cls._index_key = _index_key
     cache_cls._load_overload = _load_overload
     cache_cls._save_overload = _save_overload
     dispatcher_cls.enable_caching = enable_caching

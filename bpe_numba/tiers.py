@@ -3,8 +3,8 @@ environment and off the caller's critical path.
 
 - :func:`choose_backend` picks the tier for ``backend="auto"`` (training and ``Tokenizer``).
 - :func:`kernels_ready` says, without importing numpy or Numba, whether a warm-up has finished for this
-  environment: a marker file named by a key over the package's kernel sources (every module with an
-  ``njit``), the Python, numpy and Numba installations and ``NUMBA_CACHE_DIR``, and listing every file of
+  environment: a marker file named by a key over the package's kernel sources (every module that imports
+  Numba: :func:`~bpe_numba.numba_cache.kernel_sources_digest`), the Python, numpy and Numba installations and ``NUMBA_CACHE_DIR``, and listing every file of
   Numba's cache that the kernels were loaded from (each one's index, ``.nbi``, and data, ``.nbc``) with its
   size and modification time. A file deleted, truncated or rewritten since then makes the kernels not ready,
   so a damaged cache is never trusted: the next warm-up loads them (Numba's loader deletes a damaged file
@@ -32,6 +32,8 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
+from .numba_cache import kernel_sources_digest
 
 BACKENDS = ("auto", "kernels", "python")
 # Inputs up to these sizes train on the Python tier under backend="auto" (measured crossovers; see the
@@ -74,12 +76,8 @@ def environment_key() -> str:
     if numba_dir not in _key_memo:
         h = hashlib.sha256()
         for part in (sys.version, sys.executable, str(_PACKAGE_DIR), numba_dir, _installation("numpy"),
-                     _installation("numba")):
+                     _installation("numba"), kernel_sources_digest()):
             h.update(part.encode("utf-8", "surrogateescape") + b"\0")
-        for path in sorted(_PACKAGE_DIR.glob("*.py")):
-            source = path.read_bytes()
-            if b"njit" in source or b"\nfrom numba" in source:  # kernels, and what they compile in (intrinsics)
-                h.update(path.name.encode() + b"\0" + source)
         _key_memo[numba_dir] = h.hexdigest()[:24]
     return _key_memo[numba_dir]
 

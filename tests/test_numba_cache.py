@@ -61,13 +61,17 @@ def _env(package_env: dict, tmp_path: Path, compiled_cache: Path) -> dict:
 
 
 def _files(env: dict, kernel: str, suffix: str) -> list[Path]:
-    """The kernel's index (``.nbi``) or the data files its index lists (``.nbc``), in the copied cache (the
-    cache also holds files of earlier versions of the source, which nothing reads)."""
+    """The kernel's index (``.nbi``) or the data files of its entries for the current sources (``.nbc``), in
+    the copied cache (the cache also holds files of earlier versions, which nothing reads)."""
     import importlib
 
     module, name = kernel.split(".")
-    cache_file = getattr(importlib.import_module(f"bpe_numba.{module}"), name)._cache._cache_file
-    names = [os.path.basename(cache_file._index_path)] if suffix == ".nbi" else sorted(cache_file._load_index().values())
+    dispatcher = getattr(importlib.import_module(f"bpe_numba.{module}"), name)  # loaded by conftest's warm-up
+    cache, codegen = dispatcher._cache, dispatcher.targetctx.codegen()
+    index = cache._cache_file._load_index()
+    current = [cache._index_key(sig, codegen) for sig in dispatcher.signatures]
+    names = ([os.path.basename(cache._cache_file._index_path)] if suffix == ".nbi"
+             else sorted(index[key] for key in current if key in index))
     found = [path for n in names for path in Path(env["NUMBA_CACHE_DIR"]).glob(f"*/{n}")]
     assert found, f"no {suffix} file of {kernel} in the copied cache"
     return found
@@ -185,3 +189,45 @@ def test_user_functions_keep_numbas_behaviour(tmp_path, package_env):
     assert plain.returncode != 0 and ours.returncode != 0, (plain.stderr[-2000:], ours.stderr[-2000:])
     assert plain.stderr.strip().splitlines()[-1] == ours.stderr.strip().splitlines()[-1]
     assert "NumbaCacheWarning" not in ours.stderr
+
+
+def test_kernel_sources_digest_follows_the_modules_that_import_numba(tmp_path, monkeypatch):
+    """The digest in every kernel's cache key changes with any module that imports Numba (a kernel is
+    compiled with the helpers, tables and intrinsics of the others), and only with those."""
+    from bpe_numba import numba_cache
+
+    files = {"kernels.py": "from numba import njit\n", "helpers.py": "import numba\nTABLE = 1\n",
+             "other.py": "import os  # not from numba\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(numba_cache, "_PACKAGE_DIR", tmp_path)
+    monkeypatch.setattr(numba_cache, "_digest", {})
+
+    def digest_after(name: str, text: str) -> str:
+        (tmp_path / name).write_text(text)
+        numba_cache._digest.clear()
+        return numba_cache.kernel_sources_digest()
+
+    first = numba_cache.kernel_sources_digest()
+    assert digest_after("other.py", "import os  # edited\n") == first
+    assert digest_after("helpers.py", "import numba\nTABLE = 2\n") != first
+
+
+def test_cache_keys_of_kernels_hold_the_digest_and_users_keys_do_not():
+    from numba import njit
+    from numba.core.caching import FunctionCache
+
+    from bpe_numba import numba_cache, text_kernels
+
+    kernel = text_kernels.utf8_first_invalid  # loaded by conftest's warm-up
+    codegen = kernel.targetctx.codegen()
+    sig = kernel.signatures[0]
+    assert numba_cache._state["installed"]
+    assert kernel._cache._index_key(sig, codegen)[-1] == numba_cache.kernel_sources_digest()
+
+    @njit
+    def user_function(x):
+        return x + 1
+
+    key = FunctionCache(user_function.py_func)._index_key(sig, codegen)
+    assert numba_cache.kernel_sources_digest() not in key and len(key) == 3
