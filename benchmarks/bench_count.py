@@ -84,10 +84,7 @@ def run_file(path: str, workers: list[int], repeat: int, timeout: float | None) 
     os.close(fd)
     cmd = [sys.executable, "-m", "benchmarks.bench_count", WORKER_FLAG, os.path.abspath(path),
            "--workers", ",".join(map(str, workers)), "--repeat", str(repeat), "--result", result_path]
-    repo = os.path.dirname(bench_train.HERE)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(x for x in (repo, env.get("PYTHONPATH")) if x)
-    res = bench_train.run_measured(cmd, "count_pretokens", result_path, timeout, env=env)
+    res = bench_train.run_measured(cmd, "count_pretokens", result_path, timeout)  # the checkout on PYTHONPATH
     if not res.get("ok"):
         return res
     size = os.path.getsize(path)

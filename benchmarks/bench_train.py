@@ -30,6 +30,7 @@ except ImportError:
     from _run_one import EXIT_MISSING
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 RUNNER = os.path.join(HERE, "_run_one.py")
 ALL_TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken")  # the default --tools
 TOOLS = ALL_TOOLS + ("python_baseline",)  # python_baseline: benchmarks/baseline_python.py (slow; opt in)
@@ -64,6 +65,19 @@ def run_once(tool: str, file: str, vocab: int, specials: list[str], merges_out: 
     return run_measured(cmd, tool, result_path, timeout, interval=interval)
 
 
+def checkout_env(env: dict | None = None) -> dict:
+    """``env`` (default: this process's environment) with this checkout first on ``PYTHONPATH``: every
+    measured process imports the bpe_numba of the checkout that the results are labelled with (its ``git
+    describe``), never an older copy installed in site-packages.
+
+    >>> checkout_env({"PYTHONPATH": "elsewhere"})["PYTHONPATH"] == REPO + os.pathsep + "elsewhere"
+    True
+    """
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (REPO, env.get("PYTHONPATH")) if x)
+    return env
+
+
 def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: float | None, *,
                  env: dict | None = None, cwd: str | None = None, interval: float = 0.01) -> dict:
     """Run ``cmd`` (a worker that writes its JSON result to ``result_path``) in a fresh process, sampling
@@ -71,14 +85,15 @@ def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: fl
     worker's result (or an error record) plus ``wall_s`` (from outside, until the process exits, even when
     a process it left behind still holds its output pipes), ``peak_rss``, ``rss_samples`` and
     ``returncode``. ``result_path`` is removed; without one (``None``), the run is ok when the process exits
-    with status 0."""
+    with status 0. The process gets ``env`` (default: this one's) through :func:`checkout_env`."""
     import psutil
 
     peak = 0
     samples = 0
     stop = threading.Event()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env(env),
+                            cwd=cwd)
     ps = psutil.Process(proc.pid)
 
     def sampler():
