@@ -58,6 +58,16 @@ machine, process CPU time, best of 5 or more; "encode" is ``Tokenizer.encode`` w
   pre-tokens) 0.993. Measured and not kept: keeping only the home slot and computing the key words again
   in the second pass (prose 0.88-1.07, stories 1.05-1.17), no ``keys`` at all (prose 0.92-0.94, stories
   1.10-1.17); the same two passes in ``count_kernels._count_ends`` (16-byte slots) were 1.15-1.23x slower.
+- The two passes as small functions of their own (``_key_slice``, ``_hits``; ``_pieces`` keeps only the
+  rare paths): written out in one function, the loops' variables had spilled to the stack, and signed
+  indices cost a wraparound test per access. Slices of 512 pre-tokens instead of 256 (128: 1.05, 1024:
+  the same as 512), ``exact`` from a 64-byte boundary (numpy gives 16: every other 32-byte slot straddled
+  two lines, and the prefetch brought only the first). Thread CPU, 21 interleaved runs in one process
+  (``/work/scratch/ek/ab.py``), new/old per-pair median: prose 0.817, multilingual 0.985 (its time is in
+  the scanner's non-ASCII path), the synthetic stories 0.763. Measured and not kept: a branch-free hit
+  path in the one function (both slots of a 64-byte pair compared, the value selected, six ids always
+  written): 1.036; in ``_hits``, all six ids written without the test of the count: 1.11. The branches
+  they remove are predicted well; the stores cost more.
 - Tried and dropped: a cache of units in front of the pre-token cache (cut by 8-byte words: 0.105 s to
   find prose's 7.4 M units, but 618 K distinct units spread over 32 MB, 23 ns a probe: 10 % faster than
   pre-tokens alone at twice the memory); a pre-tokenizer with a fast path for ASCII words (0.22 s against
@@ -82,7 +92,7 @@ _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _NO_RANK = np.int64(1 << 62)
 _LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)  # masks of the low n bytes
 SMALL_PIECE = 48  # pre-tokens longer than this take the heap path
-_SLICE = 256  # pre-tokens keyed (and their slots prefetched) at a time, and encoded between looks at the budget
+_SLICE = 512  # pre-tokens keyed (and their slots prefetched) at a time, and encoded between looks at the budget
 MAX_CACHED = 1024  # longer pre-tokens are encoded every time (rare; they would crowd the cache)
 DONE = 0
 PAUSED = 1
@@ -100,12 +110,20 @@ def new_cache(exact_slots: int, long_slots: int, arena_words: int) -> PieceCache
     int32 words. Its pages are only touched as entries arrive."""
     arena = np.empty(max(int(arena_words), 16) + 2, dtype=np.int32)
     return PieceCache(
-        np.zeros(4 * _pow2(exact_slots), dtype=np.uint64),
+        _aligned_zeros(4 * _pow2(exact_slots)),
         np.zeros(2 * _pow2(long_slots), dtype=np.uint64),
         arena,
         arena.view(np.uint8),
         np.zeros(4, dtype=np.int64),
     )
+
+
+def _aligned_zeros(n: int) -> np.ndarray:
+    """``n`` zero uint64 words from a 64-byte boundary, so that no 32-byte slot of ``exact`` straddles two
+    cache lines (numpy aligns large arrays to 16 bytes)."""
+    raw = np.zeros(n + 8, dtype=np.uint64)
+    skip = (-raw.ctypes.data % 64) // 8
+    return raw[skip : skip + n]
 
 
 def _pow2(n: int) -> int:
@@ -389,14 +407,93 @@ def _find_long(data, i, length, key, slots, arena, arena_bytes, out, m):
 
 
 @njit(cache=True, nogil=True)
+def _key_slice(data, starts, ends, lo, hi, s, exact, keys):
+    """The key words and home slot of each pre-token ``lo..hi-1`` (as in :func:`_pieces`) into ``keys``,
+    three words each from ``keys[0]``, and each home slot's cache line prefetched; zeros for pre-tokens of
+    16 bytes or more. Indices are unsigned here and in :func:`_hits`: a signed one costs a wraparound test
+    per access."""
+    shift = _shift(exact, 4)
+    masks = _LOW_BYTES
+    n_data = data.shape[0]
+    given = starts.shape[0] > 0
+    for t in range(lo, hi):
+        if given:
+            s = starts[_U(t)]
+        e = ends[_U(t)]
+        length = e - s
+        j = _U(3 * (t - lo))
+        if length < 16:
+            a = _U(0)
+            b = _U(0)
+            if s + 16 <= n_data:
+                q = _U(s)
+                for k in range(8):
+                    a |= _U(data[q + _U(k)]) << _U(8 * k)
+                    b |= _U(data[q + _U(8 + k)]) << _U(8 * k)
+            else:
+                a = _word(data, s, min(length, 8))
+                b = _word(data, s + 8, length - 8) if length > 8 else _U(0)
+            short = _U(0) - _U(length < 8)  # all ones under 8 bytes
+            a = (a & masks[_U(min(length, 8))]) | ((_U(length) << _U(56)) & short)
+            b = ((b & masks[_U(max(length - 8, 0))]) | (_U(length) << _U(56))) & ~short
+            h = _exact_home(a, b, shift)
+            _prefetch(exact, _U(4 * h))
+            keys[j] = a
+            keys[j + _U(1)] = b
+            keys[j + _U(2)] = _U(h)
+        else:
+            keys[j] = _U(0)
+            keys[j + _U(1)] = _U(0)
+            keys[j + _U(2)] = _U(0)
+        s = e
+
+
+@njit(cache=True, nogil=True)
+def _hits(t, hi, lo, exact, keys, out, m, at):
+    """The hit path: writes the ids of pre-tokens ``t, t+1, ...`` (keyed in ``keys`` from pre-token ``lo``)
+    to ``out[m:]`` while each is in ``exact`` with its ids inline, and stops before the first that is not,
+    or at ``hi``. Sets ``at = [where it stopped, the new m]``."""
+    mask = _U(exact.shape[0] // 4 - 1)
+    while t < hi:
+        j = _U(3 * (t - lo))
+        a = keys[j]
+        b = keys[j + _U(1)]
+        h = keys[j + _U(2)]
+        if a == _U(0) and b == _U(0):
+            break
+        while True:
+            v = exact[_U(4) * h + _U(2)]
+            if v == _U(0) or (exact[_U(4) * h] == a and exact[_U(4) * h + _U(1)] == b):
+                break
+            h = (h + _U(1)) & mask
+        c = v & _U(7)
+        if c == _U(0):
+            break
+        mm = _U(m)
+        out[mm] = np.int32((v >> _U(4)) & _U(0xFFFFF))
+        out[mm + _U(1)] = np.int32((v >> _U(24)) & _U(0xFFFFF))
+        out[mm + _U(2)] = np.int32((v >> _U(44)) & _U(0xFFFFF))
+        if c > _U(3):
+            w = exact[_U(4) * h + _U(3)]
+            out[mm + _U(3)] = np.int32(w & _U(0xFFFFF))
+            out[mm + _U(4)] = np.int32((w >> _U(20)) & _U(0xFFFFF))
+            out[mm + _U(5)] = np.int32((w >> _U(40)) & _U(0xFFFFF))
+        m += np.int64(c)
+        t += 1
+    at[0] = t
+    at[1] = m
+
+
+@njit(cache=True, nogil=True)
 def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, keys, out, m):
     """Encode pre-tokens ``lo..hi-1`` into ``out[m:]`` (5 spare entries past the end); returns the new m.
     Pre-token ``t`` ends at ``ends[t]`` and starts at ``starts[t]``, or, when ``starts`` is empty, where
     the one before ends (``start`` for the first). Each is taken from the cache, or merged by BPE and
-    cached. ``keys`` (3 x ``_SLICE`` words) holds a slice's key words and home slots: a first pass over
-    ``_SLICE`` pre-tokens computes them and prefetches the slots, the second looks them up (the look-up in
-    ``exact`` is written out here: a call to a helper that takes arrays costs more than the look-up
-    itself, LLVM does not inline them)."""
+    cached. A slice of ``_SLICE`` pre-tokens at a time is keyed (:func:`_key_slice`: the keys go to
+    ``keys``, 3 x ``_SLICE`` words, and the slots are prefetched), then :func:`_hits` writes the ids of
+    the run of hits, and this function takes the one it stopped at (its ids in the arena, a long
+    pre-token, or a miss) and hands the rest back. Each loop is a small function of its own: written out
+    in one, their variables did not fit in the registers."""
     pairs = model.pairs
     byte_ids = model.byte_ids
     exact = cache.exact
@@ -404,85 +501,48 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, keys, out, m):
     arena = cache.arena
     arena_bytes = cache.arena_bytes
     st = cache.state
-    shift = _shift(exact, 4)
     mask = exact.shape[0] // 4 - 1
-    masks = _LOW_BYTES
-    n_data = data.shape[0]
     given = starts.shape[0] > 0
+    at = np.empty(2, dtype=np.int64)
     s = start
     for lo2 in range(lo, hi, _SLICE):
         hi2 = min(lo2 + _SLICE, hi)
-        s1 = s
-        for t in range(lo2, hi2):
-            if given:
-                s1 = starts[t]
-            e = ends[t]
-            length = e - s1
-            if length < 16:
-                # The key words (see the layout above), with as few branches as possible.
-                a = _U(0)
-                b = _U(0)
-                if s1 + 16 <= n_data:
-                    q = _U(s1)
-                    for k in range(8):
-                        a |= _U(data[q + _U(k)]) << _U(8 * k)
-                        b |= _U(data[q + _U(8 + k)]) << _U(8 * k)
-                else:
-                    a = _word(data, s1, min(length, 8))
-                    b = _word(data, s1 + 8, length - 8) if length > 8 else _U(0)
-                short = _U(0) - _U(length < 8)  # all ones under 8 bytes
-                a = (a & masks[min(length, 8)]) | ((_U(length) << _U(56)) & short)
-                b = ((b & masks[max(length - 8, 0)]) | (_U(length) << _U(56))) & ~short
-                h = _exact_home(a, b, shift)
-                _prefetch(exact, 4 * h)
-                j = 3 * (t - lo2)
-                keys[j] = a
-                keys[j + 1] = b
-                keys[j + 2] = _U(h)
-            s1 = e
-        for t in range(lo2, hi2):
-            if given:
-                s = starts[t]
+        _key_slice(data, starts, ends, lo2, hi2, s, exact, keys)
+        t = lo2
+        while True:
+            _hits(t, hi2, lo2, exact, keys, out, m, at)
+            t2 = at[0]
+            m = at[1]
+            if t2 >= hi2:
+                s = ends[hi2 - 1]
+                break
+            t = t2
+            s = starts[t] if given else (ends[t - 1] if t > lo else start)
             e = ends[t]
             length = e - s
-            a = _U(0)
-            b = _U(0)
+            j = 3 * (t - lo2)
+            a = keys[j]
+            b = keys[j + 1]
+            h = np.int64(keys[j + 2])
             if length < 16:
-                j = 3 * (t - lo2)
-                a = keys[j]
-                b = keys[j + 1]
-                h = np.int64(keys[j + 2])
                 while True:
                     v = exact[4 * h + 2]
                     if v == 0 or (exact[4 * h] == a and exact[4 * h + 1] == b):
                         break
                     h = (h + 1) & mask
-                c = np.int64(v & _U(7))
-                if c:
-                    out[m] = np.int32((v >> _U(4)) & _U(0xFFFFF))
-                    out[m + 1] = np.int32((v >> _U(24)) & _U(0xFFFFF))
-                    out[m + 2] = np.int32((v >> _U(44)) & _U(0xFFFFF))
-                    if c > 3:
-                        w = exact[4 * h + 3]
-                        out[m + 3] = np.int32(w & _U(0xFFFFF))
-                        out[m + 4] = np.int32((w >> _U(20)) & _U(0xFFFFF))
-                        out[m + 5] = np.int32((w >> _U(40)) & _U(0xFFFFF))
-                    m += c
-                    s = e
-                    continue
-                if v != 0:
+                if v != 0:  # found, its ids in the arena
                     o = np.int64(v >> _U(16))
                     for j in range(np.int64((v >> _U(4)) & _U(0xFFF))):
                         out[m] = arena[o + j]
                         m += 1
-                    s = e
+                    t += 1
                     continue
             elif length <= MAX_CACHED:
                 a = _long_key(data, s, length)
                 m2 = _find_long(data, s, length, a, slots, arena, arena_bytes, out, m)
                 if m2 >= 0:
                     m = m2
-                    s = e
+                    t += 1
                     continue
             for j in range(length):
                 out[m + j] = byte_ids[data[s + j]]
@@ -490,7 +550,7 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, keys, out, m):
             if length <= MAX_CACHED:
                 _insert(data, s, length, a, b, out, m, n, exact, slots, arena, arena_bytes, st)
             m += n
-            s = e
+            t += 1
     return m
 
 
