@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import struct
 import threading
 
@@ -29,7 +28,6 @@ MIN_CHUNK = 1 << 20
 _BUDGET = 1 << 20  # bytes a kernel call encodes before it returns (so a stop request is seen)
 _CACHE_SIZES = (1 << 19, 1 << 16, 1 << 21)  # a thread's cache: exact slots, long slots, arena words
 _SCAN_BLOCK = 4096  # pre-token ends the scanner hands over at a time
-_ADVISE = hasattr(os, "posix_fadvise")
 _NPY_HEADER_BYTES = 128  # reserved, so the header can be rewritten with the final length in place
 
 
@@ -168,22 +166,27 @@ def encode_file(tok, path: str, out_path: str, workers: int, chunk_size: int | N
         workers = 1
     workers = max(1, min(workers, -(-size // chunk_size)))
     dtype = ids_dtype(tok)
+    from .npy_writer import IdsWriter
+
     with atomic_file(out_path) as f, progress_bar(show, total=size, unit="B", unit_scale=True, desc="encode") as bar:
-        f.write(npy_header(dtype, 0))
-        job = _FileEncoding(tok, path, size, chunk_size, workers, errors, dtype, f)
-        tick = ticker(bar, job.done)
-        if tok._python is not None:  # in this thread, so that Ctrl-C interrupts the Python tier's work at once
-            job.after_chunk = tick
-            with contextlib.suppress(Stopped):  # invalid UTF-8: reported below
-                job.work(0, threading.Event())
-        else:
-            run_threads(job.work, workers, on_tick=tick)
-        tick()
-        check_same_file(path, before)
-        if job.bad:
-            raise invalid_utf8_error(path, min(job.bad))
-        f.seek(0)
-        f.write(npy_header(dtype, job.n_ids))
+        writer = IdsWriter(f, dtype)
+        try:
+            job = _FileEncoding(tok, path, size, chunk_size, workers, errors, dtype, writer)
+            tick = ticker(bar, job.done)
+            if tok._python is not None:  # in this thread, so that Ctrl-C interrupts the Python tier's work at once
+                job.after_chunk = tick
+                with contextlib.suppress(Stopped):  # invalid UTF-8: reported below
+                    job.work(0, threading.Event())
+            else:
+                run_threads(job.work, workers, on_tick=tick)
+            tick()
+            check_same_file(path, before)
+            if job.bad:
+                raise invalid_utf8_error(path, min(job.bad))
+            writer.close(job.n_ids)
+        except BaseException:
+            writer.abort()
+            raise
     return job.n_ids
 
 
@@ -192,13 +195,15 @@ class _FileEncoding:
 
     Thread ``w`` takes the next chunk (:class:`~bpe_numba.chunking.ChunkReader`), encodes it with an
     encoder of the tokenizer's pool and hands its ids over; whichever thread completes the run of chunks
-    next in file order writes them. No thread starts a chunk more than ``2 x workers`` chunks ahead of the
-    last one written, so memory stays about ``chunk_size x workers x 7`` (each thread's chunk and its int32
-    ids, and the ids of chunks waiting for their turn), whatever the file's size."""
+    next in file order passes them on to the ``writer`` (:class:`~bpe_numba.npy_writer.IdsWriter`, whose
+    thread writes them). No thread starts a chunk more than ``2 x workers`` chunks ahead of the last one
+    passed on, so memory stays about ``chunk_size x workers x 7`` (each thread's chunk and its int32 ids,
+    and the ids of chunks waiting for their turn), plus the writer's: two chunks' ids queued and an 8 MiB
+    buffer, whatever the file's size."""
 
-    def __init__(self, tok, path, size, chunk_size, workers, errors, dtype, f):
+    def __init__(self, tok, path, size, chunk_size, workers, errors, dtype, writer):
         self.tok, self.path, self.size, self.chunk_size = tok, path, size, chunk_size
-        self.errors, self.dtype, self.f = errors, dtype, f
+        self.errors, self.dtype, self.writer = errors, dtype, writer
         self.n_chunks = max(1, -(-size // chunk_size))
         self.window = 2 * workers
         self.next_chunk = itertools.count()  # shared; next() is atomic under the GIL
@@ -246,15 +251,11 @@ class _FileEncoding:
                 self.turn.wait(0.05)
 
     def _write_ready(self) -> None:
-        """Write the chunks that are next in file order (with ``turn`` held)."""
+        """Pass the chunks that are next in file order on to the writer (with ``turn`` held)."""
         while self.written in self.waiting:
             ids = self.waiting.pop(self.written)
             if ids is not None:
-                at = self.f.tell()
-                self.f.write(memoryview(ids))
+                self.writer.put(ids)
                 self.n_ids += ids.shape[0]
-                if _ADVISE:  # start writing it to disk now, so that the final fsync has little left to do
-                    self.f.flush()
-                    os.posix_fadvise(self.f.fileno(), at, ids.nbytes, os.POSIX_FADV_DONTNEED)
             self.written += 1
         self.turn.notify_all()

@@ -297,7 +297,8 @@ class Tokenizer:
         The file is cut at safe offsets (as in training) into chunks of ``chunk_size`` bytes (default: 1-8 MiB,
         at least 8 chunks a thread), which ``num_workers`` threads of this process encode side by side
         (``None``: all cores), each with a cache of its own; the ids are written in file order. Memory stays
-        about ``chunk_size x 7 x workers`` plus the caches (about 25 MB a thread), whatever the file's size.
+        about ``chunk_size x 7 x workers`` plus the caches (about 25 MB a thread) and the writer thread's 8 MiB
+        buffer, whatever the file's size (:mod:`bpe_numba.npy_writer`: direct I/O where the file system takes it).
         The ids equal ``encode`` of the whole file. The output is written to a temporary file beside
         ``output_path`` and renamed over it only when complete; Ctrl-C stops every thread and leaves no output.
         """
