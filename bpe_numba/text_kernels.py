@@ -13,7 +13,11 @@ Performance notes
 - ``split_specials`` replaced ``regex`` alternation over the bytes (``finditer`` plus Python lists of the
   offsets and of each occurrence's token): 64 MiB of TinyStories-like text (90 K ``<|endoftext|>``) in
   0.062 s against 0.087 s; encoding gained more (0.04 s per 10 MB), where each occurrence's token id was
-  looked up in Python. A byte-by-byte scan for a possible first byte; a memchr-style skip would be next.
+  looked up in Python. It then scanned byte by byte for a possible first byte; now it skips 8 bytes at a
+  time while none occurs (see the kernel).
+- An OR of 64 bytes at a time (hoping LLVM would vectorize it) for the UTF-8 check's ASCII path and for
+  the search of a special token's first byte: 0.32-0.40 and 0.34-0.35 ns a byte on ``prose_en.txt``,
+  against 0.19-0.24 for the 8-byte words here (2026-11-30); Numba's loop was not vectorized.
 """
 
 from __future__ import annotations
