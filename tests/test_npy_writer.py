@@ -54,6 +54,17 @@ def test_round_trip(tmp_path_factory, small_stage, direct, dtype, sizes):
     assert os.path.getsize(path) == 128 + expected.nbytes  # cut to its length: no padding left
 
 
+@pytest.mark.parametrize("direct", [None, False])
+def test_ids_ending_on_a_staging_boundary(tmp_path, small_stage, direct):
+    """Header and ids filling the staging buffer exactly, once and twice: nothing left for the last write."""
+    for blocks in (1, 2):
+        n = (blocks * W.STAGE - 128) // 2
+        arrays = [np.arange(n, dtype="<u2")]
+        write_arrays(tmp_path / "ids.npy", arrays, np.dtype("<u2"), direct)
+        assert np.array_equal(np.load(tmp_path / "ids.npy"), arrays[0])
+        assert os.path.getsize(tmp_path / "ids.npy") == blocks * W.STAGE
+
+
 def test_direct_io_where_linux_allows_it(tmp_path):
     w = write_arrays(tmp_path / "ids.npy", [np.arange(10, dtype="<u2")], np.dtype("<u2"))
     if hasattr(os, "O_DIRECT"):
