@@ -464,17 +464,19 @@ def _key_slice(data, starts, ends, lo, hi, s, exact, keys):
 
 
 @njit(cache=True, nogil=True)
-def _hits(t, hi, lo, exact, keys, out, m, at):
+def _hits(t, hi, lo, exact, keys, out, m):
     """The hit path: writes the ids of pre-tokens ``t, t+1, ...`` (keyed in ``keys`` from pre-token ``lo``)
     to ``out[m:]`` while each is in ``exact`` with its ids inline, and stops before the first that is not,
-    or at ``hi``. Sets ``at = [where it stopped, the new m]``."""
+    or at ``hi``. Returns ``(where it stopped, the new m, the slot its probe ended at)``: for a pre-token
+    under 16 bytes, its slot (its ids in the arena) or the empty one that ends its chain (a miss)."""
     mask = _U(exact.shape[0] // 4 - 1)
+    h = _U(0)
     while t < hi:
         j = _U(3 * (t - lo))
         a = keys[j]
         b = keys[j + _U(1)]
         h = keys[j + _U(2)]
-        if a == _U(0) and b == _U(0):
+        if a == _U(0) and b == _U(0):  # 16 bytes or more
             break
         while True:
             v = exact[_U(4) * h + _U(2)]
@@ -495,8 +497,7 @@ def _hits(t, hi, lo, exact, keys, out, m, at):
             out[mm + _U(5)] = np.int32((w >> _U(40)) & _U(0xFFFFF))
         m += np.int64(c)
         t += 1
-    at[0] = t
-    at[1] = m
+    return t, m, np.int64(h)
 
 
 @njit(cache=True, nogil=True)
@@ -516,35 +517,24 @@ def _pieces(data, starts, ends, lo, hi, start, model, cache, rk, keys, out, m):
     arena = cache.arena
     arena_bytes = cache.arena_bytes
     st = cache.state
-    mask = exact.shape[0] // 4 - 1
     given = starts.shape[0] > 0
-    at = np.empty(2, dtype=np.int64)
     s = start
     for lo2 in range(lo, hi, _SLICE):
         hi2 = min(lo2 + _SLICE, hi)
         _key_slice(data, starts, ends, lo2, hi2, s, exact, keys)
         t = lo2
         while True:
-            _hits(t, hi2, lo2, exact, keys, out, m, at)
-            t2 = at[0]
-            m = at[1]
-            if t2 >= hi2:
+            t, m, h = _hits(t, hi2, lo2, exact, keys, out, m)
+            if t >= hi2:
                 s = ends[hi2 - 1]
                 break
-            t = t2
             s = starts[t] if given else (ends[t - 1] if t > lo else start)
             e = ends[t]
             length = e - s
-            j = 3 * (t - lo2)
-            a = keys[j]
-            b = keys[j + 1]
-            h = np.int64(keys[j + 2])
+            a = keys[3 * (t - lo2)]
+            b = keys[3 * (t - lo2) + 1]
             if length < 16:
-                while True:
-                    v = exact[4 * h + 2]
-                    if v == 0 or (exact[4 * h] == a and exact[4 * h + 1] == b):
-                        break
-                    h = (h + 1) & mask
+                v = exact[4 * h + 2]
                 if v != 0:  # found, its ids in the arena
                     o = np.int64(v >> _U(16))
                     for j in range(np.int64((v >> _U(4)) & _U(0xFFF))):
