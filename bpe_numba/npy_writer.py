@@ -46,16 +46,18 @@ STAGE = 8 << 20  # bytes the writer thread collects before each write (a multipl
 QUEUED = 2  # chunks of ids that may wait for the writer thread before put() waits too
 
 
-def _direct_io(fd: int) -> bool:
-    """Switch ``fd`` to direct I/O where the system and the file system allow it."""
+def _direct_io(fd: int, on: bool = True) -> bool:
+    """Switch ``fd`` to direct I/O (or back, ``on=False``); whether it is now on. Off where the system or
+    the file system does not allow it."""
     flag = getattr(os, "O_DIRECT", 0)
     if not flag:
         return False
     try:
         import fcntl
 
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | flag)
-        return True
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | flag if on else flags & ~flag)
+        return on
     except OSError:
         return False
 
@@ -170,10 +172,7 @@ class IdsWriter:
                 if not (self.direct and done == 0 and exc.errno == errno.EINVAL):
                     raise
                 # The file system took the flag but not the write: through the page cache, then.
-                import fcntl
-
-                fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-                self.direct = False
+                self.direct = _direct_io(self.fd, on=False)
         if not self.direct and hasattr(os, "posix_fadvise"):
             # Start writing it to disk now, so that the final fsync has little left to do.
             os.posix_fadvise(self.fd, offset, len(view), os.POSIX_FADV_DONTNEED)

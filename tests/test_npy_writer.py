@@ -27,11 +27,8 @@ def small_stage(monkeypatch):
 def write_arrays(path, arrays, dtype, direct: bool | None = None):
     with open(path, "wb") as f:
         w = W.IdsWriter(f, dtype)
-        if direct is False and w.direct:  # through the page cache, as where direct I/O is refused
-            import fcntl
-
-            fcntl.fcntl(w.fd, fcntl.F_SETFL, fcntl.fcntl(w.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-            w.direct = False
+        if direct is False:  # through the page cache, as where direct I/O is refused
+            w.direct = W._direct_io(w.fd, on=False)
         for a in arrays:
             w.put(a)
         w.close(sum(len(a) for a in arrays))
@@ -84,7 +81,7 @@ def test_einval_on_a_direct_write_falls_back_to_the_page_cache(tmp_path, small_s
         return real(fd, data)
 
     monkeypatch.setattr(W.os, "write", write)
-    monkeypatch.setattr(W, "_direct_io", lambda fd: True)
+    monkeypatch.setattr(W, "_direct_io", lambda fd, on=True: on)  # the flag taken, the writes not
     arrays = [np.arange(n, dtype="<u2") for n in (3000, 7000, 10)]
     w = write_arrays(tmp_path / "ids.npy", arrays, np.dtype("<u2"))
     assert refused and not w.direct
