@@ -384,7 +384,8 @@ def run_rows(input_path: str, tools: list[str], repeat: int, workers: int, vocab
                 extra = f", warm {size / 1e6 / res['warm_s']:,.2f} MB/s" if "warm_s" in res else ""
                 say(f"  {t} run {r + 1}/{repeat}: {size / 1e6 / res['call_s']:,.2f} MB/s{extra} "
                     f"(call {res['call_s']:.2f} s, load {res['load_s']:.2f} s, "
-                    f"peak {res['peak_rss'] / 2**20:,.0f} MB)" + ("  IDS MISMATCH" if bad_ids else ""))
+                    f"peak {res['peak_rss'] / 2**20:,.0f} MB{bench_train.steal_note(res)})"
+                    + ("  IDS MISMATCH" if bad_ids else ""))
     finally:
         if keep_reference and "tiktoken" in refs:
             os.replace(refs["tiktoken"], keep_reference)

@@ -9,6 +9,14 @@ call alone. Peak memory is the peak of the summed RSS of the process and all its
 every ~10 ms with psutil (a spike shorter than that can be missed; pages shared between processes are
 counted once per process). Every tool does the same number of merges, ``vocab_size - 256 -
 len(specials)``; see benchmarks/README.md for how each tool's vocab_size convention is translated.
+
+Between two measured processes the machine settles (:func:`run_measured`): after a process that held a lot
+of memory, the next one starts only after :data:`SETTLE_S_PER_GIB` seconds per GiB of its peak. On the
+2-core virtual machine of the development, the host reclaimed the memory a process had freed over about
+10 s and took CPU time from whatever ran then: after a process that had touched 4 GiB, two busy threads
+lost 5-23 % of each second to the host ("steal" in ``/proc/stat``) for 10-11 s, and none after 10 s of
+idling. Run back to back, each tool's run would pay for the run before it (in a round-robin, always the
+same tool's). Each run's ``steal_s`` (host steal over the run, both cores, from ``/proc/stat``) is recorded.
 """
 
 from __future__ import annotations
@@ -34,6 +42,37 @@ REPO = os.path.dirname(HERE)
 RUNNER = os.path.join(HERE, "_run_one.py")
 ALL_TOOLS = ("bpe_numba", "rustbpe", "hf", "gigatoken")  # the default --tools
 TOOLS = ALL_TOOLS + ("python_baseline",)  # python_baseline: benchmarks/baseline_python.py (slow; opt in)
+# Seconds to wait, per GiB of the previous measured process's peak memory, before starting the next one
+# (at most SETTLE_MAX_S; see the module docstring). $BPE_NUMBA_BENCH_SETTLE overrides it (0: no waiting).
+SETTLE_S_PER_GIB = float(os.environ.get("BPE_NUMBA_BENCH_SETTLE", "3"))
+SETTLE_MAX_S = 15.0
+_settled_at = 0.0  # time.monotonic() from which the next measured process may start
+
+
+def _steal_s() -> float | None:
+    """Seconds of CPU the host has taken from this virtual machine since boot (all cores), or None where
+    ``/proc/stat`` has no steal field."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def steal_note(res: dict) -> str:
+    """``", host steal 0.42 s"`` for a run the host took CPU time from (0.05 s or more), else ``""``."""
+    steal = res.get("steal_s")
+    return f", host steal {steal:.2f} s" if steal is not None and steal >= 0.05 else ""
+
+
+def settle_delay(peak_rss: int) -> float:
+    """Seconds to wait after a measured process whose peak memory was ``peak_rss`` bytes.
+
+    >>> settle_delay(0)
+    0.0
+    """
+    return min(SETTLE_MAX_S, max(0.0, SETTLE_S_PER_GIB) * peak_rss / 2**30)
 
 
 def _tree_rss(proc) -> int:
@@ -84,13 +123,18 @@ def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: fl
     the summed RSS of its process tree every ``interval`` s; kill the tree after ``timeout`` s. Returns the
     worker's result (or an error record) plus ``wall_s`` (from outside, until the process exits, even when
     a process it left behind still holds its output pipes), ``peak_rss``, ``rss_samples`` and
-    ``returncode``. ``result_path`` is removed; without one (``None``), the run is ok when the process exits
-    with status 0. The process gets ``env`` (default: this one's) through :func:`checkout_env`."""
+    ``returncode``, and ``steal_s`` (see the module docstring; None where unknown). ``result_path`` is
+    removed; without one (``None``), the run is ok when the process exits with status 0. The process gets
+    ``env`` (default: this one's) through :func:`checkout_env`. It starts once the machine has settled
+    from the previous measured process (:func:`settle_delay`)."""
     import psutil
 
+    global _settled_at
+    time.sleep(max(0.0, _settled_at - time.monotonic()))
     peak = 0
     samples = 0
     stop = threading.Event()
+    steal0 = _steal_s()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env(env),
                             cwd=cwd)
@@ -128,8 +172,10 @@ def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: fl
         proc.kill()
         proc.wait()
     wall = time.perf_counter() - t0
+    steal1 = _steal_s()
     stop.set()
     threads[0].join()
+    _settled_at = time.monotonic() + settle_delay(peak)
     pipes_deadline = time.perf_counter() + 1.0  # a process left behind may hold the pipes: don't wait for it
     for th in threads[1:]:
         th.join(timeout=max(0.0, pipes_deadline - time.perf_counter()))
@@ -154,7 +200,8 @@ def run_measured(cmd: list[str], tool: str, result_path: str | None, timeout: fl
         res = {"tool": tool, "ok": False, "missing": False,
                "error": f"exited {proc.returncode}" + ("" if result_path is None else " without a result")
                         + f": {err.strip()[-2000:]}"}
-    res.update(wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode)
+    steal = None if steal0 is None or steal1 is None else round(steal1 - steal0, 2)
+    res.update(wall_s=wall, peak_rss=peak, rss_samples=samples, returncode=proc.returncode, steal_s=steal)
     if proc.returncode == EXIT_MISSING:
         res["missing"] = True
     if not res.get("ok"):

@@ -380,7 +380,8 @@ class Suite:
                             timed_out[t] = corpus
                         continue
                     self.cont(f" wall {res['wall_s']:.2f} s (train {res['train_s']:.2f} s), "
-                              f"peak {res['peak_rss'] / 2**20:,.0f} MB, {res['merges']} merges")
+                              f"peak {res['peak_rss'] / 2**20:,.0f} MB, {res['merges']} merges"
+                              + bench_train.steal_note(res))
             self._train_summary(base, nbytes, runs, merges_path)
 
     def _train_row(self, tool: str, **kw) -> dict:
@@ -660,7 +661,8 @@ class Suite:
                         self.problems.append(f"IDS MISMATCH ({corpus}): {t} run {r + 1} differs at id "
                                              f"#{res['first_diff']:,} ({self.scale_check})")
                     self.cont(f" {size / res['call_s']:,.1f} MB/s (call {res['call_s']:.2f} s), peak "
-                              f"{res['peak_rss'] / 2**20:,.0f} MB" + ("  IDS MISMATCH" if bad else ""))
+                              f"{res['peak_rss'] / 2**20:,.0f} MB" + bench_train.steal_note(res)
+                              + ("  IDS MISMATCH" if bad else ""))
             del ref
         labels = {"gigatoken_file": f"gigatoken encode_files(FILE), {self.workers} threads",
                   "bpe_numba_file": f"bpe_numba encode_file, num_workers={self.workers}"}

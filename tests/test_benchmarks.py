@@ -31,3 +31,28 @@ def test_measured_processes_import_the_checkout(tmp_path):
     res = json.loads(out.stdout)
     assert res.get("ok"), res
     assert Path(res["module"]).resolve() == REPO / "bpe_numba" / "__init__.py"
+
+
+def test_a_measured_process_starts_after_the_previous_one_settles(monkeypatch):
+    """After a process, the next measured one waits SETTLE_S_PER_GIB seconds per GiB of its peak memory
+    (the host may still be reclaiming that memory); each run records the host's steal over it."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks import bench_train
+
+    monkeypatch.setattr(bench_train, "SETTLE_S_PER_GIB", 60.0)  # a ~10 MB interpreter: about half a second
+    monkeypatch.setattr(bench_train, "_settled_at", 0.0)
+    cmd = [sys.executable, "-c", "pass"]
+    first = bench_train.run_measured(cmd, "probe", None, 60)
+    ended = bench_train.time.monotonic()
+    assert first["ok"] and first["peak_rss"] > 0, first
+    assert first["steal_s"] is None or first["steal_s"] >= 0
+    second = bench_train.run_measured(cmd, "probe", None, 60)
+    assert second["ok"]
+    waited = bench_train.time.monotonic() - ended - second["wall_s"]
+    assert waited >= 0.9 * bench_train.settle_delay(first["peak_rss"]) > 0.05
+
+    monkeypatch.setattr(bench_train, "SETTLE_S_PER_GIB", 0.0)  # $BPE_NUMBA_BENCH_SETTLE=0: no waiting
+    bench_train.run_measured(cmd, "probe", None, 60)
+    started = bench_train.time.monotonic()
+    third = bench_train.run_measured(cmd, "probe", None, 60)
+    assert bench_train.time.monotonic() - started - third["wall_s"] < 0.5
