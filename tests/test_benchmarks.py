@@ -41,7 +41,7 @@ def test_a_measured_process_starts_after_the_previous_one_settles(monkeypatch):
 
     monkeypatch.setattr(bench_train, "SETTLE_S_PER_GIB", 60.0)  # a ~10 MB interpreter: about half a second
     monkeypatch.setattr(bench_train, "_settled_at", 0.0)
-    cmd = [sys.executable, "-c", "pass"]
+    cmd = [sys.executable, "-c", "import time; time.sleep(0.3)"]  # lives long enough to be sampled
     first = bench_train.run_measured(cmd, "probe", None, 60)
     ended = bench_train.time.monotonic()
     assert first["ok"] and first["peak_rss"] > 0, first
