@@ -33,3 +33,16 @@ def train_in_pool_worker(path: str) -> tuple[int, bool]:
     timings: dict = {}
     _, merges = train_bpe(path, 300, ["<|endoftext|>"], num_workers=2, chunk_size=64, timings=timings)
     return len(merges), timings["isolated"]
+
+
+def helper_state(_task=None) -> dict:
+    """What a helper process inherited: its SIGINT and SIGTERM handlers, by name, and its process name."""
+    import signal
+
+    def name(handler) -> str:
+        return {signal.SIG_DFL: "SIG_DFL", signal.SIG_IGN: "SIG_IGN"}.get(handler) or handler.__name__
+
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
+    return {"SIGINT": name(signal.getsignal(signal.SIGINT)), "SIGTERM": name(signal.getsignal(signal.SIGTERM)),
+            "comm": comm}

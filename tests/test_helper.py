@@ -177,3 +177,43 @@ def test_helper_interrupted_alone_raises_keyboard_interrupt():
             run_in_helper(signal.raise_signal, signal.SIGINT)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+FORK_SCRIPT = textwrap.dedent("""
+    import json, signal, sys, threading
+    sys.path.insert(0, sys.argv[1])
+    from bpe_numba.processes import helper_start_method, run_in_helper
+    from helper_targets import helper_state
+
+    def mine(signum, frame):
+        print("the caller's handler ran in the helper", flush=True)
+
+    signal.signal(signal.SIGTERM, mine)
+    signal.signal(signal.SIGINT, mine)
+    report = {"alone": helper_start_method(), "state": run_in_helper(helper_state)}
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    report["with_a_thread"] = helper_start_method()
+    stop.set()
+    thread.join()
+    import numba
+    report["after_numba"] = helper_start_method()
+    print(json.dumps(report))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the helper is forked on Linux only")
+def test_helper_is_forked_only_from_a_single_threaded_process_without_numba(package_env):
+    """A forked helper starts from the caller's state: it must not run the caller's signal handlers, and it
+    is only forked where that is safe (one thread, no Numba yet)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT, here], env=package_env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {
+        "alone": "fork",
+        "state": {"SIGINT": "_interrupt_once", "SIGTERM": "SIG_DFL", "comm": "bpe-numba-train"},
+        "with_a_thread": "spawn",
+        "after_numba": "spawn",
+    }

@@ -66,11 +66,17 @@ def long_words_file(tmp_path_factory):
     path.unlink()
 
 
+def ours(p: psutil.Process) -> bool:
+    """Whether ``p`` is a helper or worker process of bpe_numba: spawned ones run multiprocessing's
+    ``spawn_main``; a forked helper keeps its caller's command line and names itself."""
+    return p.name() == "bpe-numba-train" or any("spawn_main" in part or "forkserver" in part for part in p.cmdline())
+
+
 def _workers(proc: psutil.Process) -> list[psutil.Process]:
     found = []
     for child in proc.children(recursive=True):
         try:
-            if any("spawn_main" in part or "forkserver" in part for part in child.cmdline()):
+            if ours(child):
                 found.append(child)
         except psutil.Error:
             pass

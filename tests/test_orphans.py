@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from test_interrupt import big_file  # noqa: F401 - a fixture: 40 MB of random words
+from test_interrupt import ours
 
 SCRIPT = r"""
 import sys
@@ -49,7 +50,7 @@ def _spawned(run: str) -> list[psutil.Process]:
     found = []
     for p in _started_by(run):
         try:
-            if any("spawn_main" in part for part in p.cmdline()):
+            if ours(p):
                 found.append(p)
         except psutil.Error:
             pass
