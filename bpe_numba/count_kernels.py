@@ -59,7 +59,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from .gpt2_scan import _ascii_kinds, _scan, _scan2, _word
+from .gpt2_scan import _KINDS, _scan, _scan2, _word
 
 _U = np.uint64
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -287,7 +287,7 @@ def count_gpt2(data, bounds, classes, table, buf, resume, budget):
     refs = table.refs
     arena = table.arena
     st = table.state
-    kinds = _ascii_kinds(classes)
+    kinds = _KINDS
     half = buf.shape[0] // 2
     if half < 4 or resume.shape[0] < 4:
         raise ValueError("count_gpt2: buf needs at least 8 entries and resume 4")
@@ -473,15 +473,21 @@ def table_bytes(table, min_len):
 
 
 @njit(cache=True, nogil=True)
-def flatten(table, min_len, blob, offsets, counts):
+def flatten(table, min_len, blob, offsets, counts, scratch):
     """Write the entries of at least ``min_len`` bytes grouped by length, shortest first (lengths from 256 on
     share the last group): entry ``j`` is ``blob[offsets[j]:offsets[j+1]]``, seen ``counts[j]`` times. Sizes
-    from :func:`table_bytes`. Returns the number of entries."""
+    from :func:`table_bytes`; ``scratch``: int64, 515 entries or more (the kernel allocates nothing, see
+    ``text_kernels.split_specials``). Returns the number of entries."""
     slots = table.slots
     refs = table.refs
     arena = table.arena
     n_slots = slots.shape[0] // 2
-    first = np.zeros(258, dtype=np.int64)  # entries of each length (capped at 256), then their first index
+    if scratch.shape[0] < 515:
+        raise ValueError("flatten: scratch needs 515 entries")
+    first = scratch[:258]  # entries of each length (capped at 256), then their first index
+    pos = scratch[258:515]
+    for g in range(515):
+        scratch[g] = 0
     for s in range(n_slots):
         length = _entry_length(slots, refs, s)
         if length >= min_len and length > 0:
@@ -490,7 +496,6 @@ def flatten(table, min_len, blob, offsets, counts):
         first[g] += first[g - 1]
     n = first[257]
     # Byte offsets: lengths below 256 are known per group; the long group is laid out as it is filled.
-    pos = np.zeros(257, dtype=np.int64)
     for g in range(1, 256):
         pos[g + 1] = pos[g] + g * (first[g + 1] - first[g])
     long_pos = pos[256]

@@ -98,7 +98,7 @@ import numpy as np
 from numba import njit
 
 from .count_kernels import _long_key, _same
-from .gpt2_scan import KE, SW2W, _T, _ascii_kinds, _scan, _word
+from .gpt2_scan import KE, SW2W, _KINDS, _T, _scan, _word
 from .intrinsics import prefetch as _prefetch
 
 _U = np.uint64
@@ -651,7 +651,7 @@ def encode_gpt2(data, bounds, after, classes, model, cache, out, buf, resume, bu
     entries or more)."""
     if buf.shape[0] < 8:
         raise ValueError("encode_gpt2: buf needs 8 entries or more")
-    kinds = _ascii_kinds(classes)
+    kinds = _KINDS
     rk = np.empty(SMALL_PIECE + 1, dtype=np.int64)
     keys = np.empty(3 * _SLICE, dtype=np.uint64)
     no_starts = np.empty(0, dtype=np.int64)

@@ -146,6 +146,22 @@ def generate_char_classes() -> np.ndarray:
             f"regex {regex.__version__} puts U+{int(overlap[0]):04X} (and {len(overlap) - 1} more) in two of "
             "\\p{L}, \\p{N}, \\s; bpe_numba.gpt2_scan assumes the three are disjoint"
         )
+    differs = np.flatnonzero(classes[:128] != ascii_classes())
+    if len(differs):  # the scanner's kinds of the ASCII bytes are compiled in (_KINDS)
+        raise RuntimeError(
+            f"regex {regex.__version__} classes U+{int(differs[0]):04X} otherwise than bpe_numba.gpt2_scan "
+            "assumes for ASCII (letters A-Z a-z, digits 0-9, whitespace \\t\\n\\v\\f\\r and space)"
+        )
+    return classes
+
+
+def ascii_classes() -> np.ndarray:
+    """The classes of the 128 ASCII code points, as every Unicode version and ``regex`` gives them (and
+    :func:`generate_char_classes` checks)."""
+    classes = np.zeros(128, dtype=np.uint8)
+    classes[[*range(0x41, 0x5B), *range(0x61, 0x7B)]] = LETTER
+    classes[0x30:0x3A] = NUMBER
+    classes[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20]] = SPACE
     return classes
 
 
@@ -218,8 +234,8 @@ def char_classes() -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 # The scanner: a 12-state automaton over 10 character kinds
 # ---------------------------------------------------------------------------------------------------------
-# Kinds. Non-ASCII characters are only KL, KN, KO or KWS; the ASCII ones come from the class table with the
-# bytes the pattern names singled out (the contraction letters are letters, U+0020 and U+0027).
+# Kinds. Non-ASCII characters are only KL, KN, KO or KWS; the ASCII ones come from their fixed classes
+# (ascii_classes) with the bytes the pattern names singled out (the contraction letters, U+0020 and U+0027).
 KL, KN, KO, KAPOS, KSP, KWS, KSDMT, KLL, KVR, KE = range(10)
 _LETTER_KINDS = (KL, KSDMT, KLL, KVR, KE)
 # States: the pre-token in progress. SQ/SQL/SQV: "'", "'l", "'v" or "'r" at a pre-token start (a
@@ -273,23 +289,21 @@ _LOW56 = np.uint64((1 << 56) - 1)
 # Indexing with unsigned integers drops the negative-index fix-up, which lets LLVM fuse 8 byte loads.
 
 
-@njit(cache=True, nogil=True)
-def _ascii_kinds(classes):
-    kinds = np.empty(128, dtype=np.uint8)
-    for b in range(128):
-        c = classes[b]
-        kinds[b] = KL if c & 1 else (KN if c & 2 else (KWS if c & 4 else KO))
+def _ascii_kinds() -> np.ndarray:
+    c = ascii_classes()
+    kinds = np.where(c & LETTER, KL, np.where(c & NUMBER, KN, np.where(c & SPACE, KWS, KO))).astype(np.uint8)
     kinds[0x27] = KAPOS
     kinds[0x20] = KSP
-    kinds[0x73] = KSDMT
-    kinds[0x64] = KSDMT
-    kinds[0x6D] = KSDMT
-    kinds[0x74] = KSDMT
+    kinds[[0x73, 0x64, 0x6D, 0x74]] = KSDMT
     kinds[0x6C] = KLL
-    kinds[0x76] = KVR
-    kinds[0x72] = KVR
+    kinds[[0x76, 0x72]] = KVR
     kinds[0x65] = KE
     return kinds
+
+
+# The kind of each ASCII byte, compiled in as a constant like _T (a kernel that allocated it would make
+# every process that loads the kernel import numba.np.arrayobj, 0.04 s, for the allocation's environment).
+_KINDS = _ascii_kinds()
 
 
 @njit(cache=True, nogil=True)
@@ -452,7 +466,7 @@ def gpt2_split(data, start, end, classes, out, n_out):
         return n_out
     if out.shape[0] - n_out < end - start:
         raise ValueError("gpt2_split: out has no room for end - start more entries")
-    return _scan(data, start, end, classes, _ascii_kinds(classes), out, n_out, out.shape[0])
+    return _scan(data, start, end, classes, _KINDS, out, n_out, out.shape[0])
 
 
 @njit(cache=True, nogil=True)

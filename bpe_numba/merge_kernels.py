@@ -245,12 +245,16 @@ def rehash(S, first):
 
 
 @njit(cache=True, nogil=True)
-def build_state(tokens, offsets, S):
+def build_state(tokens, offsets, S, scratch):
     """Lay out the interned pre-tokens (``tokens[offsets[w]:offsets[w+1]]`` = bytes of word ``w``, each of
     length >= 2, occurring ``S.counts[w]`` times), count the byte pairs, index their positions and heapify.
+    ``scratch``: int64, shape ``(3, 65536)`` (the kernel allocates nothing: an allocation would make every
+    process that loads it import ``numba.np.arrayobj``, 0.04 s).
 
     Initial pair ids are dense: ``pid = 256 * a + b`` for the 65 536 byte pairs.
     """
+    if scratch.shape[0] < 3 or scratch.shape[1] < 65536:
+        raise ValueError("build_state: scratch needs shape (3, 65536)")
     tok, raw, word, pair_at, counts = S.tok, S.raw, S.word, S.pair_at, S.counts
     sym_len, sym_src, sym_hash, sym_pow, sym_key, sym_tab = S.sym_len, S.sym_src, S.sym_hash, S.sym_pow, S.sym_key, S.sym_tab
     pair_a, pair_b, pair_cnt, pair_seg, pair_mark, seg, arena = S.pair_a, S.pair_b, S.pair_cnt, S.pair_seg, S.pair_mark, S.seg, S.arena
@@ -288,7 +292,11 @@ def build_state(tokens, offsets, S):
             i = (i + 1) & smask
         sym_tab[i] = b
     # Byte pairs: counts and the number of positions of each.
-    n_entries = np.zeros(65536, dtype=np.int64)
+    n_entries = scratch[0]
+    start = scratch[1]
+    fill = scratch[2]
+    for pid in range(65536):
+        n_entries[pid] = 0
     pair_cnt[:65536] = 0
     for p in range(n_pos - 1):
         a = tok[p]
@@ -302,7 +310,6 @@ def build_state(tokens, offsets, S):
             pair_at[p] = -1
     pair_at[n_pos - 1] = -1
     # One segment per present pair, positions in increasing order.
-    start = np.zeros(65536, dtype=np.int64)
     total = 0
     n_segs = 0
     pair_mark[:65536] = 0
@@ -319,7 +326,8 @@ def build_state(tokens, offsets, S):
             n_segs += 1
         else:
             pair_seg[pid] = -1
-    fill = start.copy()
+    for pid in range(65536):
+        fill[pid] = start[pid]
     for p in range(n_pos - 1):
         pid = pair_at[p]
         if pid >= 0:

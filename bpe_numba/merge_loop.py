@@ -58,7 +58,7 @@ class MergeLoop:
             touched=e(2 * pair_positions + 1, np.int32), sizes=e(2 * pair_positions + 2, np.int64), merges=e((max(n_merges, 1), 3), np.int64),
             sc=np.zeros(K.N_SCALARS, dtype=np.int64),
         )
-        K.build_state(tokens, offsets, self.S)
+        K.build_state(tokens, offsets, self.S, np.empty((3, 65536), dtype=np.int64))
 
     @property
     def done(self) -> int:

@@ -177,7 +177,7 @@ def flatten_table(table, min_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     blob = np.empty(total, dtype=np.uint8)
     offsets = np.empty(n + 1, dtype=np.int64)
     counts = np.empty(n, dtype=np.int64)
-    K.flatten(table, min_len, blob, offsets, counts)
+    K.flatten(table, min_len, blob, offsets, counts, np.empty(515, dtype=np.int64))
     return blob, offsets, counts
 
 

@@ -60,6 +60,16 @@ def test_char_classes_equal_regex_for_every_code_point():
     assert np.array_equal(want, got == 0)
     # The scanner treats the classes as disjoint kinds.
     assert set(np.unique(table).tolist()) <= {0, 1, 2, 4}
+    # The scanner's ASCII kinds are compiled in from the fixed ASCII classes.
+    assert np.array_equal(G.ascii_classes(), table[:128])
+
+
+def test_generating_the_table_checks_the_fixed_ascii_classes(monkeypatch):
+    fixed = G.ascii_classes()
+    fixed[0x1F] = G.SPACE  # as if a regex counted U+001F as \s
+    monkeypatch.setattr(G, "ascii_classes", lambda: fixed)
+    with pytest.raises(RuntimeError, match="U\\+001F otherwise than bpe_numba.gpt2_scan assumes for ASCII"):
+        G.generate_char_classes()
 
 
 def test_char_classes_is_memoized_and_read_only():

@@ -194,13 +194,13 @@ def test_three_byte_scanner_equals_gpt2_split(text, limit):
     import numpy as np
 
     from bpe_numba import encode_kernels as K
-    from bpe_numba.gpt2_scan import _ascii_kinds, char_classes, gpt2_split
+    from bpe_numba.gpt2_scan import _KINDS, char_classes, gpt2_split
 
     raw = text.encode("utf-8")
     data = np.frombuffer(raw, dtype=np.uint8)
     expected = np.empty(len(raw), dtype=np.int64)
     expected = expected[: gpt2_split(data, 0, len(raw), char_classes(), expected, 0)].tolist()
-    kinds = _ascii_kinds(char_classes())
+    kinds = _KINDS
     buf = np.empty(limit + 4, dtype=np.int64)
     ends, i = [], 0
     while i < len(raw):
