@@ -46,3 +46,12 @@ def helper_state(_task=None) -> dict:
         comm = f.read().strip()
     return {"SIGINT": name(signal.getsignal(signal.SIGINT)), "SIGTERM": name(signal.getsignal(signal.SIGTERM)),
             "comm": comm}
+
+
+def modules_after_training(path: str) -> dict:
+    """Train here (a helper process, where Numba has started lean) and say which of the modules that
+    loading the kernels need not import were imported."""
+    from bpe_numba import train_bpe
+
+    train_bpe(path, 300, ["<|endoftext|>"], num_workers=2, isolate=False, backend="kernels")
+    return {name: name in sys.modules for name in ("numpy.ma", "numba.np.arrayobj")}

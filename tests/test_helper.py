@@ -17,7 +17,13 @@ import pytest
 
 from bpe_numba import InvalidUTF8Error, train_bpe
 from bpe_numba.processes import map_chunks, run_in_helper
-from helper_targets import Unpicklable, numba_start_state, raise_unpicklable, train_in_pool_worker
+from helper_targets import (
+    Unpicklable,
+    modules_after_training,
+    numba_start_state,
+    raise_unpicklable,
+    train_in_pool_worker,
+)
 
 def _text() -> str:
     rng = random.Random(5)
@@ -217,3 +223,45 @@ def test_helper_is_forked_only_from_a_single_threaded_process_without_numba(pack
         "with_a_thread": "spawn",
         "after_numba": "spawn",
     }
+
+
+def test_training_in_the_helper_imports_neither_numpy_ma_nor_numba_arrayobj(text_file):
+    """0.04-0.05 s each per process: no kernel of the training allocates an array (whose environment is in
+    ``numba.np.arrayobj``), and exact arrays are typed without the masked-array probe."""
+    assert run_in_helper(modules_after_training, str(text_file)) == {"numpy.ma": False, "numba.np.arrayobj": False}
+
+
+TYPEOF_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from numba.core.typing import typeof
+    from numba.core.errors import NumbaTypeError, NumbaValueError
+    numbas = typeof.typeof_impl.dispatch(np.ndarray)
+    from bpe_numba.processes import _type_arrays_without_masked_probe
+    _type_arrays_without_masked_probe()  # what the lean start does in bpe_numba's own processes
+    assert typeof.typeof_impl.dispatch(np.ndarray) is not numbas, "nothing was registered"
+    base = np.arange(24, dtype=np.int64).reshape(2, 3, 4)
+    readonly = np.frombuffer(b"abcdefgh", dtype=np.uint8)
+    records = np.zeros(3, dtype=[("a", np.int32), ("b", np.float64)])
+    for arr in [base, base.T, base[:, ::2], base[0, 0, 0:1], np.ones((), dtype=np.float32), readonly, records,
+                np.zeros(5, dtype=bool), np.zeros(2, dtype="M8[s]"), np.array(["ab"], dtype="S2"),
+                np.zeros(2, dtype=object)]:
+        want = numbas(arr, typeof.Purpose.argument)
+        got = typeof.typeof(arr, typeof.Purpose.argument)
+        assert got == want, (arr.dtype, arr.shape, got, want)
+    for bad in (np.ma.masked_array([1, 2]), np.zeros(2, dtype=[("a", object)])):
+        try:
+            typeof.typeof(bad, typeof.Purpose.argument)
+        except (NumbaTypeError, NumbaValueError, ValueError, TypeError):
+            pass
+        else:
+            raise AssertionError(f"{type(bad).__name__} of {bad.dtype} was typed")
+    print("ok")
+""")
+
+
+def test_lean_typing_of_arrays_equals_numbas(package_env):
+    """Exact arrays typed without the masked-array probe get Numba's own types; masked arrays and dtypes
+    Numba refuses are still refused."""
+    out = subprocess.run([sys.executable, "-c", TYPEOF_SCRIPT], env=package_env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
