@@ -56,3 +56,19 @@ def test_a_measured_process_starts_after_the_previous_one_settles(monkeypatch):
     started = bench_train.time.monotonic()
     third = bench_train.run_measured(cmd, "probe", None, 60)
     assert bench_train.time.monotonic() - started - third["wall_s"] < 0.5
+
+
+def test_measured_processes_find_the_checkout_byte_compiled(tmp_path, monkeypatch):
+    """As after ``pip install``: no measured process compiles bpe_numba's modules from source."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks import bench_train
+
+    module = REPO / "bpe_numba" / "atomic.py"
+    cached = Path(importlib.util.cache_from_source(str(module)))
+    cached.unlink(missing_ok=True)
+    monkeypatch.setattr(bench_train, "_compiled", False)
+    monkeypatch.setattr(bench_train, "SETTLE_S_PER_GIB", 0.0)
+    assert bench_train.run_measured([sys.executable, "-c", "pass"], "probe", None, 60)["ok"]
+    assert cached.exists() and cached.stat().st_mtime >= module.stat().st_mtime
