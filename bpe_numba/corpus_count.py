@@ -100,13 +100,13 @@ def table_from_counted(counted) -> "object":
 class BlockCounter:
     """One thread's counting state: blocks in, one table of distinct pre-tokens out."""
 
-    def __init__(self, splitter: SpecialSplitter, engine: str, pattern: str):
+    def __init__(self, splitter: SpecialSplitter, engine: str, pattern: str, expected_bytes: int = 0):
         from . import count_kernels as K
         from .pretokenize import _ThreadCount
 
         self.splitter = splitter
         self.pattern = pattern
-        self.state = _ThreadCount(splitter) if engine == "numba" else None
+        self.state = _ThreadCount(splitter, expected_bytes) if engine == "numba" else None
         self._table = None if self.state is not None else K.new_table()
 
     @property
@@ -161,7 +161,7 @@ def count_units(units: Sequence[Unit], options: Options, *, num_workers: int, pr
     tick = ticker(bar, done)
 
     def work(w: int, stop: threading.Event) -> None:
-        counter = BlockCounter(splitter, options.engine, options.pattern)
+        counter = BlockCounter(splitter, options.engine, options.pattern, total // workers)
         reader = None
         try:
             for i in next_unit:

@@ -91,14 +91,14 @@ class SpecialSplitter(SpecialTokens):
 class _ThreadCount:
     """One thread's counting state: its table, the scanner's block buffer and a resume point."""
 
-    def __init__(self, splitter: SpecialSplitter):
+    def __init__(self, splitter: SpecialSplitter, expected_bytes: int = 0):
         from . import count_kernels as K
         from .gpt2_scan import char_classes
 
         self.K = K
         self.splitter = splitter
         self.classes = char_classes()
-        self.table = K.new_table()
+        self.table = K.grow_table(K.new_table(), min_distinct=expected_distinct(expected_bytes))
         self.buf = np.empty(4096, dtype=np.int64)
         self.resume = np.zeros(4, dtype=np.int64)
 
@@ -118,6 +118,18 @@ class _ThreadCount:
                 self.table = K.grow_table(self.table)
             if stop.is_set():
                 raise Stopped
+
+
+_BYTES_PER_DISTINCT = 400  # prose_en: 52.4 MB, 137 K distinct pre-tokens (fewer per byte as text grows)
+_PRESIZE_MAX = 1 << 17  # entries: a table of 512 K slots, 16 MB
+
+
+def expected_distinct(n_bytes: int) -> int:
+    """How many distinct pre-tokens a thread's table is made ready for before it counts about ``n_bytes``:
+    one per :data:`_BYTES_PER_DISTINCT` bytes, at most :data:`_PRESIZE_MAX`. The table would grow there by
+    doubling, rehashing what it holds at each step; ready-made, the grows are skipped (prose_en on one
+    thread: 3.5 % less CPU, median of 21 interleaved pairs). Repetitive text wastes at most the 16 MB."""
+    return min(max(int(n_bytes), 0) // _BYTES_PER_DISTINCT, _PRESIZE_MAX)
 
 
 def count_file_regex(path: str, special_tokens: Sequence[str], *, num_workers: int, chunk_size: int | None,
