@@ -48,8 +48,9 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   ``dict(zip)`` about 25 ms) holds the GIL and stays serial.
 - A thread's table starts sized for the bytes it is expected to count (one distinct pre-token per 400
   bytes, at most 128 K: ``pretokenize.expected_distinct``) instead of growing from 4 K slots by doubling:
-  whole ``count_pretokens`` on prose_en, new/old per-pair median of 15 interleaved calls, 0.943 on one
-  thread, 0.990 on two.
+  one thread's CPU time on prose_en, new/old per-pair median of 9 and then 21 interleaved calls, 0.943 and
+  0.965. Whole ``count_pretokens`` calls (wall, 15 interleaved pairs, twice): one thread 0.943 then 1.087,
+  two threads 0.990 then 0.937, so within this machine's noise; kept for the rehashing it saves.
 - What helped the encoding kernel (its loops as small functions, unsigned indices) did not help here, new/old
   per-pair median of interleaved thread CPU on prose_en (``/work/scratch/ck/ab.py``): unsigned indices in
   ``_count_ends`` 0.951 and then 1.037 on a rerun of 21; the keys and prefetches of a block computed first

@@ -72,6 +72,13 @@ Performance notes (measured on the 2-core dev machine; see README for the whole-
   so that sifting decides most ties from the heap's own arrays: no change (new/old 1.02, median of 9
   interleaved runs of all 9 743 merges, 0.21-0.24 s CPU each). Not done: loading the merge kernels on a
   thread while the count threads run would save at most the 14-27 ms, minus the core it takes from them.
+- 2026-11-30 (stop 23), the same whole process, 1.13-1.44 s (median 1.27 s of 9): the helper is forked
+  (``processes.helper_start_method``: 0.24-0.31 s from the call to its first line, 0.44 s spawned), and
+  loading the kernels no longer imports ``numba.np.arrayobj`` (no kernel of the training allocates) nor
+  ``numpy.ma`` (``processes._type_arrays_without_masked_probe``), 0.04-0.05 s each. In the training call:
+  start-up 0.40-0.49 s (Numba's import about 0.3 s of it), counting 0.24-0.32 s, laying out 0.013-0.018 s,
+  merges 0.28-0.39 s (loading ``build_state`` and ``run_merges`` 0.015 s of it). The first kernel loaded
+  costs 0.03-0.05 s (Numba compiles its runtime, NRT, in every process), each other 0.003-0.01 s.
 - 2026-11-30 (later), what merges 3 000-9 743 of prose_en do (counters in a copy of ``run_merges``): per
   merge 43 list entries read, 29 of them stale, 14.5 occurrences merged, 9 pushes and 2.6 sifts from the
   top of a heap of up to 146 K entries over 216 K pairs; 13-18 us a merge. A 4-ary heap instead of the
