@@ -359,14 +359,12 @@ def run_in_helper(fn, *args):
     """
     import multiprocessing
 
-    method = helper_start_method()
-    ctx = multiprocessing.get_context(method)
-    reader, writer = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_helper_main, args=(writer, _packed(fn, args), method == "fork"), daemon=False)
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    payload = _packed(fn, args)
+    proc = None
     bars: dict = {}
     try:
-        with _main_module_hidden() if method == "spawn" else contextlib.nullcontext():
-            proc.start()
+        proc = _start_helper(writer, payload)
         writer.close()
         while True:
             try:
@@ -393,7 +391,7 @@ def run_in_helper(fn, *args):
     finally:
         for bar in bars.values():
             bar.close()
-        if proc.pid is not None and proc.exitcode is None:
+        if proc is not None and proc.pid is not None and proc.exitcode is None:
             _stop(proc)
         reader.close()
         writer.close()
@@ -403,6 +401,35 @@ def run_in_helper(fn, *args):
         payload.add_note(f"(raised in bpe_numba's helper process)\n{tb}")
         raise payload
     raise RuntimeError(f"the bpe_numba helper process failed:\n{tb}")
+
+
+def _start_helper(writer, payload: bytes):
+    """The started helper process: forked where :func:`helper_start_method` says so, else spawned, and
+    spawned too when the fork fails (a caller too large for the system to fork: ``ENOMEM``).
+
+    Before a fork the caller's objects are frozen out of the garbage collector (``gc.freeze``, as Python's
+    documentation advises before a fork), so that the helper's collections do not write to them, which
+    would copy the caller's pages into the helper; the caller unfreezes them as soon as the fork is done.
+    """
+    import gc
+    import multiprocessing
+
+    if helper_start_method() == "fork":
+        proc = multiprocessing.get_context("fork").Process(target=_helper_main, args=(writer, payload, True),
+                                                           daemon=False)
+        gc.freeze()
+        try:
+            proc.start()
+            return proc
+        except OSError:
+            pass
+        finally:
+            gc.unfreeze()
+    proc = multiprocessing.get_context("spawn").Process(target=_helper_main, args=(writer, payload, False),
+                                                        daemon=False)
+    with _main_module_hidden():
+        proc.start()
+    return proc
 
 
 def _stop(proc) -> None:

@@ -36,7 +36,9 @@ def train_in_pool_worker(path: str) -> tuple[int, bool]:
 
 
 def helper_state(_task=None) -> dict:
-    """What a helper process inherited: its SIGINT and SIGTERM handlers, by name, and its process name."""
+    """What a helper process inherited: its SIGINT and SIGTERM handlers, by name, its process name, and
+    whether it holds objects frozen out of the garbage collector (the caller's, when it was forked)."""
+    import gc
     import signal
 
     def name(handler) -> str:
@@ -45,7 +47,7 @@ def helper_state(_task=None) -> dict:
     with open("/proc/self/comm") as f:
         comm = f.read().strip()
     return {"SIGINT": name(signal.getsignal(signal.SIGINT)), "SIGTERM": name(signal.getsignal(signal.SIGTERM)),
-            "comm": comm}
+            "comm": comm, "frozen": gc.get_freeze_count() > 0}
 
 
 def modules_after_training(path: str) -> dict:

@@ -197,6 +197,8 @@ FORK_SCRIPT = textwrap.dedent("""
     signal.signal(signal.SIGTERM, mine)
     signal.signal(signal.SIGINT, mine)
     report = {"alone": helper_start_method(), "state": run_in_helper(helper_state)}
+    import gc
+    report["caller_frozen_after"] = gc.get_freeze_count() > 0
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
@@ -219,7 +221,8 @@ def test_helper_is_forked_only_from_a_single_threaded_process_without_numba(pack
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {
         "alone": "fork",
-        "state": {"SIGINT": "_interrupt_once", "SIGTERM": "SIG_DFL", "comm": "bpe-numba-train"},
+        "state": {"SIGINT": "_interrupt_once", "SIGTERM": "SIG_DFL", "comm": "bpe-numba-train", "frozen": True},
+        "caller_frozen_after": False,
         "with_a_thread": "spawn",
         "after_numba": "spawn",
     }
@@ -265,3 +268,28 @@ def test_lean_typing_of_arrays_equals_numbas(package_env):
     out = subprocess.run([sys.executable, "-c", TYPEOF_SCRIPT], env=package_env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+FORK_FAILS_SCRIPT = textwrap.dedent("""
+    import errno, json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    from bpe_numba.processes import helper_start_method, run_in_helper
+    from helper_targets import helper_state
+
+    def no_fork():
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    os.fork = no_fork  # as for a caller too large to fork
+    print(json.dumps([helper_start_method(), run_in_helper(helper_state)]))
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the helper is forked on Linux only")
+def test_a_helper_that_cannot_be_forked_is_spawned(package_env):
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", FORK_FAILS_SCRIPT, here], env=package_env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    method, state = json.loads(out.stdout)
+    assert method == "fork"  # it was tried ...
+    assert state["comm"] != "bpe-numba-train" and not state["frozen"]  # ... and a spawned helper ran
