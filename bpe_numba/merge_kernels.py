@@ -79,6 +79,9 @@ Performance notes (measured on the 2-core dev machine; see README for the whole-
   start-up 0.40-0.49 s (Numba's import about 0.3 s of it), counting 0.24-0.32 s, laying out 0.013-0.018 s,
   merges 0.28-0.39 s (loading ``build_state`` and ``run_merges`` 0.015 s of it). The first kernel loaded
   costs 0.03-0.05 s (Numba compiles its runtime, NRT, in every process), each other 0.003-0.01 s.
+- Also tried at stop 23: ``tok`` and ``pair_at`` as the two strided halves of one interleaved array (one
+  cache line for both at a position): all 9 743 merges of prose_en, CPU time, 11 interleaved runs,
+  new/old per-pair median 1.036 (the stride multiplies each index): not kept.
 - 2026-11-30 (later), what merges 3 000-9 743 of prose_en do (counters in a copy of ``run_merges``): per
   merge 43 list entries read, 29 of them stale, 14.5 occurrences merged, 9 pushes and 2.6 sifts from the
   top of a heap of up to 146 K entries over 216 K pairs; 13-18 us a merge. A 4-ary heap instead of the
