@@ -74,10 +74,14 @@ class MergeLoop:
                 return True
             if status == K.NO_PAIRS:
                 return False
-            # GROW_HASH: keep the load factor at most 1/2.
-            size = _pow2_at_least(2 * int(self.S.sc[K.NEED]))
-            self.S = self.S._replace(ph_keys=np.full(size, -1, dtype=np.int64), ph_vals=np.empty(size, np.int32))
-            K.rehash(self.S, 65536)
+            self.grow_hash(int(self.S.sc[K.NEED]))  # GROW_HASH
+
+    def grow_hash(self, pairs: int) -> None:
+        """Make the pair hash table hold ``pairs`` at a load factor of at most 1/2 (what ``run_merges`` asks
+        for with ``GROW_HASH``; :func:`bpe_numba.tiers.warmup` calls it to load the kernel that rehashes)."""
+        size = _pow2_at_least(2 * pairs)
+        self.S = self.S._replace(ph_keys=np.full(size, -1, dtype=np.int64), ph_vals=np.empty(size, np.int32))
+        self.K.rehash(self.S, 65536)
 
     def merged_ids(self) -> np.ndarray:
         """``(n, 3)`` array: merge ``i`` joined symbols ``[i, 0]`` and ``[i, 1]`` into symbol ``[i, 2]``."""

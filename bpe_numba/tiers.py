@@ -160,8 +160,8 @@ def _compiled_files() -> tuple[int, dict[str, list[int]] | None]:
 
 
 def warmup(progress: bool = False) -> dict:
-    """Compile (first time) or load every kernel in this process by running the kernel paths on a tiny
-    input, then record them as ready (:func:`kernels_ready`). Returns ``{"seconds": ..., "kernels": n,
+    """Compile (first time) or load every kernel in this process by running the kernel paths on a small
+    input (with every type a larger input gives them), then record them as ready (:func:`kernels_ready`). Returns ``{"seconds": ..., "kernels": n,
     "ready": bool}``; ``ready`` is False when Numba could not write its cache (read-only environment).
 
     >>> bpe_numba.warmup()  # doctest: +SKIP
@@ -169,20 +169,31 @@ def warmup(progress: bool = False) -> dict:
     """
     import time
 
+    import numpy as np
+
+    from .merge_loop import MergeLoop
     from .tokenizer import Tokenizer
     from .trainer import train_bpe
+    from .validation import MIN_CHUNK_SIZE
 
     start = time.perf_counter()
     specials = ["<|endoftext|>", "<|a|>", "<|a|><|b|>"]
     text = ("Once upon a time, a cat's h\u00e9ros 42 sat.\r\n\n  <|a|><|b|> \U0001f600 x<|endoftext|>" * 20) + "end"
+    # What larger inputs reach besides: a file of several chunks (the cut search on the chunk reader's
+    # buffers), and more distinct pre-tokens than a new count table holds (its growth).
+    words = "".join(" w" + chr(97 + i % 26) + chr(97 + i // 26 % 26) + chr(97 + i // 676) for i in range(3000))
     with tempfile.TemporaryDirectory(prefix="bpe_numba_warmup_") as tmp:
         path = os.path.join(tmp, "warmup.txt")
         with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+            f.write(text + words)
         for engine in ("numba", "regex"):
             vocab, merges = train_bpe(path, 300, specials, num_workers=1, progress=progress, engine=engine,
-                                      backend="kernels", isolate=False)
+                                      backend="kernels", isolate=False, chunk_size=MIN_CHUNK_SIZE)
             Tokenizer(vocab, merges, specials, engine=engine, backend="kernels").encode(text)
+    # ... and the growth of the merge loop's pair hash table.
+    loop = MergeLoop(np.frombuffer(b"abcab", dtype=np.uint8), np.array([0, 5]), np.array([2]), 2)
+    loop.grow_hash(1 << 16)
+    loop.run(2)
     n_kernels, files = _compiled_files()
     if files is not None:
         _write_marker({"files": files})

@@ -174,7 +174,33 @@ def test_cs336_tests_pass_on_empty_caches(cs336_dir, tmp_path, package_env):
             assert result["n"] == result["expected"] > 1_000_000 and result["mismatches"] == 0, result
 
 
-def test_warmup_command_records_the_kernels_as_ready(fresh_env):
+AFTER_WARMUP = """
+import sys
+import numpy as np
+import bpe_numba.merge_loop as ML
+from bpe_numba import count_pretokens, train_bpe
+from bpe_numba.tiers import kernels_ready
+
+rng = np.random.default_rng(3)
+data = rng.integers(97, 123, size=300_000, dtype=np.uint8)  # about 30 K distinct words
+data[rng.random(data.size) < 0.15] = 32
+path = sys.argv[1]
+open(path, "wb").write(data.tobytes())
+grows = []
+grow_hash = ML.MergeLoop.grow_hash
+ML.MergeLoop.grow_hash = lambda self, pairs: grows.append(pairs) or grow_hash(self, pairs)
+for engine in ("numba", "regex"):
+    train_bpe(path, 3000, num_workers=2, isolate=False, backend="kernels", engine=engine)
+    count_pretokens(path, num_workers=2, engine=engine)
+print(kernels_ready(), len(grows) > 0)
+"""
+
+
+def test_warmup_command_records_the_kernels_as_ready(fresh_env, tmp_path):
+    """After ``bpe-numba warmup`` on empty caches, larger inputs compile nothing more: a training of several
+    chunks whose count tables and pair hash table grow leaves Numba's cache files as the warm-up recorded
+    them (a kernel compiled for new argument types rewrites its index file)."""
+    fresh_env = dict(fresh_env, NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
     out = subprocess.run([sys.executable, "-m", "bpe_numba", "warmup", "--json"], capture_output=True, text=True,
                          env=fresh_env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -183,3 +209,7 @@ def test_warmup_command_records_the_kernels_as_ready(fresh_env):
     code = ("import sys; from bpe_numba import Tokenizer; from bpe_numba.tiers import kernels_ready; "
             "print(kernels_ready(), Tokenizer({i: bytes([i]) for i in range(256)}, []).backend)")
     assert _run(code, fresh_env).split() == ["True", "kernels"]
+    out = subprocess.run([sys.executable, "-c", AFTER_WARMUP, str(tmp_path / "words.txt")], capture_output=True,
+                         text=True, env=fresh_env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True"]  # still ready, and the pair hash table did grow
