@@ -161,8 +161,9 @@ def _compiled_files() -> tuple[int, dict[str, list[int]] | None]:
 
 def warmup(progress: bool = False) -> dict:
     """Compile (first time) or load every kernel in this process by running the kernel paths on a small
-    input (with every type a larger input gives them), then record them as ready (:func:`kernels_ready`). Returns ``{"seconds": ..., "kernels": n,
-    "ready": bool}``; ``ready`` is False when Numba could not write its cache (read-only environment).
+    input, with every argument type a larger input gives them, then record them as ready
+    (:func:`kernels_ready`). Returns ``{"seconds": ..., "kernels": n, "ready": bool}``; ``ready`` is False
+    when Numba could not write its cache (read-only environment).
 
     >>> bpe_numba.warmup()  # doctest: +SKIP
     {'seconds': 14.2, 'kernels': 41, 'ready': True}
