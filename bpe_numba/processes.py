@@ -118,6 +118,19 @@ def _load_cached_kernels_without_refresh() -> None:
     caching.Cache.load_overload = load_overload
 
 
+_PR_SET_PDEATHSIG, _PR_SET_NAME = 1, 15  # prctl options (linux/prctl.h)
+
+
+def _prctl(option: int, arg) -> None:
+    """Linux's ``prctl(option, arg)``; nothing where the C library has no ``prctl``."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(option, arg, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _die_with_parent() -> None:
     """End this process (a child of ours) as soon as its parent is gone, however the parent ended.
 
@@ -135,12 +148,7 @@ def _die_with_parent() -> None:
     if parent is None:
         return
     if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # no prctl in this libc: the thread below still watches
-            pass
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # without prctl in this libc, the thread below still watches
     if os.name == "posix" and os.getppid() != parent.pid:
         os._exit(1)  # the parent died before the request took effect
 
@@ -478,12 +486,7 @@ def _forked_start() -> None:
                 signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):  # a signal Python cannot handle
             pass
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).prctl(15, b"bpe-numba-train", 0, 0, 0)  # 15: PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
+    _prctl(_PR_SET_NAME, b"bpe-numba-train")
 
 
 def _helper_main(conn, payload: bytes, forked: bool = False) -> None:
