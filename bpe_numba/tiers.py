@@ -6,12 +6,15 @@ environment and off the caller's critical path.
   environment: a marker file named by a key over the package's kernel sources (every module that imports
   Numba: :func:`~bpe_numba.numba_cache.kernel_sources_digest`), the Python, numpy and Numba installations
   and ``NUMBA_CACHE_DIR``, and listing every file of Numba's cache that the kernels were loaded from (each
-  one's index, ``.nbi``, and data, ``.nbc``) with its size and modification time. A file deleted, truncated or rewritten since then makes the kernels not ready,
-  so a damaged cache is never trusted: the next warm-up loads them (Numba's loader deletes a damaged file
-  and compiles again, :mod:`bpe_numba.numba_cache`) and records them anew.
-- :func:`warmup` compiles (or loads) every kernel in this process by running the real paths on a tiny
-  input: training on both pre-tokenization engines and a ``Tokenizer`` on the kernels, then writes the
-  marker. ``bpe-numba warmup`` runs it; use it when building an image or filling a CI cache.
+  one's index, ``.nbi``, and data, ``.nbc``) with its size and modification time. A file deleted,
+  truncated or rewritten since then makes the kernels not ready, so a damaged cache is never trusted: the
+  next warm-up loads them (Numba's loader deletes a damaged file and compiles again,
+  :mod:`bpe_numba.numba_cache`) and records them anew.
+- :func:`warmup` compiles (or loads) every kernel in this process by running the real paths on a small
+  input, with every argument type a larger one gives them: training on both pre-tokenization engines (a
+  file of several chunks, a count table and a pair hash table that grow) and a ``Tokenizer`` on the
+  kernels, then writes the marker. ``bpe-numba warmup`` runs it; use it when building an image or filling
+  a CI cache.
 - :func:`start_background_warmup` runs the warm-up in a detached process at the lowest priority (nice 19),
   at most one at a time across processes (an ``fcntl.flock`` on a lock file), with no output (events go
   to ``warmup.log`` in the cache directory). A shell that exits at once starts it, so it is reparented to
