@@ -128,7 +128,8 @@ def expected_distinct(n_bytes: int) -> int:
     """How many distinct pre-tokens a thread's table is made ready for before it counts about ``n_bytes``:
     one per :data:`_BYTES_PER_DISTINCT` bytes, at most :data:`_PRESIZE_MAX`. The table would grow there by
     doubling, rehashing what it holds at each step; ready-made, the grows are skipped (prose_en on one
-    thread: 3.5 % less CPU, median of 21 interleaved pairs). Repetitive text wastes at most the 16 MB."""
+    thread: 3.5 % less CPU, median of 21 interleaved pairs; whole calls' wall time moved within this
+    machine's noise, see ``count_kernels``). Repetitive text wastes at most the 16 MB."""
     return min(max(int(n_bytes), 0) // _BYTES_PER_DISTINCT, _PRESIZE_MAX)
 
 
