@@ -55,6 +55,14 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   per-pair median of interleaved thread CPU on prose_en (``/work/scratch/ck/ab.py``): unsigned indices in
   ``_count_ends`` 0.951 and then 1.037 on a rerun of 21; the keys and prefetches of a block computed first
   by a function of its own, then the probes, 0.981. ``_count_ends`` is a function of its own already.
+- The end of a call on two threads (prose_en, in one process, median of 15-31): ``table_bytes`` and
+  ``flatten`` take a range of slots, so the trainer flattens on its threads (8.2-10.1 ms instead of
+  12.3-18.9) and ``count_pretokens`` builds its ``dict`` while a thread flattens the next range
+  (``pretokenize.table_to_dict``: 35-43 ms instead of 50-56, per-pair ratio 0.76; without a short switch
+  interval, 0.96: the flattening thread waited 5 ms for the GIL before each kernel call). Tried: merging
+  two tables on two threads (each adds the entries of its half of ``src`` that ``dst`` holds, then one
+  thread inserts the rest): 10.8-15.7 ms against 9.4-13.4 ms on one thread, so not kept; the scan of
+  ``src`` is done twice and the two threads share the memory bandwidth.
 """
 
 from __future__ import annotations
@@ -463,13 +471,14 @@ def merge_into(dst, src, resume):
 
 
 @njit(cache=True, nogil=True)
-def table_bytes(table, min_len):
-    """``(entries, bytes)`` of the entries of at least ``min_len`` bytes: the sizes :func:`flatten` needs."""
+def table_bytes(table, min_len, lo, hi):
+    """``(entries, bytes)`` of the entries of at least ``min_len`` bytes in slots ``[lo, hi)``: the sizes
+    :func:`flatten` needs."""
     slots = table.slots
     refs = table.refs
     n = 0
     total = 0
-    for s in range(slots.shape[0] // 2):
+    for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
         if length >= min_len and length > 0:
             n += 1
@@ -478,22 +487,21 @@ def table_bytes(table, min_len):
 
 
 @njit(cache=True, nogil=True)
-def flatten(table, min_len, blob, offsets, counts, scratch):
-    """Write the entries of at least ``min_len`` bytes grouped by length, shortest first (lengths from 256 on
-    share the last group): entry ``j`` is ``blob[offsets[j]:offsets[j+1]]``, seen ``counts[j]`` times. Sizes
-    from :func:`table_bytes`; ``scratch``: int64, 515 entries or more (the kernel allocates nothing, see
-    ``text_kernels.split_specials``). Returns the number of entries."""
+def flatten(table, min_len, lo, hi, blob, offsets, counts, scratch):
+    """Write the entries of at least ``min_len`` bytes in slots ``[lo, hi)`` grouped by length, shortest
+    first (lengths from 256 on share the last group): entry ``j`` is ``blob[offsets[j]:offsets[j+1]]``, seen
+    ``counts[j]`` times. Sizes from :func:`table_bytes`; ``scratch``: int64, 515 entries or more (the kernel
+    allocates nothing, see ``text_kernels.split_specials``). Returns the number of entries."""
     slots = table.slots
     refs = table.refs
     arena = table.arena
-    n_slots = slots.shape[0] // 2
     if scratch.shape[0] < 515:
         raise ValueError("flatten: scratch needs 515 entries")
     first = scratch[:258]  # entries of each length (capped at 256), then their first index
     pos = scratch[258:515]
     for g in range(515):
         scratch[g] = 0
-    for s in range(n_slots):
+    for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
         if length >= min_len and length > 0:
             first[min(length, 256) + 1] += 1
@@ -504,7 +512,7 @@ def flatten(table, min_len, blob, offsets, counts, scratch):
     for g in range(1, 256):
         pos[g + 1] = pos[g] + g * (first[g + 1] - first[g])
     long_pos = pos[256]
-    for s in range(n_slots):
+    for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
         if length < min_len or length == 0:
             continue

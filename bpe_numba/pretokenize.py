@@ -22,6 +22,10 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import sys
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -158,6 +162,39 @@ def default_chunk_size(size: int, workers: int) -> int:
     return int(min(max(size // (16 * max(workers, 1)), _CHUNK_MIN), _CHUNK_MAX))
 
 
+def _slot_ranges(table, parts: int) -> list[tuple[int, int]]:
+    """``parts`` consecutive ranges of the table's slots, about equal."""
+    n = table.slots.shape[0] // 2
+    cuts = [n * i // parts for i in range(parts + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _on_threads(fn, jobs: list) -> list:
+    """``[fn(*job) for job in jobs]``, each job on a thread of its own (the first on this one): for kernels
+    that release the GIL and take milliseconds, so no stop flag is needed."""
+    results: list = [None] * len(jobs)
+    errors: list = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = fn(*jobs[i])
+        except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(jobs))]
+    for t in threads:
+        t.start()
+    try:
+        if jobs:
+            run(0)
+    finally:
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def merge_tables(tables: list):
     """One table holding the sums of ``tables`` (the largest one, grown, absorbs the others)."""
     from . import count_kernels as K
@@ -182,23 +219,103 @@ def add_to_table(table, blob: np.ndarray, offsets: np.ndarray, counts: np.ndarra
     return table
 
 
-def flatten_table(table, min_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(blob, offsets, counts)`` of the table's entries of at least ``min_len`` bytes."""
+def _flatten_range(table, min_len: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(blob, offsets, counts)`` of the entries of at least ``min_len`` bytes in slots ``[lo, hi)``,
+    grouped by length."""
     from . import count_kernels as K
 
-    n, total = K.table_bytes(table, min_len)
+    n, total = K.table_bytes(table, min_len, lo, hi)
     blob = np.empty(total, dtype=np.uint8)
     offsets = np.empty(n + 1, dtype=np.int64)
     counts = np.empty(n, dtype=np.int64)
-    K.flatten(table, min_len, blob, offsets, counts, np.empty(515, dtype=np.int64))
+    K.flatten(table, min_len, lo, hi, blob, offsets, counts, np.empty(515, dtype=np.int64))
     return blob, offsets, counts
 
 
-def table_to_dict(table) -> dict[bytes, int]:
-    """The table as ``{pre-token bytes: count}``. The entries come grouped by length, so each group of
-    equal lengths below 256 becomes bytes objects in one ``tolist`` of a fixed-width view (numpy's ``S``
-    type drops trailing NUL bytes: those few keys are cut again)."""
-    blob, offsets, counts = flatten_table(table, 1)
+def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(blob, offsets, counts)`` of the table's entries of at least ``min_len`` bytes: with one worker
+    grouped by length, with more (each thread a range of slots) grouped by length within each range."""
+    parts = _on_threads(lambda lo, hi: _flatten_range(table, min_len, lo, hi),
+                        _slot_ranges(table, max(int(workers), 1)))
+    if len(parts) == 1:
+        return parts[0]
+    blob = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[2] for p in parts])
+    offsets = np.empty(len(counts) + 1, dtype=np.int64)
+    at = base = 0
+    for b, o, _ in parts:
+        offsets[at : at + len(o) - 1] = o[:-1] + base
+        at += len(o) - 1
+        base += len(b)
+    offsets[at] = base
+    return blob, offsets, counts
+
+
+_DICT_PARTS = 8  # ranges of slots flattened one after another while the dict is built (workers > 1)
+_HANDOFF = 1e-4  # seconds: Python's thread switch interval while they are (5 ms by default)
+_handoff = {"depth": 0, "saved": 0.0}
+_handoff_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quick_gil_handoff():
+    """Python's switch interval at :data:`_HANDOFF` inside (restored by the outermost of nested uses).
+
+    A thread that needs the GIL (here: to call the next kernel) waits for the switch interval before the
+    thread holding it is asked to let go; the ``dict`` builder holds it all along, so at 5 ms a wait
+    costs more than the kernel call it precedes."""
+    with _handoff_lock:
+        if _handoff["depth"] == 0:
+            _handoff["saved"] = sys.getswitchinterval()
+            sys.setswitchinterval(_HANDOFF)
+        _handoff["depth"] += 1
+    try:
+        yield
+    finally:
+        with _handoff_lock:
+            _handoff["depth"] -= 1
+            if _handoff["depth"] == 0:
+                sys.setswitchinterval(_handoff["saved"])
+
+
+def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
+    """The table as ``{pre-token bytes: count}``. The ``dict`` is built under the GIL; with ``workers`` > 1,
+    a thread flattens the next of :data:`_DICT_PARTS` ranges of slots meanwhile (prose_en, 137 K keys: 35-43
+    ms instead of 50-56, median of 31 interleaved pairs 0.76)."""
+    if workers <= 1:
+        return _entries_dict(*flatten_table(table, 1), {})
+    ready: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for lo, hi in _slot_ranges(table, _DICT_PARTS):
+                if stop.is_set():
+                    return
+                ready.put(_flatten_range(table, 1, lo, hi))
+        except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
+            ready.put(exc)
+
+    out: dict[bytes, int] = {}
+    with _quick_gil_handoff():
+        thread = threading.Thread(target=produce, name="bpe_numba-flatten", daemon=True)
+        thread.start()
+        try:
+            for _ in range(_DICT_PARTS):
+                part = ready.get()
+                if isinstance(part, BaseException):
+                    raise part
+                _entries_dict(*part, out)
+        finally:
+            stop.set()
+            thread.join()
+    return out
+
+
+def _entries_dict(blob: np.ndarray, offsets: np.ndarray, counts: np.ndarray, out: dict) -> dict:
+    """``out`` updated with the entries ``blob[offsets[j]:offsets[j+1]]: counts[j]``, which come grouped by
+    length: each group of equal lengths below 256 becomes bytes objects in one ``tolist`` of a fixed-width
+    view (numpy's ``S`` type drops trailing NUL bytes: those few keys are cut again)."""
     lengths = np.diff(offsets)
     keys: list[bytes] = []
     starts = np.flatnonzero(np.diff(lengths, prepend=-1, append=-1)).tolist()
@@ -215,7 +332,8 @@ def table_to_dict(table) -> dict[bytes, int]:
         for j in np.flatnonzero(rows[:, -1] == 0).tolist():
             got[j] = rows[j].tobytes()
         keys.extend(got)
-    return dict(zip(keys, counts.tolist()))
+    out.update(zip(keys, counts.tolist()))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -282,8 +400,6 @@ def _count_processes(path, size, splitter, num_workers, chunk_size, errors, show
 
 def warm_scan_kernels(engine: str) -> None:
     """Import Numba and load (or, the first time, compile) the pre-tokenization kernels."""
-    import threading
-
     from .chunking import find_safe_cut
 
     state = _ThreadCount(SpecialSplitter(["<s>"]))
@@ -335,11 +451,11 @@ def count_pretokens(
     check_errors_mode(errors)
     pattern = check_pattern(pattern)
     engine = resolve_engine(engine, pattern)
-    resolve_workers(num_workers)
+    workers = resolve_workers(num_workers)
     chunk_size = check_chunk_size(chunk_size)
     table = count_here(corpus, special_tokens, executor, num_workers=num_workers, chunk_size=chunk_size,
                        errors=errors, progress=resolve_progress(progress), pattern=pattern, engine=engine)
-    return table_to_dict(table)
+    return table_to_dict(table, workers)
 
 
 __all__ = ["GPT2_PATTERN", "count_pretokens"]

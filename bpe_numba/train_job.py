@@ -32,7 +32,7 @@ def run_training(source, specials: list[str], n_merges: int, workers: int, chunk
 
     times["unique_pretokens"] = int(table.state[count_kernels.N_DISTINCT])
     # Only pre-tokens of two bytes or more can hold a pair.
-    tokens, offsets, counts = flatten_table(table, 2)
+    tokens, offsets, counts = flatten_table(table, 2, workers)
     del table
     t2 = time.perf_counter()
     times["intern"] = t2 - t1

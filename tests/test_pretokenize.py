@@ -148,3 +148,60 @@ def test_file_changed_while_read_is_an_error(tmp_path, monkeypatch, change):
     monkeypatch.setattr(chunking.ChunkReader, "read", read)
     with pytest.raises(errors.FileChangedError, match=r"c\.txt: the file changed while it was read"):
         count_pretokens(path, num_workers=1, chunk_size=4096)
+
+
+@given(st.dictionaries(st.binary(min_size=1, max_size=300), st.integers(1, 1 << 40), max_size=120),
+       st.integers(1, 4), st.sampled_from([4, 1 << 12]))
+def test_flattening_on_threads_gives_every_entry_once(entries, workers, slots):
+    """The table flattened by slot ranges on threads, and turned into a dict while a thread flattens, holds
+    exactly what one thread gives: every entry once with its count (keys ending in NUL bytes, and of 256
+    bytes or more, included)."""
+    import numpy as np
+
+    from bpe_numba import count_kernels as K
+    from bpe_numba.pretokenize import add_to_table, flatten_table, table_to_dict
+
+    keys = list(entries)
+    blob = np.frombuffer(b"".join(keys) or b"\0", dtype=np.uint8)
+    offsets = np.concatenate([[0], np.cumsum([len(k) for k in keys], dtype=np.int64)]).astype(np.int64)
+    counts = np.array([entries[k] for k in keys], dtype=np.int64)
+    table = add_to_table(K.new_table(slots, 16), blob, offsets, counts)
+    assert table_to_dict(table, workers) == entries
+    for min_len in (1, 2):
+        flat, o, c = flatten_table(table, min_len, workers)
+        raw, o = flat.tobytes(), o.tolist()
+        got = [(raw[o[j] : o[j + 1]], n) for j, n in enumerate(c.tolist())]
+        assert len(got) == len(c) and o[-1] == len(raw)
+        assert sorted(got) == sorted((k, n) for k, n in entries.items() if len(k) >= min_len)
+
+
+def test_dict_on_threads_raises_a_failed_flatten_and_restores_the_switch_interval(monkeypatch):
+    import sys
+    import threading
+
+    import numpy as np
+
+    from bpe_numba import count_kernels as K
+    from bpe_numba import pretokenize as P
+
+    blob = np.frombuffer(bytes(range(1, 200)), dtype=np.uint8)
+    table = P.add_to_table(K.new_table(1 << 12, 16), blob, np.arange(200, dtype=np.int64)[::3].copy(),
+                           np.ones(66, dtype=np.int64))
+    flatten = P._flatten_range
+
+    def fails_on_the_third_range(t, min_len, lo, hi):
+        if lo >= 2 * (1 << 12) // P._DICT_PARTS:
+            raise MemoryError("planted")
+        return flatten(t, min_len, lo, hi)
+
+    before = sys.getswitchinterval()
+    monkeypatch.setattr(P, "_flatten_range", fails_on_the_third_range)
+    with pytest.raises(MemoryError, match="planted"):
+        P.table_to_dict(table, 2)
+    assert sys.getswitchinterval() == before
+    assert not [t for t in threading.enumerate() if t.name == "bpe_numba-flatten"]
+    with P._quick_gil_handoff():
+        with P._quick_gil_handoff():
+            assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
+        assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
+    assert sys.getswitchinterval() == before
