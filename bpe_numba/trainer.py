@@ -76,12 +76,13 @@ def train_bpe(
     per merge in creation order; ``merges`` lists the ``(bytes, bytes)`` pairs in creation order. Ties
     between pairs of equal count go to the lexicographically greater pair of byte strings.
 
-    - ``num_workers``: pre-tokenization processes (``None``: all cores). The result does not depend on it.
+    - ``num_workers``: pre-tokenization threads, processes for the ``regex`` engine (``None``: all cores).
+      The result does not depend on it.
     - ``progress``: tqdm bars on stderr; ``None`` shows them when stderr is a terminal.
     - ``errors``: ``"strict"`` raises :class:`InvalidUTF8Error` (file and byte offset) on invalid UTF-8;
       ``"replace"`` decodes invalid bytes as U+FFFD.
-    - ``chunk_size``: bytes per pre-tokenization task (default: about four tasks per worker, 32-64 MiB
-      each, so a file under 32 MiB is pre-tokenized in this process).
+    - ``chunk_size``: bytes per pre-tokenization task (default: about sixteen per thread, 256 KiB to 4 MiB;
+      for the ``regex`` engine's processes, about four per process, 32-64 MiB each).
     - ``timings``: if a dict is given, seconds per phase are stored in it (``startup``: starting the helper
       process if one is used, importing Numba and loading the kernels; ``pretokenize``, ``intern``,
       ``merges``, ``write``) along with ``unique_pretokens``, ``isolated`` and ``backend``.
