@@ -252,7 +252,7 @@ def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np
 
 
 _DICT_PARTS = 8  # ranges of slots flattened one after another while the dict is built (workers > 1)
-_HANDOFF = 1e-4  # seconds: Python's thread switch interval while they are (5 ms by default)
+_HANDOFF = 1e-4  # seconds: Python's thread switch interval while the dict is built (Python's default: 5 ms)
 _handoff = {"depth": 0, "saved": 0.0}
 _handoff_lock = threading.Lock()
 
