@@ -432,8 +432,9 @@ def count_pretokens(
     globs, compressed, JSONL and Parquet files, an iterable of ``str``), with the same ``text_field``,
     ``doc_cap``, ``max_chars`` and ``executor``.
 
-    ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores); ``chunk_size``
-    is the bytes per task (default: about sixteen per thread, 256 KiB to 4 MiB; 32-64 MiB per process). ``pattern`` is the
+    ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores), and with more
+    than one, a thread flattens the table while the ``dict`` is built; ``chunk_size`` is the bytes per task
+    (default: about sixteen per thread, 256 KiB to 4 MiB; 32-64 MiB per process). ``pattern`` is the
     pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2 scanner (``"numba"``),
     the ``regex`` package (``"regex"``), or the scanner when the pattern allows (``"auto"``). Every choice
     gives the same table.
