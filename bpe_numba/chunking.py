@@ -8,11 +8,13 @@ sequence (nor an invalid one, so ``errors="replace"`` does not depend on the cut
 pattern is only cut where a special token occurrence starts (special tokens split the text before
 pre-tokenization, so every pattern respects that boundary).
 
-Chunks are defined without any sequential planning: chunk ``k`` runs from ``cut(k * size)`` to
-``cut((k + 1) * size)``, where ``cut(x)`` is the first cut at or after ``x`` (the file's end when there is
-none). A thread that takes chunk ``k`` finds both ends itself (:meth:`ChunkReader.read`), so chunks can be
-taken in any order by any number of threads and always tile the file the same way. A file with no cut at
-all is one chunk.
+Chunks are defined without any sequential planning: the chunk of a nominal range ``[lo, hi)`` runs from
+``cut(lo)`` to ``cut(hi)``, where ``cut(x)`` is the first cut at or after ``x`` (0 for ``lo = 0``; the
+file's end when there is none), and is empty when ``cut(lo)`` is not below ``hi``. The nominal ranges are
+``[k * size, (k + 1) * size)``, the last few cut smaller when several threads share the file
+(:func:`chunk_ranges`). A thread that takes a chunk finds both ends itself
+(:meth:`ChunkReader.read_range`), so the chunks of adjacent ranges can be taken in any order by any number
+of threads and always tile the file the same way. A file with no cut at all is one chunk.
 
 >>> find_safe_cut(b"ab  cd ef", 0, 9, [])
 2
@@ -111,11 +113,12 @@ def check_same_file(path: str, before: tuple) -> None:
 
 
 class ChunkReader:
-    """Reads chunk ``k`` of a file (see the module docstring) into a buffer of its own: one per thread.
+    """Reads chunk ``k`` of a file, or the chunk of a nominal range (see the module docstring), into a buffer
+    of its own: one per thread.
 
-    ``read(k)`` returns ``(data, start)``: ``data`` is a read-only uint8 view of bytes ``[start, start +
-    len(data))`` of the file (empty when no chunk starts in ``k``'s nominal range). Raises
-    :class:`FileChangedError` if the file is shorter than its size when reading began.
+    ``read(k)`` and ``read_range(lo, hi)`` return ``(data, start)``: ``data`` is a read-only uint8 view of
+    bytes ``[start, start + len(data))`` of the file (empty when no chunk starts in the nominal range).
+    Raises :class:`FileChangedError` if the file is shorter than its size when reading began.
 
     Every kernel takes its text as a *read-only* array (file chunks here, ``np.frombuffer`` of bytes
     elsewhere): Numba compiles one variant per writability, and one is enough.
@@ -168,14 +171,18 @@ class ChunkReader:
         return int(first_cut(data, lo, hi, self.gpt2, CUT_BEFORE, CUT_AT, sp.blob, sp.offsets))
 
     def read(self, k: int) -> tuple[np.ndarray, int]:
-        c, size, margin = self.chunk_size, self.size, self.margin
-        nominal_lo = k * c
-        nominal_hi = min(nominal_lo + c, size)
+        return self.read_range(k * self.chunk_size, min((k + 1) * self.chunk_size, self.size))
+
+    def read_range(self, nominal_lo: int, nominal_hi: int) -> tuple[np.ndarray, int]:
+        """The chunk whose nominal range is ``[nominal_lo, nominal_hi)`` (as ``read``): it starts at the first
+        cut in that range (at 0 for the first) and ends at the first cut from ``nominal_hi`` on. Chunks of
+        adjacent ranges, of any sizes, cover the file once."""
+        size, margin = self.size, self.margin
         base = max(nominal_lo - margin, 0)
         hi = min(nominal_hi + _LOOKAHEAD + margin, size)
         data = self._fill(base, hi)
         start = 0
-        if k > 0:
+        if nominal_lo > 0:
             found = self._cut(data, nominal_lo - base, nominal_hi - base)
             if found < 0:
                 return _read_only(data[:0]), nominal_hi  # the previous chunk runs through this one
@@ -202,6 +209,33 @@ class ChunkReader:
 def _read_only(view: np.ndarray) -> np.ndarray:
     view.flags.writeable = False
     return view
+
+
+_TAIL_PIECES = 4  # the last chunk of each thread is cut in this many pieces (see chunk_ranges)
+_TAIL_PIECE_MIN = 64 << 10  # bytes: no smaller pieces
+
+
+def chunk_ranges(size: int, chunk_size: int, workers: int = 1) -> list[tuple[int, int]]:
+    """The nominal ``[lo, hi)`` byte ranges of a file's chunks: ``chunk_size`` each, except that with several
+    ``workers`` the last ``workers`` chunks are cut in :data:`_TAIL_PIECES` pieces each (of at least
+    :data:`_TAIL_PIECE_MIN` bytes), taken last: a thread that finishes early then waits for a quarter of a
+    chunk, not a whole one.
+
+    >>> chunk_ranges(10, 4)
+    [(0, 4), (4, 8), (8, 10)]
+    >>> r = chunk_ranges(4 << 20, 256 << 10, workers=2)  # 16 chunks; the last two become eight
+    >>> len(r), r[13], r[14], r[-1]
+    (22, (3407872, 3670016), (3670016, 3735552), (4128768, 4194304))
+    """
+    n = max(1, -(-size // chunk_size))
+    ranges = [(k * chunk_size, min((k + 1) * chunk_size, size)) for k in range(n)]
+    if workers > 1 and n >= 4 * workers:
+        lo = ranges[n - workers][0]
+        pieces = min(_TAIL_PIECES * workers, (size - lo) // _TAIL_PIECE_MIN)
+        if pieces > workers:
+            cuts = [lo + (size - lo) * i // pieces for i in range(pieces + 1)]
+            ranges[n - workers :] = list(zip(cuts[:-1], cuts[1:]))
+    return ranges
 
 
 def plan_chunks(path: str, size: int, chunk_size: int, specials: SpecialTokens, gpt2: bool = True

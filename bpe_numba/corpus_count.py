@@ -25,7 +25,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from .chunking import ChunkReader, check_same_file, checked_utf8, input_identity, invalid_utf8_error
+from .chunking import ChunkReader, check_same_file, checked_utf8, chunk_ranges, input_identity, invalid_utf8_error
 from .documents import (
     Block,
     Budget,
@@ -61,8 +61,9 @@ class Counted(NamedTuple):
 
 
 class Unit(NamedTuple):
-    """A piece of work: ``("chunk", k)`` of a plain text file, ``("rows", g)``: row group ``g`` of a
-    Parquet file, or ``("all", 0)``: a whole file read as a stream."""
+    """A piece of work: ``("chunk", lo)``: the chunk of a plain text file whose nominal range is ``[lo, lo +
+    bytes)`` (:func:`bpe_numba.chunking.chunk_ranges`), ``("rows", g)``: row group ``g`` of a Parquet file,
+    or ``("all", 0)``: a whole file read as a stream."""
 
     source: Source
     part: str
@@ -127,14 +128,14 @@ class BlockCounter:
 # Files, in units
 # ---------------------------------------------------------------------------------------------------------
 
-def plan_units(sources: Sequence[Source], options: Options) -> list[Unit]:
-    """The units of work of ``sources``, in order."""
+def plan_units(sources: Sequence[Source], options: Options, workers: int = 1) -> list[Unit]:
+    """The units of work of ``sources``, in order (a plain file's last chunks cut smaller for ``workers``
+    threads: :func:`~bpe_numba.chunking.chunk_ranges`)."""
     units: list[Unit] = []
     chunk_size = options.chunk_size
     for src in sources:
         if src.plain and options.doc_cap is None:  # (doc_cap: only the start of the file is read)
-            n = max(1, -(-src.size // chunk_size))
-            units.extend(Unit(src, "chunk", k, min(chunk_size, src.size - k * chunk_size)) for k in range(n))
+            units.extend(Unit(src, "chunk", lo, hi - lo) for lo, hi in chunk_ranges(src.size, chunk_size, workers))
         elif src.kind == PARQUET:
             n = parquet_row_groups(src.path)
             units.extend(Unit(src, "rows", g, src.size // max(n, 1)) for g in range(n))
@@ -175,7 +176,7 @@ def count_units(units: Sequence[Unit], options: Options, *, num_workers: int, pr
                         reader = None  # (a failing open must not leave the old one to close twice)
                         reader = ChunkReader(unit.source.path, unit.source.size, options.chunk_size, splitter,
                                              reading.gpt2)
-                    _count_chunk(reader, unit.index, options.errors, counter, stop)
+                    _count_chunk(reader, unit.index, unit.index + unit.bytes, options.errors, counter, stop)
                 else:
                     rows = (unit.index,) if unit.part == "rows" else None
                     for block in source_blocks(unit.source, reading, Budget(None), rows):
@@ -201,7 +202,8 @@ def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, ch
                errors: str, progress: bool, pattern: str = GPT2_PATTERN, engine: str = "numba"):
     """Count the distinct pre-tokens of one plain file (arguments already validated) into one
     :class:`~bpe_numba.count_kernels.CountTable`: its chunks are units of :func:`count_units` (about sixteen
-    per thread, :func:`~bpe_numba.pretokenize.default_chunk_size`, unless ``chunk_size`` is given).
+    per thread, :func:`~bpe_numba.pretokenize.default_chunk_size`, unless ``chunk_size`` is given; each
+    thread's last one cut in pieces, :func:`~bpe_numba.chunking.chunk_ranges`).
 
     Invalid UTF-8 raises :class:`InvalidUTF8Error` with the file's first bad offset; a file that changes
     while it is read (size, modification time, or another file renamed into its place) raises
@@ -214,14 +216,14 @@ def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, ch
     size, mtime_ns = before[0], before[1]
     chunk = default_chunk_size(size, num_workers) if chunk_size is None else chunk_size
     options = Options(tuple(special_tokens), errors, pattern, engine, "text", None, chunk)
-    table = count_units(plan_units([Source(path, TEXT, None, size, mtime_ns)], options), options,
+    table = count_units(plan_units([Source(path, TEXT, None, size, mtime_ns)], options, num_workers), options,
                         num_workers=num_workers, progress=progress)
     check_same_file(path, before)
     return table
 
 
-def _count_chunk(reader: ChunkReader, k: int, errors: str, counter: BlockCounter, stop) -> None:
-    data, start = reader.read(k)
+def _count_chunk(reader: ChunkReader, lo: int, hi: int, errors: str, counter: BlockCounter, stop) -> None:
+    data, start = reader.read_range(lo, hi)
     if not data.shape[0]:
         return
     data, bad = checked_utf8(data, start, errors)
@@ -367,7 +369,7 @@ def count_corpus(corpus: Corpus, special_tokens: Sequence[str], *, num_workers: 
         reading = Reading(splitter, pattern == GPT2_PATTERN, errors, corpus.text_field, corpus.doc_cap, fresh=True)
         return count_ordered(ordered_blocks(corpus, reading), splitter, engine, pattern, num_workers=num_workers,
                              progress=progress)
-    return count_units(plan_units(corpus.sources, options), options, num_workers=num_workers,
+    return count_units(plan_units(corpus.sources, options, num_workers), options, num_workers=num_workers,
                        progress=progress)
 
 

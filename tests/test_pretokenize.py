@@ -131,11 +131,11 @@ def test_file_changed_while_read_is_an_error(tmp_path, monkeypatch, change):
 
     path = tmp_path / "c.txt"
     path.write_bytes(b"hello world, this is text. " * 20_000)
-    real_read = chunking.ChunkReader.read
+    real_read = chunking.ChunkReader.read_range
     calls = []
 
-    def read(self, k):
-        calls.append(k)
+    def read(self, lo, hi):
+        calls.append(lo)
         if len(calls) == 2:
             if change == "truncate":
                 os.truncate(path, 1000)
@@ -143,9 +143,9 @@ def test_file_changed_while_read_is_an_error(tmp_path, monkeypatch, change):
                 data = path.read_bytes()
                 path.write_bytes(data.replace(b"hello", b"HELLO"))
                 os.utime(path, ns=(0, 10**18))  # another modification time, same size
-        return real_read(self, k)
+        return real_read(self, lo, hi)
 
-    monkeypatch.setattr(chunking.ChunkReader, "read", read)
+    monkeypatch.setattr(chunking.ChunkReader, "read_range", read)
     with pytest.raises(errors.FileChangedError, match=r"c\.txt: the file changed while it was read"):
         count_pretokens(path, num_workers=1, chunk_size=4096)
 
@@ -205,3 +205,62 @@ def test_dict_on_threads_raises_a_failed_flatten_and_restores_the_switch_interva
             assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
         assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
     assert sys.getswitchinterval() == before
+
+
+@given(st.integers(0, 5 << 20), st.integers(4096, 1 << 20), st.integers(1, 4))
+def test_chunk_ranges_cover_the_file_and_cut_only_the_last_chunks(size, chunk_size, workers):
+    from bpe_numba.chunking import _TAIL_PIECE_MIN, chunk_ranges
+
+    ranges = chunk_ranges(size, chunk_size, workers)
+    assert ranges[0][0] == 0 and ranges[-1][1] == size
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    uniform = chunk_ranges(size, chunk_size)
+    assert uniform == [(k * chunk_size, min((k + 1) * chunk_size, size)) for k in range(len(uniform))]
+    if ranges != uniform:
+        kept = len(uniform) - workers
+        assert workers > 1 and len(uniform) >= 4 * workers and ranges[:kept] == uniform[:kept]
+        assert all(hi - lo >= _TAIL_PIECE_MIN for lo, hi in ranges[kept:])
+        assert workers < len(ranges) - kept <= 4 * workers
+    elif workers > 1 and len(uniform) >= 4 * workers:
+        assert size - uniform[-workers][0] < (workers + 1) * _TAIL_PIECE_MIN  # too little to cut
+
+
+_SAMPLE = "".join(f"w{i} x{i % 7}y,  {SPECIALS[i % 2] if i % 97 == 0 else ''}\n" for i in range(1500)).encode()
+
+
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=12), st.sampled_from([[], SPECIALS]))
+def test_chunks_of_any_adjacent_ranges_cover_the_file_once(tmp_path_factory, steps, specials):
+    """``read_range`` over adjacent nominal ranges of any sizes gives chunks that join into the file."""
+    from bpe_numba.chunking import ChunkReader, SpecialTokens
+
+    text = _SAMPLE
+    path = tmp_path_factory.mktemp("ranges") / "t.txt"
+    path.write_bytes(text)
+    cuts = [0]
+    for step in steps:
+        cuts.append(min(cuts[-1] + step, len(text)))
+    cuts.append(len(text))
+    pieces = []
+    with ChunkReader(str(path), len(text), 4096, SpecialTokens(specials), True) as reader:
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            data, start = reader.read_range(lo, hi)
+            if data.shape[0]:
+                assert start == sum(len(p) for p in pieces)
+                pieces.append(data.tobytes())
+    assert b"".join(pieces) == text
+
+
+@pytest.mark.parametrize("engine", ["numba", "regex"])
+def test_counts_with_the_last_chunks_cut_smaller(tmp_path, engine):
+    """Two threads on a file whose last chunks are cut in pieces count what one thread and the regex count."""
+    from bpe_numba.chunking import chunk_ranges
+
+    text = _many_distinct_units(4) * 6
+    raw = text.encode("utf-8")
+    path = tmp_path / "big.txt"
+    path.write_bytes(raw)
+    chunk = 256 << 10
+    assert chunk_ranges(len(raw), chunk, 2) != chunk_ranges(len(raw), chunk)  # the pieces are there
+    two = count_pretokens(path, SPECIALS, num_workers=2, chunk_size=chunk, engine=engine)
+    assert two == count_pretokens(path, SPECIALS, num_workers=1, chunk_size=chunk, engine=engine)
+    assert two == reference_pretoken_counts_text(text, SPECIALS)
