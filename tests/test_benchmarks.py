@@ -72,3 +72,44 @@ def test_measured_processes_find_the_checkout_byte_compiled(tmp_path, monkeypatc
     monkeypatch.setattr(bench_train, "SETTLE_S_PER_GIB", 0.0)
     assert bench_train.run_measured([sys.executable, "-c", "pass"], "probe", None, 60)["ok"]
     assert cached.exists() and cached.stat().st_mtime >= module.stat().st_mtime
+
+
+def test_the_memory_sampler_sums_the_whole_process_tree(monkeypatch):
+    """The sampler's cheap walk of ``/proc/PID/task/TID/children`` finds children and grandchildren and
+    sums what psutil's full scan of the machine sums; without the children files it falls back to psutil."""
+    import os
+    import time
+
+    import psutil
+    import pytest
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks import bench_train
+
+    if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("this kernel has no /proc/PID/task/TID/children")
+    grand = ("import subprocess, sys, time; "
+             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)")
+    kids = [subprocess.Popen([sys.executable, "-c", grand]) for _ in range(2)]
+    try:
+        me = psutil.Process()
+        deadline = time.monotonic() + 20
+        while sum(len(psutil.Process(k.pid).children()) for k in kids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        everyone = [me] + me.children(recursive=True)
+        ours = {k.pid for k in kids} | {c.pid for k in kids for c in psutil.Process(k.pid).children()}
+        assert len(ours) == 4 and ours <= {p.pid for p in everyone}
+        assert sorted(bench_train._tree_pids(os.getpid())) == sorted(p.pid for p in everyone)
+        want = sum(p.memory_info().rss for p in everyone)
+        assert abs(bench_train._tree_rss(me) - want) < 8 << 20  # the processes' pages move a little
+        monkeypatch.setattr(bench_train, "_tree_pids", lambda pid: None)
+        assert abs(bench_train._tree_rss(me) - want) < 8 << 20
+    finally:
+        for k in kids:
+            try:
+                for c in psutil.Process(k.pid).children():
+                    c.kill()
+            except psutil.Error:
+                pass
+            k.kill()
+            k.wait()
