@@ -169,32 +169,6 @@ def _slot_ranges(table, parts: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def _on_threads(fn, jobs: list) -> list:
-    """``[fn(*job) for job in jobs]``, each job on a thread of its own (the first on this one): for kernels
-    that release the GIL and take milliseconds, so no stop flag is needed."""
-    results: list = [None] * len(jobs)
-    errors: list = []
-
-    def run(i: int) -> None:
-        try:
-            results[i] = fn(*jobs[i])
-        except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(jobs))]
-    for t in threads:
-        t.start()
-    try:
-        if jobs:
-            run(0)
-    finally:
-        for t in threads:
-            t.join()
-    if errors:
-        raise errors[0]
-    return results
-
-
 def merge_tables(tables: list):
     """One table holding the sums of ``tables`` (the largest one, grown, absorbs the others)."""
     from . import count_kernels as K
@@ -235,10 +209,17 @@ def _flatten_range(table, min_len: int, lo: int, hi: int) -> tuple[np.ndarray, n
 def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(blob, offsets, counts)`` of the table's entries of at least ``min_len`` bytes: with one worker
     grouped by length, with more (each thread a range of slots) grouped by length within each range."""
-    parts = _on_threads(lambda lo, hi: _flatten_range(table, min_len, lo, hi),
-                        _slot_ranges(table, max(int(workers), 1)))
-    if len(parts) == 1:
-        return parts[0]
+    if workers <= 1:
+        return _flatten_range(table, min_len, 0, table.slots.shape[0] // 2)
+    from .threads import run_threads
+
+    ranges = _slot_ranges(table, int(workers))
+    parts: list = [None] * len(ranges)
+
+    def flatten(i: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
+        parts[i] = _flatten_range(table, min_len, *ranges[i])
+
+    run_threads(flatten, len(ranges))
     blob = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[2] for p in parts])
     offsets = np.empty(len(counts) + 1, dtype=np.int64)
