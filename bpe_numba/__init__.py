@@ -4,18 +4,21 @@
 >>> vocab, merges = train_bpe("corpus.txt", 10_000, ["<|endoftext|>"])  # doctest: +SKIP
 >>> ids = Tokenizer(vocab, merges, ["<|endoftext|>"]).encode("Once upon a time")  # doctest: +SKIP
 
-Importing the package compiles nothing and imports neither numpy nor Numba; the kernels load (from
-Numba's on-disk cache after the first run) when training or encoding starts. Until they are compiled,
-small inputs train and encode in plain Python while the kernels compile in the background
+Importing the package compiles nothing and imports neither numpy nor Numba; the kernels load when
+training or encoding starts: from the native bundle (their machine code, saved once Numba has compiled
+them, run without importing Numba: ``bpe_numba.native``), else from Numba's on-disk cache. Until they are
+compiled, small inputs train and encode in plain Python while the kernels compile in the background
 (``bpe_numba.warmup()`` compiles them at once, e.g. when building an image).
 
 The import rule (``tests/test_imports.py`` checks it): the modules a caller's process needs to check
 arguments and hand the work on import neither numpy nor Numba at top level (nor ``regex``, except the
 plain-Python tier): ``bpe_numba`` itself, ``__main__``, ``cli``, ``trainer``, ``validation``, ``errors``,
 ``atomic``, ``progress``, ``processes``, ``threads``, ``tiers``, ``sources``, ``counts_file``,
-``numba_cache``, ``python_bpe`` and ``formats``. They import the rest inside the functions that need it,
-and only there. Every other module may import numpy at top level; only the kernel modules
-(``*_kernels.py``, ``gpt2_scan``) import Numba, so the process that runs the work loads it.
+``numba_cache``, ``jit``, ``native``, ``python_bpe`` and ``formats``. They import the rest inside the
+functions that need it, and only there. Every other module may import numpy at top level. No module
+imports Numba at top level: the kernel modules (``*_kernels.py``, ``gpt2_scan``, ``intrinsics``) take
+their decorators from ``bpe_numba.jit``, which imports Numba in the process that runs the work, and only
+when a kernel needs it (no native bundle, or argument types the bundle lacks).
 """
 
 from .errors import (

@@ -422,7 +422,8 @@ def cmd_warmup(args) -> dict:
     report = warmup()
     if not args.json:
         state = "ready" if report["ready"] else "NOT recorded as ready (Numba could not write its cache)"
-        print(f"{report['kernels']} kernels compiled or loaded in {report['seconds']:.1f} s: {state}")
+        native = f"; native bundle {report['native']}" if report["native"] else "; no native bundle"
+        print(f"{report['kernels']} kernels compiled or loaded in {report['seconds']:.1f} s: {state}{native}")
     return report
 
 
@@ -641,9 +642,10 @@ def _run(argv: list[str] | None, own_process: bool) -> int:
            "warmup": cmd_warmup}[args.command]
     try:
         if own_process and args.command in ("count", "encode", "inspect", "warmup"):
+            from .jit import on_numba_start
             from .processes import lean_numba_start
 
-            lean_numba_start()
+            on_numba_start(lean_numba_start)  # if the kernels need Numba here (no native bundle)
         report = run(args)
         if args.json:
             _say(json.dumps(report, indent=2, ensure_ascii=False))

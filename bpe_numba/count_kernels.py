@@ -72,7 +72,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .gpt2_scan import _KINDS, _scan, _scan2, _word
 

@@ -95,7 +95,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .count_kernels import _long_key, _same
 from .gpt2_scan import KE, SW2W, _KINDS, _T, _scan, _word

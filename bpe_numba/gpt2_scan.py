@@ -67,7 +67,7 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .atomic import atomic_file
 from .tiers import cache_dir

@@ -1,18 +1,20 @@
 """LLVM intrinsics for the kernels, through Numba's ``@intrinsic``: compiled into the kernels that call them
-(the encoding loop and the merge loop)."""
+(the encoding loop and the merge loop). Numba is imported when a kernel that calls one is compiled
+(:mod:`bpe_numba.jit`), not by importing this module."""
 
 from __future__ import annotations
 
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.core.extending import intrinsic
+from .jit import intrinsic
 
 
 @intrinsic
 def prefetch(typingctx, arr, index):
     """Ask the CPU to bring the cache line of ``arr[index]`` in (LLVM's ``llvm.prefetch``: a read, to be
     kept in every cache level). A hint only: nothing is loaded or checked."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+
     sig = types.void(arr, index)
 
     def codegen(context, builder, signature, args):

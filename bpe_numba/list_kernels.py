@@ -22,13 +22,15 @@ Performance notes (2026-11-30, the 19.0 M ids of ``prose_en.txt`` by GPT-2's mod
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.core.extending import intrinsic
+
+from .jit import intrinsic, njit
 
 
 @intrinsic
 def _set_item(typingctx, list_addr, index, obj_addr):
     """``Py_IncRef(obj); PyList_SetItem(list, index, obj)`` on objects given by their addresses."""
+    from numba import types
+
     sig = types.int32(types.int64, types.int64, types.int64)
 
     def codegen(context, builder, signature, args):

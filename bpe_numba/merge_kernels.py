@@ -103,7 +103,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 from .intrinsics import prefetch as _prefetch
 

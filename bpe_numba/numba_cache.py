@@ -20,10 +20,10 @@ on functions of this package, and the user's own Numba functions keep Numba's be
   intrinsics of the package's other kernel modules: after a change to one of those, the kernels that use it
   would be loaded as they were. With the digest in the key, any such change compiles them again.
 
-They are installed by an import hook (:func:`install_import_hook`, set up when ``bpe_numba`` is imported)
-just before the first module of this package that imports Numba, so in every process that runs a kernel
-(the caller's own included), and never earlier: ``import bpe_numba`` loads no Numba. If a future Numba
-renames these methods, nothing is wrapped: Numba's own behaviour, never a wrong result.
+They are installed by :func:`bpe_numba.jit.start_numba` just before the kernels become Numba dispatchers,
+so in every process that runs a kernel through Numba (the caller's own included), and never earlier:
+``import bpe_numba`` loads no Numba. If a future Numba renames these methods, nothing is wrapped: Numba's
+own behaviour, never a wrong result.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 import warnings
 from pathlib import Path
 
 _PACKAGE = __name__.rpartition(".")[0]
 _PACKAGE_DIR = Path(__file__).resolve().parent
-_IMPORTS_NUMBA = re.compile(rb"^(?:from|import) numba\b", re.M)
+# A module that defines kernels (they take the decorators of .jit) or imports Numba itself.
+_KERNEL_MODULE = re.compile(rb"^(?:from|import) numba\b|^from \.jit import", re.M)
 _state = {"installed": False, "warned_no_cache": False}
 _digest: dict[Path, str] = {}
 
@@ -50,45 +50,17 @@ def _ours(py_func) -> bool:
     return getattr(py_func, "__module__", "").startswith(_PACKAGE + ".")
 
 
-def _imports_numba(module: str) -> bool:
-    """Whether ``module`` (a module of this package) imports Numba at its top level."""
-    parts = module.split(".")[1:]
-    try:
-        return bool(_IMPORTS_NUMBA.search(_PACKAGE_DIR.joinpath(*parts).with_suffix(".py").read_bytes()))
-    except OSError:
-        return False
-
-
-class _BeforeKernelModules:
-    """A ``sys.meta_path`` finder that finds nothing: it installs the wrappers when a module of this package
-    that imports Numba is about to be imported, then removes itself."""
-
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name.startswith(_PACKAGE + ".") and _imports_numba(name):
-            if cls in sys.meta_path:
-                sys.meta_path.remove(cls)
-            install()
-        return None
-
-
 def kernel_sources_digest() -> str:
-    """sha256 of every module of this package that imports Numba (the kernels, and what they compile in),
-    read once per process (about 1 ms)."""
+    """sha256 of every module of this package that defines kernels or imports Numba (the kernels, and what
+    they compile in), read once per process (about 1 ms)."""
     if _PACKAGE_DIR not in _digest:
         h = hashlib.sha256()
         for path in sorted(_PACKAGE_DIR.glob("*.py")):
             source = path.read_bytes()
-            if _IMPORTS_NUMBA.search(source):
+            if _KERNEL_MODULE.search(source):
                 h.update(path.name.encode() + b"\0" + source + b"\0")
         _digest[_PACKAGE_DIR] = h.hexdigest()
     return _digest[_PACKAGE_DIR]
-
-
-def install_import_hook() -> None:
-    """Install the wrappers just before this package's first Numba module is imported."""
-    if not _state["installed"] and _BeforeKernelModules not in sys.meta_path:
-        sys.meta_path.insert(0, _BeforeKernelModules)
 
 
 def install() -> None:

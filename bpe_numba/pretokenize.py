@@ -380,7 +380,8 @@ def _count_processes(path, size, splitter, num_workers, chunk_size, errors, show
 # ---------------------------------------------------------------------------------------------------------
 
 def warm_scan_kernels(engine: str) -> None:
-    """Import Numba and load (or, the first time, compile) the pre-tokenization kernels."""
+    """Load the pre-tokenization kernels: from the native bundle (:mod:`bpe_numba.native`), else through Numba
+    (which compiles them the first time)."""
     from .chunking import find_safe_cut
 
     state = _ThreadCount(SpecialSplitter(["<s>"]))

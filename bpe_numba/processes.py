@@ -2,10 +2,12 @@
 (:func:`run_in_helper`), with private pipes. Workers are started with ``spawn``; the helper is forked where
 that is safe (:func:`helper_start_method`) and spawned elsewhere.
 
-Both kinds run nothing but bpe_numba's own code, so they start Numba lean (:func:`lean_numba_start`): they
-skip what Numba pays for *other* code in the environment and for compiling, which in a process that has
-SciPy and a package with a Numba extension (awkward, pulled in by gigatoken) came to about 0.8-1 s per
-process on the 2-core development machine:
+Both kinds run nothing but bpe_numba's own code. Their kernels run from the native bundle when it fits
+(:mod:`bpe_numba.native`, no Numba at all); if a kernel needs Numba, they start it lean
+(:func:`lean_numba_start`, through :func:`bpe_numba.jit.on_numba_start`): they skip what Numba pays for
+*other* code in the environment and for compiling, which in a process that has SciPy and a package with a
+Numba extension (awkward, pulled in by gigatoken) came to about 0.8-1 s per process on the 2-core
+development machine:
 
 - ``numba.np.arraymath`` imports ``scipy.linalg`` to probe for BLAS (0.2-0.4 s); bpe_numba's kernels use no
   linear algebra, so SciPy is marked unavailable in these processes (and so is cffi, which Numba imports
@@ -34,10 +36,8 @@ import signal
 import sys
 from typing import Iterable, Iterator
 
-from .numba_cache import install_import_hook
+from .jit import on_numba_start
 from .progress import progress_bar, relay_progress_to
-
-install_import_hook()  # every process that imports bpe_numba heals Numba's cache of its kernels
 
 HELPER_GRACE = 5.0  # seconds the training helper gets to stop cleanly after SIGINT before it is killed
 
@@ -271,7 +271,7 @@ def _worker_main(conn, payload: bytes) -> None:
     _die_with_parent()
     # Ctrl-C goes to the whole process group; the parent handles it and kills the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    lean_numba_start()
+    on_numba_start(lean_numba_start)  # when a kernel first needs Numba (jit); maybe never
     fn, initializer, initargs = _unpacked(payload)
     if initializer is not None:
         initializer(*initargs)
@@ -497,7 +497,7 @@ def _helper_main(conn, payload: bytes, forked: bool = False) -> None:
         _forked_start()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt_once)
-    lean_numba_start()
+    on_numba_start(lean_numba_start)  # when a kernel first needs Numba (jit); maybe never
     relay_progress_to(conn)
     code = 0
     try:

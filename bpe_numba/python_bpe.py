@@ -32,6 +32,11 @@ Performance notes (2-core development machine, warm OS file cache):
   against 2.6 s, 4 MB 3.8 against 2.1 s (the demo stories: 1, 2, 4 MB in 0.9, 1.3, 1.9 s against about
   2.4 s); so ``tiers.PYTHON_MAX_BYTES`` is 1 MiB. Against compiling the kernels first (10-15 s),
   16 MiB (``PYTHON_MAX_BYTES_COLD``).
+- Against the kernels run from the native bundle (``bpe_numba.native``, no Numba start-up; whole process,
+  3 runs each, the first 128 KiB, 256 KiB and 1 MiB of ``prose_en.txt`` at vocab 10K): this tier 0.40-0.44,
+  0.52-0.60 and 0.94-1.03 s, the kernels 0.32-0.44, 0.43-0.52 and 0.51 s; CS336 ``corpus.en`` (130 KB) at
+  vocab 500: this tier 0.22-0.25 s, the kernels 0.28-0.47 s. So ``tiers.PYTHON_MAX_BYTES_NATIVE`` is 256
+  KiB.
 - Heap order: each entry carries the pair's bytes transformed so that ascending ``str`` order is the
   contract's descending byte order (``_inverted``), so ties are broken by tuple comparison in C; a key
   class with a Python ``__lt__`` was about 3x slower on late, tie-heavy merges.

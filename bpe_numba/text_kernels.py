@@ -23,7 +23,7 @@ Performance notes
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from .jit import njit
 
 
 _ONES = np.uint64(0x0101010101010101)

@@ -40,8 +40,10 @@ from .numba_cache import kernel_sources_digest
 
 BACKENDS = ("auto", "kernels", "python")
 # Inputs up to these sizes train on the Python tier under backend="auto" (measured crossovers; see the
-# performance notes in python_bpe): against the helper process and the cached kernels (about 0.7 s of
-# start-up), and against compiling the kernels first (10-15 s) while they compile in the background.
+# performance notes in python_bpe): against the helper process and the kernels from the native bundle
+# (about 0.3 s of start-up), from Numba's cache (about 0.7 s), and against compiling the kernels first
+# (10-15 s) while they compile in the background.
+PYTHON_MAX_BYTES_NATIVE = 256 << 10
 PYTHON_MAX_BYTES = 1 << 20
 PYTHON_MAX_BYTES_COLD = 16 << 20
 BACKGROUND_LIMIT = 900  # seconds a background warm-up may run before it ends itself
@@ -117,8 +119,9 @@ def choose_backend(backend, size: int | None = None, isolate: bool | None = None
     kernels start compiling in the background (:func:`start_background_warmup`) for later calls; only a
     training input over :data:`PYTHON_MAX_BYTES_COLD` waits for the compilation instead. Once they are
     compiled, the kernels, except for training inputs up to :data:`PYTHON_MAX_BYTES` in a process that
-    has not imported Numba (which would cost more to start than to train in Python). An explicit
-    ``isolate`` (training in a helper process or not) asks for the kernels.
+    has not imported Numba (which would cost more to start than to train in Python), or up to
+    :data:`PYTHON_MAX_BYTES_NATIVE` when the native bundle is there (:mod:`bpe_numba.native`: no Numba to
+    start). An explicit ``isolate`` (training in a helper process or not) asks for the kernels.
 
     >>> choose_backend("python"), choose_backend("kernels", 1 << 30)
     ('python', 'kernels')
@@ -135,6 +138,10 @@ def choose_backend(backend, size: int | None = None, isolate: bool | None = None
         start_background_warmup()
         return "python"
     if size is None or size > PYTHON_MAX_BYTES or "numba" in sys.modules:
+        return "kernels"
+    from . import native
+
+    if size > PYTHON_MAX_BYTES_NATIVE and native.enabled() and native.bundle_path().is_file():
         return "kernels"
     return "python"
 
@@ -165,22 +172,25 @@ def _compiled_files() -> tuple[int, dict[str, list[int]] | None]:
 def warmup(progress: bool = False) -> dict:
     """Compile (first time) or load every kernel in this process by running the kernel paths on a small
     input, with every argument type a larger input gives them, then record them as ready
-    (:func:`kernels_ready`). Returns ``{"seconds": ..., "kernels": n, "ready": bool}``; ``ready`` is False
-    when Numba could not write its cache (read-only environment).
+    (:func:`kernels_ready`) and save the native bundle (:mod:`bpe_numba.native`). Returns ``{"seconds": ...,
+    "kernels": n, "ready": bool, "native": path or None}``; ``ready`` is False when Numba could not write its
+    cache (read-only environment); ``native`` is None when no bundle could be saved or it is turned off.
 
     >>> bpe_numba.warmup()  # doctest: +SKIP
-    {'seconds': 14.2, 'kernels': 41, 'ready': True}
+    {'seconds': 14.2, 'kernels': 41, 'ready': True, 'native': '/home/me/.cache/bpe_numba/native-3f2a....bin'}
     """
     import time
 
     import numpy as np
 
+    from . import jit, native
     from .merge_loop import MergeLoop
     from .tokenizer import Tokenizer
     from .trainer import train_bpe
     from .validation import MIN_CHUNK_SIZE
 
     start = time.perf_counter()
+    jit.start_numba()  # Numba compiles or loads every kernel here, and the native bundle is saved from them
     specials = ["<|endoftext|>", "<|a|>", "<|a|><|b|>"]
     text = ("Once upon a time, a cat's h\u00e9ros 42 sat.\r\n\n  <|a|><|b|> \U0001f600 x<|endoftext|>" * 20) + "end"
     # What larger inputs reach besides: a file of several chunks (the cut search on the chunk reader's
@@ -201,7 +211,9 @@ def warmup(progress: bool = False) -> dict:
     n_kernels, files = _compiled_files()
     if files is not None:
         _write_marker({"files": files})
-    return {"seconds": round(time.perf_counter() - start, 3), "kernels": n_kernels, "ready": files is not None}
+    bundle = native.save_bundle()
+    return {"seconds": round(time.perf_counter() - start, 3), "kernels": n_kernels, "ready": files is not None,
+            "native": str(bundle) if bundle else None}
 
 
 def _write_marker(content: dict, path: Path | None = None) -> None:

@@ -142,6 +142,9 @@ class Tokenizer:
         # start the pool with fresh caches (none of their pages touched yet), so that encode_iterable needs
         # no new memory.
         self.encode("a b\n x" + "y" * (K.SMALL_PIECE + 1) + "".join(special_tokens[:1]))
+        from .native import save_bundle
+
+        save_bundle()  # if Numba ran them here and the native bundle lacks them, for the next process
         self._encoders = [ThreadEncoder(self)]
 
     # -----------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ def run_training(source, specials: list[str], n_merges: int, workers: int, chunk
 
     times: dict = {}
     start = time.perf_counter()
-    warm_scan_kernels(engine)  # imports Numba and loads the kernels (compiles them on the very first run)
+    warm_scan_kernels(engine)  # loads the kernels: native bundle, else Numba (which compiles on the first run)
     t0 = time.perf_counter()
     times["startup"] = t0 - start
     table = count_input(source, specials, num_workers=workers, chunk_size=chunk_size, errors=errors, progress=show,
@@ -56,4 +56,7 @@ def run_training(source, specials: list[str], n_merges: int, workers: int, chunk
             raise RuntimeError(f"merge {len(merges)}: kernel symbol {c} is {symbols[c]!r}, expected {joined!r}")
         merges.append((left, right))
         vocab[len(vocab)] = joined
+    from .native import save_bundle
+
+    save_bundle()  # if Numba ran the kernels here and the native bundle lacks them, for the next process
     return vocab, merges, times

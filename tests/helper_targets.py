@@ -6,10 +6,16 @@ import sys
 
 
 def numba_start_state(_task=None) -> dict:
-    """How Numba was started in this process: whether SciPy and cffi are blocked and extensions skipped."""
+    """How Numba starts in this process when a kernel needs it (bpe_numba.jit.start_numba): whether it was
+    imported before, whether SciPy and cffi are blocked and extensions skipped."""
+    imported_before = "numba" in sys.modules
+    from bpe_numba import jit
+
+    jit.start_numba()
     import numba.core.entrypoints
 
     return {
+        "imported_before": imported_before,
         "scipy_blocked": "scipy" in sys.modules and sys.modules["scipy"] is None,
         "cffi_blocked": "cffi" in sys.modules and sys.modules["cffi"] is None,
         "extensions_skipped": numba.core.entrypoints._already_initialized,

@@ -13,7 +13,8 @@ import pytest
 LIGHT = ["bpe_numba", "bpe_numba.__main__", "bpe_numba.cli", "bpe_numba.trainer", "bpe_numba.validation",
          "bpe_numba.errors", "bpe_numba.atomic", "bpe_numba.progress", "bpe_numba.processes",
          "bpe_numba.threads", "bpe_numba.tiers", "bpe_numba.sources", "bpe_numba.counts_file",
-         "bpe_numba.numba_cache", "bpe_numba.formats", "bpe_numba.formats.gpt2", "bpe_numba.formats.hf",
+         "bpe_numba.numba_cache", "bpe_numba.jit", "bpe_numba.native", "bpe_numba.formats", "bpe_numba.formats.gpt2",
+         "bpe_numba.formats.hf",
          "bpe_numba.formats.pickle", "bpe_numba.formats.tiktoken"]
 REGEX_ALLOWED = {"bpe_numba.python_bpe"}
 
@@ -48,3 +49,17 @@ def test_every_module_imports_alone(package_env, name):
     proc = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True,
                           env=package_env, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_no_module_imports_numba(package_env):
+    """Numba is imported by ``bpe_numba.jit.start_numba`` when a kernel needs it, never by importing a module
+    (the kernel modules included): a process that runs its kernels from the native bundle never loads it."""
+    code = ("import importlib, pkgutil, sys, bpe_numba; "
+            "names = [m.name for m in pkgutil.walk_packages(bpe_numba.__path__, 'bpe_numba.') if not m.name.endswith('__main__')]; "
+            "[importlib.import_module(n) for n in names]; "
+            "print(len(names), 'bpe_numba.count_kernels' in names, 'numba' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=package_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    n, has_kernels, numba_loaded = proc.stdout.split()
+    assert int(n) > 30 and has_kernels == "True"
+    assert numba_loaded == "False"

@@ -179,7 +179,8 @@ def test_user_functions_keep_numbas_behaviour(tmp_path, package_env):
     env = dict(package_env, PYTHONPATH=f"{tmp_path}{os.pathsep}{package_env['PYTHONPATH']}",
                NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     call = "import user_mod; print(user_mod.f(1))"
-    with_ours = ("from bpe_numba import merge_kernels, numba_cache; assert numba_cache._state['installed']; " + call)
+    with_ours = ("from bpe_numba import jit, merge_kernels, numba_cache; jit.start_numba(); "
+                 "assert numba_cache._state['installed']; " + call)
     first = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert first.stdout.split() == ["2"], first.stderr
     (index,) = Path(env["NUMBA_CACHE_DIR"]).glob("*/user_mod.f-*.nbi")
@@ -191,13 +192,13 @@ def test_user_functions_keep_numbas_behaviour(tmp_path, package_env):
     assert "NumbaCacheWarning" not in ours.stderr
 
 
-def test_kernel_sources_digest_follows_the_modules_that_import_numba(tmp_path, monkeypatch):
+def test_kernel_sources_digest_follows_the_kernel_modules(tmp_path, monkeypatch):
     """The digest in every kernel's cache key changes with any module that imports Numba (a kernel is
     compiled with the helpers, tables and intrinsics of the others), and only with those."""
     from bpe_numba import numba_cache
 
     files = {"kernels.py": "from numba import njit\n", "helpers.py": "import numba\nTABLE = 1\n",
-             "other.py": "import os  # not from numba\n"}
+             "lazy.py": "from .jit import njit\n\nTABLE = 1\n", "other.py": "import os  # not from numba\n"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     monkeypatch.setattr(numba_cache, "_PACKAGE_DIR", tmp_path)
@@ -210,7 +211,9 @@ def test_kernel_sources_digest_follows_the_modules_that_import_numba(tmp_path, m
 
     first = numba_cache.kernel_sources_digest()
     assert digest_after("other.py", "import os  # edited\n") == first
-    assert digest_after("helpers.py", "import numba\nTABLE = 2\n") != first
+    second = digest_after("helpers.py", "import numba\nTABLE = 2\n")
+    assert second != first
+    assert digest_after("lazy.py", "from .jit import njit\n\nTABLE = 2\n") != second
 
 
 def test_cache_keys_of_kernels_hold_the_digest_and_users_keys_do_not():
