@@ -19,8 +19,8 @@ the old one (atomically): a bundle that does not link never lands. When that che
 
 Loading (:func:`overloads`, on a kernel's first call in a process where Numba is not started):
 
-- numba's two C helper modules (``_helperlib``, ``_nrt_python``) are loaded on their own, without the
-  ``numba`` package, for the symbols Numba registers with LLVM;
+- numba's C helper modules (``_helperlib``, ``_dynfunc``, ``_nrt_python``) are loaded on their own,
+  without the ``numba`` package, for the symbols Numba registers with LLVM (those the objects name);
 - the objects are linked by llvmlite's MCJIT, as Numba links them;
 - each overload is called through ``ctypes`` with Numba's internal calling convention:
   ``status = f(&ret, &excinfo, args...)``, where each array argument is passed as its fields
@@ -46,7 +46,7 @@ import pickle
 import sys
 from pathlib import Path
 
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"bpe_numba native bundle\n"
 _loaded: dict = {}  # "kernels": {name: tuple of NativeOverload}, once per process
 
@@ -126,22 +126,21 @@ def _numba_extension(name: str):
     raise ImportError(f"no extension module {full}")
 
 
-def _add_numba_symbols() -> None:
-    """Register with LLVM the symbols Numba registers (``numba.core.base._load_global_helpers`` and
-    ``numba.core.runtime.nrt``), from the same extension modules."""
+def _numba_symbols() -> dict[str, int]:
+    """The symbols Numba registers with LLVM (``numba.core.base._load_global_helpers`` and
+    ``numba.core.runtime.nrt``) and their addresses, from the same extension modules."""
     import builtins
 
-    import llvmlite.binding as ll
-
-    ll.add_symbol("_Py_NoneStruct", id(None))
+    symbols = {"_Py_NoneStruct": id(None)}
     for module in ("_helperlib", "_dynfunc"):
         for py_name, address in _numba_extension(module).c_helpers.items():
-            ll.add_symbol("numba_" + py_name, address)
+            symbols["numba_" + py_name] = address
     for py_name, address in _numba_extension("core.runtime._nrt_python").c_helpers.items():
-        ll.add_symbol(py_name if py_name.startswith("_") else "NRT_" + py_name, address)
+        symbols[py_name if py_name.startswith("_") else "NRT_" + py_name] = address
     for obj in vars(builtins).values():
         if isinstance(obj, type) and issubclass(obj, BaseException):
-            ll.add_symbol(f"PyExc_{obj.__name__}", id(obj))
+            symbols[f"PyExc_{obj.__name__}"] = id(obj)
+    return symbols
 
 
 def _link(content: dict) -> dict:
@@ -150,7 +149,9 @@ def _link(content: dict) -> dict:
 
     if (content["cpu"], content["features"]) != _host():
         raise ValueError("the bundle is for another CPU")
-    _add_numba_symbols()
+    symbols = _numba_symbols()
+    for name in content["symbols"]:  # those the objects name (the others: about 10 ms of calls)
+        ll.add_symbol(name, symbols[name])
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
     target = ll.Target.from_triple(ll.get_process_triple())
@@ -396,6 +397,9 @@ def _save(path: Path) -> Path | None:
             del content["kernels"][kernel.name]
     if not added:
         return path if path.exists() else None
+    # An undefined symbol's name is in the object's string table: every symbol an object may need is kept.
+    content["symbols"] = sorted(name for name in _numba_symbols()
+                                if any(name.encode() in obj for obj in content["objects"]))
     payload = pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
     from .atomic import remove_stale_temps, temp_name
 
