@@ -255,15 +255,15 @@ def test_closed_stdout_with_json(tmp_path, package_env, trained, workdir):
 
 @pytest.mark.parametrize("job, delay", [("demo", 0.4), ("demo", 1.5), ("encode", 0.25), ("encode", 0.45)])
 def test_ctrl_c_is_exit_130_without_traceback(trained, workdir, package_env, job, delay):
-    """SIGINT while the command works in its own process: writing the demo corpus, or starting Numba and
-    loading the model for encode."""
-    if job == "encode":  # long enough to be interrupted however fast encoding gets: 30 MB of random words
+    """SIGINT while the command works in its own process: writing the demo corpus, or starting the kernels
+    and loading the model for encode, or encoding."""
+    if job == "encode":  # long enough to be interrupted however fast encoding gets: 100 MB of random words
         import random
 
         rng = random.Random(5)
         words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 12)))
                  for _ in range(200_000)]
-        (workdir / "long.txt").write_text(" ".join(words * 12))
+        (workdir / "long.txt").write_text(" ".join(words * 40))
     args = {"demo": ["train", "--demo-size-mb", "100"],
             "encode": ["encode", "--model", "model", "long.txt", "-o", "sigint.npy"]}[job]
     proc = subprocess.Popen([sys.executable, "-m", "bpe_numba", *args], stdout=subprocess.PIPE,

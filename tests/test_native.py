@@ -78,6 +78,12 @@ def test_the_bundle_holds_the_training_and_encoding_kernels(bundle):
     entries = native._read(bundle)["kernels"]
     assert all(e["nogil"] for e in entries["bpe_numba.count_kernels.count_gpt2"])
     assert not any(e["nogil"] for e in entries["bpe_numba.list_kernels.fill_list"])  # it calls the C API
+    # ctypes releases the GIL around a call unless the prototype is a PYFUNCTYPE one.
+    import ctypes
+
+    holds_gil = {name: {bool(o._fn._flags_ & ctypes._FUNCFLAG_PYTHONAPI) for o in native.overloads(name)}
+                 for name in ("bpe_numba.count_kernels.count_gpt2", "bpe_numba.list_kernels.fill_list")}
+    assert holds_gil == {"bpe_numba.count_kernels.count_gpt2": {False}, "bpe_numba.list_kernels.fill_list": {True}}
 
 
 @given(case=corpora(), workers=st.sampled_from([1, 2]), chunk_size=st.sampled_from([None, 16]))
@@ -280,8 +286,9 @@ def test_auto_takes_the_kernels_from_256_kib_when_the_bundle_is_there(bundle, tm
     from bpe_numba import tiers
 
     cache = _cache_with(tmp_path, bundle)
-    marker = tiers._marker_path()  # the warm-up's readiness marker, for this session's Numba cache
-    shutil.copy(marker, cache / marker.name)
+    index = tmp_path / "k.nbi"  # the kernels are ready (a readiness marker whose listed file is unchanged)
+    index.write_bytes(b"index")
+    tiers._write_marker({"files": {str(index): tiers._stamp(str(index))}}, cache / tiers._marker_path().name)
     code = "from bpe_numba import tiers; print(*(tiers.choose_backend('auto', n) for n in (200_000, 300_000, 2_000_000)))"
     run = dict(package_env, BPE_NUMBA_CACHE_DIR=str(cache))
     with_bundle = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run, timeout=120)
