@@ -131,9 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--sample", metavar="FILE", help="text to measure compression on")
     _common(ins)
 
-    warm = sub.add_parser("warmup", help="compile the Numba kernels now and save the native bundle (for images and CI caches)",
-                          description="Compile (or load) every Numba kernel once and record them as ready, so "
-                          "later processes use the kernels at once instead of the Python tier.")
+    warm = sub.add_parser("warmup", help="compile the Numba kernels now, save the native bundle (images, CI caches)",
+                          description="Compile (or load) every Numba kernel once, record them as ready and save "
+                          "the native bundle, so later processes use the kernels at once instead of the Python "
+                          "tier, without starting Numba.")
     warm.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     return parser
 

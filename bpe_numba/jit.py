@@ -98,7 +98,7 @@ class LazyKernel:
     Numba dispatcher."""
 
     def __init__(self, fn, options: dict):
-        self.py_func_ = fn
+        self.function = fn
         self.options = dict(options)
         self.dispatcher = None
         self.native = None  # None: not looked up yet; then a tuple of native overloads, maybe empty
@@ -166,8 +166,9 @@ def start_numba() -> None:
         for lazy in _intrinsics:
             lazy.real = numba_intrinsic(lazy.fn)
         for kernel in _kernels:
-            kernel.dispatcher = numba.njit(**kernel.options)(kernel.py_func_)
-        swap = {id(obj): obj.real if isinstance(obj, LazyIntrinsic) else obj.dispatcher for obj in (*_intrinsics, *_kernels)}
+            kernel.dispatcher = numba.njit(**kernel.options)(kernel.function)
+        swap = {id(obj): obj.real for obj in _intrinsics}
+        swap.update((id(kernel), kernel.dispatcher) for kernel in _kernels)
         package = __name__.rpartition(".")[0] + "."
         for name, module in list(sys.modules.items()):
             if name.startswith(package) and module is not None:

@@ -15,7 +15,7 @@ The file is ``native-<key>.bin`` in :func:`bpe_numba.tiers.cache_dir`. The key c
 llvmlite, the kernel sources and every ``NUMBA_*`` variable. The file holds the host CPU's name and
 features, and a SHA-256 of its content. It is checked by loading it in a fresh process before it replaces
 the old one (atomically): a bundle that does not link never lands. When that check fails, a
-``native-<key>.failed`` file stops later attempts.
+``native-<key>.failed`` file stops later attempts, except the warm-up's (``bpe-numba warmup``).
 
 Loading (:func:`overloads`, on a kernel's first call in a process where Numba is not started):
 
@@ -64,7 +64,9 @@ from pathlib import Path
 
 FORMAT = 2
 _MAGIC = b"bpe_numba native bundle\n"
-_loaded: dict = {}  # "kernels": {name: tuple of NativeOverload}, once per process
+# Per process: "kernels" ({name: tuple of NativeOverload}, linked once), "engine" (which holds their code),
+# ("saved", path) (the overloads known to be in the bundle at path).
+_loaded: dict = {}
 
 
 def enabled() -> bool:
@@ -85,7 +87,8 @@ def bundle_path() -> Path:
 
 
 def overloads(name: str) -> tuple:
-    """The native overloads of the kernel ``name`` (``module.qualname``); empty when there are none."""
+    """The native overloads of the kernel ``name`` (``module.qualname``); empty when there are none. The
+    bundle is linked at the first call (:mod:`bpe_numba.jit` calls this under its lock)."""
     if "kernels" not in _loaded:
         kernels = {}
         if enabled():
@@ -136,7 +139,8 @@ def _numba_extension(name: str):
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         if os.path.exists(base + suffix):
             loader = importlib.machinery.ExtensionFileLoader(full, base + suffix)
-            module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(full, base + suffix, loader=loader))
+            spec = importlib.util.spec_from_file_location(full, base + suffix, loader=loader)
+            module = importlib.util.module_from_spec(spec)
             loader.exec_module(module)
             return module
     raise ImportError(f"no extension module {full}")
@@ -196,7 +200,9 @@ def _ctypes_of(spec) -> list:
     kind = spec[0]
     if kind == "a":
         ndim = spec[2]
-        return [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p] + [ctypes.c_int64] * (2 * ndim)
+        # meminfo, parent, nitems, itemsize, data, then shape and strides
+        fields = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+        return fields + [ctypes.c_int64] * (2 * ndim)
     if kind == "t":
         return [c for sub in spec[1] for c in _ctypes_of(sub)]
     return [_scalar_ctype(spec)]
@@ -217,7 +223,8 @@ def _return_ctype(spec):
     if spec[0] == "n":
         return ctypes.c_int64  # a place Numba may leave untouched
     if spec[0] == "t":
-        return type("Ret", (ctypes.Structure,), {"_fields_": [(f"f{i}", _scalar_ctype(s)) for i, s in enumerate(spec[1])]})
+        fields = [(f"f{i}", _scalar_ctype(s)) for i, s in enumerate(spec[1])]
+        return type("Ret", (ctypes.Structure,), {"_fields_": fields})
     return _scalar_ctype(spec)
 
 
@@ -356,9 +363,10 @@ def _object_code(dispatcher, sig, cres) -> bytes | None:
     return None
 
 
-def save_bundle() -> Path | None:
+def save_bundle(retry: bool = False) -> Path | None:
     """Add the overloads this process's Numba compiled or loaded to the bundle (a no-op when it holds them
-    all). Returns the bundle's path, or None when there is none. Never raises: a bundle is an optimisation."""
+    all). Returns the bundle's path, or None when there is none. Never raises: a bundle is an optimisation.
+    ``retry`` (the warm-up's): try again even if an earlier bundle did not link (its ``.failed`` file)."""
     from . import jit
 
     if not enabled() or not jit.numba_started():
@@ -366,7 +374,10 @@ def save_bundle() -> Path | None:
     symbols = {cres.fndesc.llvm_func_name for kernel in list(jit._kernels) if kernel.dispatcher is not None
                for cres in list(kernel.dispatcher.overloads.values())}
     path = bundle_path()
-    if symbols <= _loaded.get(("saved", path), set()):  # this process saved or found them all already
+    if retry:
+        with contextlib.suppress(OSError):
+            path.with_suffix(".failed").unlink()
+    elif symbols <= _loaded.get(("saved", path), set()):  # this process saved or found them all already
         return path
     try:
         saved = _save(path)

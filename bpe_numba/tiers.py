@@ -211,7 +211,7 @@ def warmup(progress: bool = False) -> dict:
     n_kernels, files = _compiled_files()
     if files is not None:
         _write_marker({"files": files})
-    bundle = native.save_bundle()
+    bundle = native.save_bundle(retry=True)
     return {"seconds": round(time.perf_counter() - start, 3), "kernels": n_kernels, "ready": files is not None,
             "native": str(bundle) if bundle else None}
 

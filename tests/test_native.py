@@ -176,7 +176,8 @@ print(json.dumps({"merges": [[a.hex(), b.hex()] for a, b in merges], "distinct":
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    text = "".join(f"The cat {i % 7} sat on the mat{i % 3}, didn't it? \u00e9t\u00e9 <|endoftext|>\n" for i in range(800))
+    line = "The cat {} sat on the mat{}, didn't it? \u00e9t\u00e9 <|endoftext|>\n"
+    text = "".join(line.format(i % 7, i % 3) for i in range(800))
     path = tmp_path_factory.mktemp("native_corpus") / "corpus.txt"
     path.write_text(text, encoding="utf-8")
     vocab, merges = reference_train_text(text, 400, ["<|endoftext|>"])
@@ -220,7 +221,8 @@ def test_a_fresh_process_trains_counts_and_encodes_without_numba(bundle, tmp_pat
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte", "garbage"])
 def test_a_damaged_bundle_is_replaced_and_numba_runs_meanwhile(bundle, tmp_path, package_env, corpus, damage):
     path, expected = corpus
-    edit = {"truncated": lambda d: d[: len(d) // 2], "flipped byte": lambda d: d[:-100] + bytes([d[-100] ^ 1]) + d[-99:],
+    edit = {"truncated": lambda d: d[: len(d) // 2],
+            "flipped byte": lambda d: d[:-100] + bytes([d[-100] ^ 1]) + d[-99:],
             "garbage": lambda d: b"\0" * 1000}[damage]
     cache = _cache_with(tmp_path, bundle, edit)
     out = _run(package_env, cache, path)
@@ -255,7 +257,8 @@ def test_saving_adds_what_the_bundle_lacks(bundle, tmp_path):
         dropped = {e["object"] for e in content["kernels"][name]}
         kept = [i for i in range(len(content["objects"])) if i not in dropped]
         renumber = {old: new for new, old in enumerate(kept)}
-        kernels = {k: [dict(e, object=renumber[e["object"]]) for e in v] for k, v in content["kernels"].items() if k != name}
+        kernels = {k: [dict(e, object=renumber[e["object"]]) for e in v]
+                   for k, v in content["kernels"].items() if k != name}
         return dict(content, objects=[content["objects"][i] for i in kept], kernels=kernels)
 
     _resigned_write(target, without_run_merges)
@@ -280,6 +283,16 @@ def test_a_bundle_that_does_not_link_never_lands_and_is_not_tried_again(tmp_path
     assert native._save(target) is None
 
 
+def test_the_warmup_tries_again_after_a_bundle_that_did_not_link(tmp_path, monkeypatch):
+    monkeypatch.setenv("BPE_NUMBA_CACHE_DIR", str(tmp_path))
+    path = native.bundle_path()
+    path.with_suffix(".failed").write_text("an earlier check failed\n")
+    monkeypatch.setattr(native, "_loaded", {})
+    assert native.save_bundle() is None and not path.exists()
+    assert native.save_bundle(retry=True) == path and path.is_file()
+    assert not path.with_suffix(".failed").exists()
+
+
 def test_auto_takes_the_kernels_from_256_kib_when_the_bundle_is_there(bundle, tmp_path, package_env):
     """With no Numba to start, the kernels beat the Python tier from about 256 KiB (python_bpe's notes);
     without the bundle, from 1 MiB."""
@@ -289,7 +302,8 @@ def test_auto_takes_the_kernels_from_256_kib_when_the_bundle_is_there(bundle, tm
     index = tmp_path / "k.nbi"  # the kernels are ready (a readiness marker whose listed file is unchanged)
     index.write_bytes(b"index")
     tiers._write_marker({"files": {str(index): tiers._stamp(str(index))}}, cache / tiers._marker_path().name)
-    code = "from bpe_numba import tiers; print(*(tiers.choose_backend('auto', n) for n in (200_000, 300_000, 2_000_000)))"
+    code = ("from bpe_numba import tiers; "
+            "print(*(tiers.choose_backend('auto', n) for n in (200_000, 300_000, 2_000_000)))")
     run = dict(package_env, BPE_NUMBA_CACHE_DIR=str(cache))
     with_bundle = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run, timeout=120)
     assert with_bundle.stdout.split() == ["python", "kernels", "kernels"], with_bundle.stderr
