@@ -15,6 +15,7 @@ this host) no longer exists.
 >>> import os, tempfile
 >>> d = tempfile.mkdtemp()
 >>> atomic_write_bytes(os.path.join(d, "a.txt"), b"hello")
+True
 >>> with atomic_file(os.path.join(d, "b.bin")) as f:
 ...     _ = f.write(b"streamed")
 >>> sorted(os.listdir(d))
@@ -90,6 +91,13 @@ def _fsync_directory(directory: str) -> None:
 def atomic_file(path) -> Iterator[BinaryIO]:
     """Open a temporary file for writing (binary, seekable) that replaces ``path`` when the block ends
     without an exception, and is removed otherwise."""
+    with _temporary(path) as (f, _):
+        yield f
+
+
+@contextlib.contextmanager
+def _temporary(path) -> Iterator[tuple[BinaryIO, str]]:
+    """:func:`atomic_file`, also yielding the temporary file's path."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temps(directory)
@@ -102,7 +110,7 @@ def atomic_file(path) -> Iterator[BinaryIO]:
                 os.chmod(fd, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(fd, "wb") as f:
             fd = -1  # the file object owns it now
-            yield f
+            yield f, tmp
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -115,10 +123,25 @@ def atomic_file(path) -> Iterator[BinaryIO]:
     _fsync_directory(directory)
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as f:
-        f.write(data)
+class _Rejected(Exception):
+    pass
+
+
+def atomic_write_bytes(path, data: bytes, check=None) -> bool:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`); returns whether ``path`` was written.
+
+    ``check``: called with the temporary file's path once it holds ``data``, before it replaces ``path``;
+    when it returns False, ``path`` is left as it was and the temporary file removed."""
+    try:
+        with _temporary(path) as (f, tmp):
+            f.write(data)
+            if check is not None:
+                f.flush()
+                if not check(tmp):
+                    raise _Rejected
+    except _Rejected:
+        return False
+    return True
 
 
 @contextlib.contextmanager

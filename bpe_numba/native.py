@@ -428,22 +428,14 @@ def _save(path: Path) -> Path | None:
     content["symbols"] = sorted(name for name in _numba_symbols()
                                 if any(name.encode() in obj for obj in content["objects"]))
     payload = pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
-    from .atomic import remove_stale_temps, temp_name
+    from .atomic import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(str(path.parent))
-    tmp = temp_name(str(path))
-    try:
-        with open(tmp, "xb") as f:
-            f.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
-        if not _links_in_fresh_process(tmp):
-            with contextlib.suppress(OSError):
-                failed.write_text("the native bundle did not link in a fresh process; the kernels run through Numba\n")
-            return None
-        os.replace(tmp, path)
-    finally:
+    data = _MAGIC + hashlib.sha256(payload).digest() + payload
+    if not atomic_write_bytes(path, data, check=_links_in_fresh_process):
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            failed.write_text("the native bundle did not link in a fresh process; the kernels run through Numba\n")
+        return None
     return path
 
 

@@ -103,6 +103,24 @@ def test_failure_inside_the_block_leaves_the_target_and_no_temp(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["f.bin"] and path.read_bytes() == b"old"
 
 
+def test_a_write_its_check_rejects_leaves_the_target_and_no_temp(tmp_path):
+    """``atomic_write_bytes(check=...)``: the check sees the whole new content at the temporary path; only
+    when it accepts does the file replace the target."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    seen = []
+
+    def check(temp: str) -> bool:
+        seen.append((os.path.dirname(temp) == str(tmp_path), Path(temp).read_bytes()))
+        return len(seen) > 1  # the first write is rejected, the second accepted
+
+    assert atomic_write_bytes(path, b"new", check=check) is False
+    assert sorted(os.listdir(tmp_path)) == ["f.bin"] and path.read_bytes() == b"old"
+    assert atomic_write_bytes(path, b"newer", check=check) is True
+    assert sorted(os.listdir(tmp_path)) == ["f.bin"] and path.read_bytes() == b"newer"
+    assert seen == [(True, b"new"), (True, b"newer")]
+
+
 HOLD = r"""
 import sys, time
 from bpe_numba.atomic import atomic_directory, atomic_file
