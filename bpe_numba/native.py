@@ -46,8 +46,9 @@ Performance notes (2026-11-30, the 2-core development machine; scripts in ``/wor
   0.87-1.05 s against 1.09-1.29 s with ``BPE_NUMBA_NATIVE=0``; the training call's start-up phase 0.12-0.23
   s against 0.35-0.50 s. The same file repeated to 1 GB: 3.91, 4.82 and 4.56 s against 5.03, 3.91 and 4.78
   s (interleaved): the kernels' own time is the same machine code either way.
-- A call costs about 2 us per array argument in Python (``ndarray.ctypes.data``) plus ctypes' conversion;
-  the count and merge loops make tens of calls per file, so this is not seen.
+- Matching the arguments of a call costs about 3 us per array argument in Python (``flatten``'s 8 arrays:
+  25 us, 45 us before each dtype was resolved once per overload instead of at every call), most of it
+  ``ndarray.ctypes.data``; the count and merge loops make tens of calls per file, so this is not seen.
 - Registering with LLVM only the Numba symbols the objects name (16 of about 270) left linking at 12-15
   ms: the time is in adding and finalizing the objects.
 """
@@ -228,13 +229,25 @@ def _return_ctype(spec):
     return _scalar_ctype(spec)
 
 
+def _with_dtypes(spec):
+    """``spec`` with each array's dtype name resolved to its ``np.dtype``, once, for :func:`_flatten`."""
+    import numpy as np
+
+    if spec[0] == "a":
+        return ("a", np.dtype(spec[1]), *spec[2:])
+    if spec[0] == "t":
+        return ("t", tuple(_with_dtypes(sub) for sub in spec[1]))
+    return spec
+
+
 def _flatten(spec, value, out: list) -> bool:
-    """Append ``value``'s C arguments for ``spec`` to ``out``; False if it does not match."""
+    """Append ``value``'s C arguments for ``spec`` (dtypes resolved: :func:`_with_dtypes`) to ``out``; False
+    if it does not match."""
+    import numpy as np
+
     kind = spec[0]
     if kind == "a":
-        import numpy as np
-
-        if (not isinstance(value, np.ndarray) or value.ndim != spec[2] or value.dtype != np.dtype(spec[1])
+        if (not isinstance(value, np.ndarray) or value.ndim != spec[2] or value.dtype != spec[1]
                 or not value.flags.c_contiguous or not value.flags.aligned
                 or (not spec[3] and not value.flags.writeable)):
             return False
@@ -244,8 +257,6 @@ def _flatten(spec, value, out: list) -> bool:
         if not isinstance(value, tuple) or len(value) != len(spec[1]):
             return False
         return all(_flatten(sub, item, out) for sub, item in zip(spec[1], value))
-    import numpy as np
-
     if kind == "b":
         if not isinstance(value, (bool, np.bool_)):
             return False
@@ -277,7 +288,7 @@ class NativeOverload:
     __slots__ = ("name", "specs", "ret", "_fn", "_ret_type")
 
     def __init__(self, name: str, address: int, specs, ret, nogil: bool):
-        self.name, self.specs, self.ret = name, tuple(specs), ret
+        self.name, self.specs, self.ret = name, tuple(_with_dtypes(spec) for spec in specs), ret
         self._ret_type = _return_ctype(ret)
         argtypes = [c for spec in self.specs for c in _ctypes_of(spec)]
         # CFUNCTYPE releases the GIL during the call (nogil kernels); PYFUNCTYPE keeps it (a kernel that
