@@ -72,9 +72,9 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from .jit import njit
 
 from .gpt2_scan import _KINDS, _scan, _scan2, _word
+from .jit import njit
 
 _U = np.uint64
 _M1 = np.uint64(0x9E3779B97F4A7C15)

@@ -95,11 +95,11 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from .jit import njit
 
 from .count_kernels import _long_key, _same
 from .gpt2_scan import KE, SW2W, _KINDS, _T, _scan, _word
 from .intrinsics import prefetch as _prefetch
+from .jit import njit
 
 _U = np.uint64
 _MIX = np.uint64(0x9E3779B97F4A7C15)

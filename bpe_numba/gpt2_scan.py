@@ -26,7 +26,8 @@ turn out not to be contractions, the one before the previous character.
 
 The kernels take valid UTF-8 (the caller validates; on invalid input they stay in bounds but the split is
 meaningless), decode code points themselves and look their class up in the table. Nothing here runs at
-import: this module imports Numba, so import it only when a scan is needed (``import bpe_numba`` does not).
+import, and importing it loads no Numba (its kernels start Numba, or the native bundle, at their first call:
+:mod:`bpe_numba.jit`); it imports numpy, so ``import bpe_numba`` does not import it.
 
 Surprises in ``regex``'s definitions (2026.5.9 on Python 3.11, checked by ``tests/test_gpt2_scan.py``):
 ``\\s`` does NOT match U+001C..U+001F, which ``str.isspace`` and ``re``'s ``\\s`` do (both agree on all other
@@ -67,9 +68,9 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
-from .jit import njit
 
 from .atomic import atomic_file
+from .jit import njit
 from .tiers import cache_dir
 
 N_CODE_POINTS = 0x110000

@@ -103,9 +103,9 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from .jit import njit
 
 from .intrinsics import prefetch as _prefetch
+from .jit import njit
 
 SEP = -1
 DEAD = -2

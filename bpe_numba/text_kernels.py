@@ -23,6 +23,7 @@ Performance notes
 from __future__ import annotations
 
 import numpy as np
+
 from .jit import njit
 
 

@@ -3,8 +3,8 @@ environment and off the caller's critical path.
 
 - :func:`choose_backend` picks the tier for ``backend="auto"`` (training and ``Tokenizer``).
 - :func:`kernels_ready` says, without importing numpy or Numba, whether a warm-up has finished for this
-  environment: a marker file named by a key over the package's kernel sources (every module that imports
-  Numba: :func:`~bpe_numba.numba_cache.kernel_sources_digest`), the Python, numpy and Numba installations
+  environment: a marker file named by a key over the package's kernel sources (every module that defines
+  kernels: :func:`~bpe_numba.numba_cache.kernel_sources_digest`), the Python, numpy and Numba installations
   and ``NUMBA_CACHE_DIR``, and listing every file of Numba's cache that the kernels were loaded from (each
   one's index, ``.nbi``, and data, ``.nbc``) with its size and modification time. A file deleted,
   truncated or rewritten since then makes the kernels not ready, so a damaged cache is never trusted: the

@@ -84,8 +84,9 @@ def train_bpe(
     - ``chunk_size``: bytes per pre-tokenization task (default: about sixteen per thread, 256 KiB to 4 MiB;
       for the ``regex`` engine's processes, about four per process, 32-64 MiB each).
     - ``timings``: if a dict is given, seconds per phase are stored in it (``startup``: starting the helper
-      process if one is used, importing Numba and loading the kernels; ``pretokenize``, ``intern``,
-      ``merges``, ``write``) along with ``unique_pretokens``, ``isolated`` and ``backend``.
+      process if one is used and loading the kernels, from the native bundle or through Numba;
+      ``pretokenize``, ``intern``, ``merges``, ``write``) along with ``unique_pretokens``, ``isolated`` and
+      ``backend``.
     - ``isolate``: run the training in a fresh helper process, which starts Numba without what other
       installed packages add to its start-up (SciPy's BLAS probe, Numba extensions such as awkward's) and
       hands all its memory back when it ends; only ``(vocab, merges)`` comes back. ``None`` (the default)
