@@ -388,7 +388,7 @@ def cmd_count(args) -> dict:
     from .counts_file import write_counts
     from .pretokenize import flatten_table
     from .sources import resolve_input
-    from .validation import check_special_tokens, resolve_progress
+    from .validation import check_special_tokens, resolve_progress, resolve_workers
 
     corpus = resolve_input(args.input if len(args.input) > 1 else args.input[0], text_field=args.text_field,
                            doc_cap=args.doc_cap, max_chars=args.max_chars)
@@ -398,7 +398,7 @@ def cmd_count(args) -> dict:
     start = time.perf_counter()
     table = count_here(corpus, specials, None, num_workers=args.workers, chunk_size=None, errors=args.errors,
                        progress=resolve_progress(args.progress), pattern=GPT2_PATTERN, engine="numba")
-    blob, offsets, counts = flatten_table(table, 1)
+    blob, offsets, counts = flatten_table(table, 1, resolve_workers(args.workers))
     write_counts(args.output, (blob, offsets, counts), specials)
     took = time.perf_counter() - start
     report = {

@@ -195,7 +195,7 @@ def count_units(units: Sequence[Unit], options: Options, *, num_workers: int, pr
     finally:
         bar.close()
     check_unchanged({u.source for u in units})
-    return merge_tables([t for t in tables if t is not None])
+    return merge_tables([t for t in tables if t is not None], workers)
 
 
 def count_file(path: str, special_tokens: Sequence[str], *, num_workers: int, chunk_size: int | None,
@@ -349,7 +349,7 @@ def _pipeline(blocks, splitter, engine, pattern, workers: int, bar):
         raise failed[0]
     if not all(tables):
         raise RuntimeError("a counting thread ended early (out of memory?); no counts were lost silently")
-    return merge_tables(tables)
+    return merge_tables(tables, workers)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -57,14 +57,20 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   by a function of its own, then the probes, 0.981. ``_count_ends`` is a function of its own already.
 - The end of a call on two threads (prose_en, in one process, median of 15-31): ``table_bytes`` and
   ``flatten`` take a range of slots, so the trainer flattens on its threads (8.2-10.1 ms instead of
-  12.3-18.9) and ``count_pretokens`` builds its ``dict`` while a thread flattens the next range
-  (``pretokenize.table_to_dict``: 35-43 ms instead of 50-56, per-pair ratio 0.76; without a short switch
-  interval, 0.96: the flattening thread waited 5 ms for the GIL before each kernel call). Tried: merging
-  two tables on two threads (each adds the entries of its half of ``src`` that ``dst`` holds, then one
-  thread inserts the rest): 10.8-15.7 ms against 9.4-13.4 ms on one thread, so not kept; the scan of
-  ``src`` is done twice and the two threads share the memory bandwidth. Also tried: ``merge_into``
-  prefetching the ``dst`` slot of the ``src`` entry 16, 32 or 64 slots ahead: 1.08-1.11x the time (median
-  of 25 interleaved pairs each, ``/work/scratch/s24/mpf.py``).
+  12.3-18.9). Tried: merging two tables on two threads (each adds the entries of its half of ``src`` that
+  ``dst`` holds, then one thread inserts the rest): 10.8-15.7 ms against 9.4-13.4 ms on one thread, so not
+  kept; the scan of ``src`` is done twice and the two threads share the memory bandwidth. Also tried:
+  ``merge_into`` prefetching the ``dst`` slot of the ``src`` entry 16, 32 or 64 slots ahead: 1.08-1.11x the
+  time (median of 25 interleaved pairs each, ``/work/scratch/s24/mpf.py``).
+- Kept instead (2026-11-30): the keys split in ranges (:func:`key_ranges`), one per thread; thread ``p``
+  adds the entries of range ``p`` of every other table to its own (``merge_into``'s ``keys``) and then
+  flattens range ``p`` of its table; no thread writes what another reads. A range's entries sit in the
+  matching share of the slots (the home slot is the key's top bits), so :func:`key_slots` bounds the scans
+  to it. Two-thread ``count_pretokens`` on prose_en, in one process, median of 9
+  (``/work/scratch/s26/tl2.py``): merge 19-20 ms -> 5-6 ms, flatten 14 -> 10 ms, the end of the call
+  (merge, flatten, ``dict``) 76 -> 53 ms. ``flatten`` writes into arrays sized by the table's state, so
+  the entries are not counted by ``table_bytes`` first: 15.4 against 19.5 ms for the whole table (median of
+  31 interleaved pairs, per-pair 0.77, ``/work/scratch/s26/flab.py``).
 """
 
 from __future__ import annotations
@@ -99,6 +105,17 @@ def new_table(n_slots: int = 1 << 12, arena_bytes: int = 1 << 16) -> CountTable:
         np.empty(max(int(arena_bytes), 16), dtype=np.uint8),
         np.zeros(3, dtype=np.int64),
     )
+
+
+def key_ranges(parts: int) -> list[np.ndarray]:
+    """``parts`` consecutive ranges of keys, about equal, that cover every key: uint64 ``[first, last]``
+    each (the ``keys`` argument of :func:`merge_into`, :func:`table_bytes` and :func:`flatten`).
+
+    >>> [r.tolist() for r in key_ranges(2)]
+    [[0, 9223372036854775807], [9223372036854775808, 18446744073709551615]]
+    """
+    cuts = [(i << 64) // parts for i in range(parts + 1)]
+    return [np.array([cuts[i], cuts[i + 1] - 1], dtype=np.uint64) for i in range(parts)]
 
 
 def grow_table(table: CountTable, min_distinct: int = 0, min_arena: int = 0) -> CountTable:
@@ -418,9 +435,15 @@ def _entry_length(slots, refs, s):
 
 
 @njit(cache=True, nogil=True)
-def merge_into(dst, src, resume):
-    """Add every entry of table ``src`` to table ``dst``, from slot ``resume[0]`` of ``src`` on; returns
-    :data:`DONE`, or :data:`GROW` (grow ``dst``, call again) with ``resume[0]`` saved."""
+def merge_into(dst, src, keys, hi, resume):
+    """Add the entries of table ``src`` whose key is in ``keys[0]..keys[1]`` (uint64, inclusive) to table
+    ``dst``, from slot ``resume[0]`` of ``src`` to slot ``hi`` (:func:`key_slots`); returns :data:`DONE`, or
+    :data:`GROW` (grow ``dst``, call again) with ``resume[0]`` saved.
+
+    Threads may merge different key ranges at once, each into a table of its own, while the others read
+    that table as their ``src``: a merge only fills empty slots of ``dst``, adds to entries of its own range
+    and appends to the arena, so the entries of every other range stay as they were (and a grown ``dst`` is
+    a new table; the old one is left to its readers)."""
     slots = dst.slots
     refs = dst.refs
     arena = dst.arena
@@ -433,9 +456,11 @@ def merge_into(dst, src, resume):
     mask = slots.shape[0] // 2 - 1
     shift = _shift(slots)
     limit = slots.shape[0] // 4
-    for j in range(resume[0], s_slots.shape[0] // 2):
+    k_lo = keys[0]
+    k_hi = keys[1]
+    for j in range(resume[0], min(hi, s_slots.shape[0] // 2)):
         key = s_slots[2 * j]
-        if key == 0:
+        if key == 0 or key < k_lo or key > k_hi:
             continue
         c = s_slots[2 * j + 1]
         length = s_refs[2 * j + 1]
@@ -466,57 +491,104 @@ def merge_into(dst, src, resume):
                 n += 1
                 break
             s = (s + 1) & mask
-    resume[0] = s_slots.shape[0] // 2
+    resume[0] = hi
     st[N_DISTINCT] = n
     st[ARENA_USED] = used
     return DONE
 
 
 @njit(cache=True, nogil=True)
-def table_bytes(table, min_len, lo, hi):
-    """``(entries, bytes)`` of the entries of at least ``min_len`` bytes in slots ``[lo, hi)``: the sizes
-    :func:`flatten` needs."""
+def key_slots(table, keys, out):
+    """The slots that hold every entry whose key is in ``keys[0]..keys[1]``: ``[out[0], out[1])`` and
+    ``[out[2], out[3])`` (empty unless the run wraps past the last slot). An entry lies at its home slot
+    (its key's top bits) or after it in the run of full slots that follows, so from the home slot of
+    ``keys[0]`` to the first empty slot after that of ``keys[1]``. Entries of other keys are in there too.
+    A range of ``1/P`` of the keys takes about ``1/P`` of the slots (:func:`key_ranges`)."""
+    slots = table.slots
+    n = slots.shape[0] // 2
+    shift = _shift(slots)
+    a = np.int64(keys[0] >> shift)
+    b = np.int64(keys[1] >> shift)
+    e = b
+    steps = 0
+    while slots[2 * e] != 0 and steps < n:  # at most half full: an empty slot comes
+        e = (e + 1) & (n - 1)
+        steps += 1
+    out[0] = a
+    out[2] = 0
+    out[3] = 0
+    if steps == n:
+        out[0] = 0
+        out[1] = n
+    elif e >= b:
+        out[1] = e
+    else:  # wrapped past the last slot
+        out[1] = n
+        out[3] = min(e, a)
+
+
+@njit(cache=True, nogil=True)
+def _in_range(slots, s, k_lo, k_hi):
+    key = slots[2 * s]
+    return key >= k_lo and key <= k_hi
+
+
+@njit(cache=True, nogil=True)
+def table_bytes(table, min_len, lo, hi, keys):
+    """``(entries, bytes)`` of the entries of at least ``min_len`` bytes in slots ``[lo, hi)`` whose key is
+    in ``keys[0]..keys[1]``: the sizes :func:`flatten` needs."""
     slots = table.slots
     refs = table.refs
+    k_lo = keys[0]
+    k_hi = keys[1]
     n = 0
     total = 0
     for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
-        if length >= min_len and length > 0:
+        if length >= min_len and length > 0 and _in_range(slots, s, k_lo, k_hi):
             n += 1
             total += length
     return n, total
 
 
 @njit(cache=True, nogil=True)
-def flatten(table, min_len, lo, hi, blob, offsets, counts, scratch):
-    """Write the entries of at least ``min_len`` bytes in slots ``[lo, hi)`` grouped by length, shortest
-    first (lengths from 256 on share the last group): entry ``j`` is ``blob[offsets[j]:offsets[j+1]]``, seen
-    ``counts[j]`` times. Sizes from :func:`table_bytes`; ``scratch``: int64, 515 entries or more (the kernel
-    allocates nothing, see ``text_kernels.split_specials``). Returns the number of entries."""
+def flatten(table, min_len, lo, hi, keys, blob, offsets, counts, scratch):
+    """Write the entries of at least ``min_len`` bytes in slots ``[lo, hi)`` whose key is in
+    ``keys[0]..keys[1]`` grouped by length, shortest first (lengths from 256 on share the last group): entry
+    ``j`` is ``blob[offsets[j]:offsets[j+1]]``, seen ``counts[j]`` times. The arrays may be larger than
+    needed (:func:`table_bytes` gives the sizes; ``state`` bounds them: entries <= ``n_distinct``, bytes <=
+    ``arena_used + 7 * n_distinct``); too small, they raise ``ValueError`` before anything is written.
+    ``scratch``: int64, 515 entries or more (the kernel allocates nothing, see
+    ``text_kernels.split_specials``). Returns the number of entries."""
     slots = table.slots
     refs = table.refs
     arena = table.arena
     if scratch.shape[0] < 515:
         raise ValueError("flatten: scratch needs 515 entries")
+    k_lo = keys[0]
+    k_hi = keys[1]
     first = scratch[:258]  # entries of each length (capped at 256), then their first index
     pos = scratch[258:515]
     for g in range(515):
         scratch[g] = 0
+    total = 0
     for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
-        if length >= min_len and length > 0:
+        if length >= min_len and length > 0 and _in_range(slots, s, k_lo, k_hi):
             first[min(length, 256) + 1] += 1
+            total += length
     for g in range(1, 258):
         first[g] += first[g - 1]
     n = first[257]
+    if n >= offsets.shape[0] or n > counts.shape[0] or total > blob.shape[0]:
+        raise ValueError("flatten: blob, offsets or counts too small")
     # Byte offsets: lengths below 256 are known per group; the long group is laid out as it is filled.
     for g in range(1, 256):
         pos[g + 1] = pos[g] + g * (first[g + 1] - first[g])
     long_pos = pos[256]
     for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
-        if length < min_len or length == 0:
+        if length < min_len or length == 0 or not _in_range(slots, s, k_lo, k_hi):
             continue
         g = min(length, 256)
         j = first[g]

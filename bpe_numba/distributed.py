@@ -31,7 +31,7 @@ TASK_MIN, TASK_MAX = 4 << 20, 64 << 20  # default bytes per task: 1/16 of the in
 
 def count_task(units: Sequence[Unit], options: Options, threads: int = 1) -> Counted:
     """A task: count ``units`` on ``threads`` threads; the table comes back flattened."""
-    return Counted(*flatten_table(count_units(units, options, num_workers=threads), 1))
+    return Counted(*flatten_table(count_units(units, options, num_workers=threads), 1, threads))
 
 
 def merge_counted(*parts: Counted) -> Counted:

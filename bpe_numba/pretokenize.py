@@ -6,7 +6,8 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 - ``"numba"``: the GPT-2 pattern's scanner (:mod:`bpe_numba.gpt2_scan`) feeding a per-thread table of
   distinct pre-tokens (:mod:`bpe_numba.count_kernels`). Every kernel releases the GIL, so ``num_workers``
   threads of this process count chunks side by side (:func:`bpe_numba.corpus_count.count_units`, for one
-  file as for many); their tables are merged by a kernel at the end.
+  file as for many); at the end, each thread sums one range of keys from all the tables into its own
+  (:func:`merge_tables`).
   No Python object is made per pre-token (nor per distinct one, for training);
 - ``"regex"``: the ``regex`` package's ``finditer`` on each segment, exactly as the contract states it; it
   takes any pattern (``pattern=``) at a few MB/s. ``regex`` holds the GIL, so this engine's workers are
@@ -22,11 +23,8 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import sys
 import threading
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -162,24 +160,104 @@ def default_chunk_size(size: int, workers: int) -> int:
     return int(min(max(size // (16 * max(workers, 1)), _CHUNK_MIN), _CHUNK_MAX))
 
 
-def _slot_ranges(table, parts: int) -> list[tuple[int, int]]:
-    """``parts`` consecutive ranges of the table's slots, about equal."""
-    n = table.slots.shape[0] // 2
-    cuts = [n * i // parts for i in range(parts + 1)]
-    return list(zip(cuts[:-1], cuts[1:]))
+class SplitTable(NamedTuple):
+    """Counts held by several tables: ``tables[p]`` has the sums for the keys in ``ranges[p]`` (uint64
+    ``[first, last]``, :func:`~bpe_numba.count_kernels.key_ranges`); its entries outside that range are
+    stale. What :func:`merge_tables` makes of the threads' tables: each thread sums one range of keys into
+    its own table, so the merge runs on every thread. Read it with :func:`flatten_table`,
+    :func:`table_to_dict` or :func:`distinct`; :func:`single_table` makes it one table again."""
+
+    tables: tuple
+    ranges: tuple
 
 
-def merge_tables(tables: list):
-    """One table holding the sums of ``tables`` (the largest one, grown, absorbs the others)."""
+def _parts(table) -> list[tuple]:
+    """``[(table, key range)]``: the parts of a :class:`SplitTable`, or the whole of a table."""
+    if isinstance(table, SplitTable):
+        return list(zip(table.tables, table.ranges))
     from . import count_kernels as K
 
-    tables = sorted(tables, key=lambda t: -int(t.state[K.N_DISTINCT]))
-    dst = tables[0] if tables else K.new_table()
-    for src in tables[1:]:
-        resume = np.zeros(1, dtype=np.int64)
-        while K.merge_into(dst, src, resume) != K.DONE:
+    return [(table, K.key_ranges(1)[0])]
+
+
+def _key_slots(table, keys: np.ndarray) -> list[tuple[int, int]]:
+    """The ranges of slots of ``table`` that hold the entries of the key range ``keys``
+    (:func:`~bpe_numba.count_kernels.key_slots`)."""
+    from . import count_kernels as K
+
+    out = np.empty(4, dtype=np.int64)
+    K.key_slots(table, keys, out)
+    a, b, c, d = out.tolist()
+    return [(lo, hi) for lo, hi in ((a, b), (c, d)) if hi > lo]
+
+
+def _merge_into(dst, src, keys: np.ndarray):
+    """``dst`` (grown as needed; returns the table, which may be a new one) plus the entries of ``src``
+    in the key range ``keys``."""
+    from . import count_kernels as K
+
+    resume = np.zeros(1, dtype=np.int64)
+    for lo, hi in _key_slots(src, keys):
+        resume[0] = lo
+        while K.merge_into(dst, src, keys, hi, resume) != K.DONE:
             dst = K.grow_table(dst)
     return dst
+
+
+def merge_tables(tables: list, workers: int = 1):
+    """The sums of ``tables``: with one worker, one table (the largest, grown, absorbs the others); with
+    more, a :class:`SplitTable` in which thread ``p`` has added the entries of key range ``p`` of every
+    other table to table ``p``, all threads at once (:func:`~bpe_numba.count_kernels.merge_into` says why
+    they may).
+
+    Measured on prose_en (two threads' tables of 100 K entries, 137 K distinct in all, median of 15): 19 ms
+    to merge on one thread, 10 ms on two."""
+    from . import count_kernels as K
+
+    tables = [t for t in tables if t is not None]
+    if len(tables) <= 1 or workers <= 1:
+        tables = sorted(tables, key=lambda t: -int(t.state[K.N_DISTINCT]))
+        dst = tables[0] if tables else K.new_table()
+        everything = K.key_ranges(1)[0]
+        for src in tables[1:]:
+            dst = _merge_into(dst, src, everything)
+        return dst
+    from .threads import run_threads
+
+    ranges = K.key_ranges(len(tables))
+    merged = list(tables)
+
+    def merge(p: int, stop: threading.Event) -> None:
+        dst = tables[p]
+        for q, src in enumerate(tables):
+            if q != p and not stop.is_set():
+                dst = _merge_into(dst, src, ranges[p])
+        merged[p] = dst
+
+    run_threads(merge, len(tables))
+    return SplitTable(tuple(merged), tuple(ranges))
+
+
+def single_table(table):
+    """One table holding the counts of ``table`` (itself, unless it is a :class:`SplitTable`)."""
+    if not isinstance(table, SplitTable):
+        return table
+    from . import count_kernels as K
+
+    dst = K.grow_table(K.new_table(), min_distinct=distinct(table))
+    for t, keys in _parts(table):
+        dst = _merge_into(dst, t, keys)
+    return dst
+
+
+def distinct(table) -> int:
+    """The number of distinct pre-tokens in a table or :class:`SplitTable`."""
+    from . import count_kernels as K
+
+    if not isinstance(table, SplitTable):
+        return int(table.state[K.N_DISTINCT])
+    return sum(int(K.table_bytes(t, 1, lo, hi, keys)[0])
+               for t, keys in _parts(table) for lo, hi in _key_slots(t, keys))
 
 
 def add_to_table(table, blob: np.ndarray, offsets: np.ndarray, counts: np.ndarray):
@@ -193,38 +271,57 @@ def add_to_table(table, blob: np.ndarray, offsets: np.ndarray, counts: np.ndarra
     return table
 
 
-def _flatten_range(table, min_len: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(blob, offsets, counts)`` of the entries of at least ``min_len`` bytes in slots ``[lo, hi)``,
-    grouped by length."""
+def _flatten_range(table, keys: np.ndarray, min_len: int, lo: int, hi: int):
+    """``(blob, offsets, counts)`` of the entries of at least ``min_len`` bytes in slots ``[lo, hi)`` whose
+    key is in ``keys``, grouped by length: views of arrays sized by the table's state, so that the entries
+    are not counted first (a pass over the slots less: prose_en, 2-5 ms of 15-20)."""
     from . import count_kernels as K
 
-    n, total = K.table_bytes(table, min_len, lo, hi)
-    blob = np.empty(total, dtype=np.uint8)
-    offsets = np.empty(n + 1, dtype=np.int64)
-    counts = np.empty(n, dtype=np.int64)
-    K.flatten(table, min_len, lo, hi, blob, offsets, counts, np.empty(515, dtype=np.int64))
-    return blob, offsets, counts
+    n_max = int(table.state[K.N_DISTINCT])
+    blob = np.empty(int(table.state[K.ARENA_USED]) + 7 * n_max, dtype=np.uint8)
+    offsets = np.empty(n_max + 1, dtype=np.int64)
+    counts = np.empty(n_max, dtype=np.int64)
+    n = K.flatten(table, min_len, lo, hi, keys, blob, offsets, counts, np.empty(515, dtype=np.int64))
+    return blob[: offsets[n]], offsets[: n + 1], counts[:n]
+
+
+def _flatten_jobs(table, workers: int) -> list[tuple]:
+    """``(table, keys, lo, hi)`` pieces that cover the entries of ``table`` once: the slots of each part's
+    key range (:func:`_key_slots`) cut in about ``workers / parts`` consecutive ranges."""
+    parts = _parts(table)
+    per_part = max(1, -(-int(workers) // len(parts)))
+    jobs = []
+    for t, keys in parts:
+        for a, b in _key_slots(t, keys):
+            cuts = [a + (b - a) * i // per_part for i in range(per_part + 1)]
+            jobs.extend((t, keys, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo)
+    return jobs or [(parts[0][0], parts[0][1], 0, 0)]
 
 
 def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(blob, offsets, counts)`` of the table's entries of at least ``min_len`` bytes: with one worker
-    grouped by length, with more (each thread a range of slots) grouped by length within each range."""
-    if workers <= 1:
-        return _flatten_range(table, min_len, 0, table.slots.shape[0] // 2)
+    """``(blob, offsets, counts)`` of the entries of at least ``min_len`` bytes of a table or
+    :class:`SplitTable`, on up to ``workers`` threads, each a range of slots of one part: grouped by length
+    within each piece (with one piece, grouped by length)."""
+    jobs = _flatten_jobs(table, max(1, int(workers)))
+    if len(jobs) == 1:
+        t, keys, lo, hi = jobs[0]
+        return _flatten_range(t, keys, min_len, lo, hi)
     from .threads import run_threads
 
-    ranges = _slot_ranges(table, int(workers))
-    parts: list = [None] * len(ranges)
+    pieces: list = [None] * len(jobs)
+    next_job = iter(range(len(jobs)))  # shared; next() is atomic under the GIL
 
-    def flatten(i: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
-        parts[i] = _flatten_range(table, min_len, *ranges[i])
+    def flatten(w: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
+        for i in next_job:
+            t, keys, lo, hi = jobs[i]
+            pieces[i] = _flatten_range(t, keys, min_len, lo, hi)
 
-    run_threads(flatten, len(ranges))
-    blob = np.concatenate([p[0] for p in parts])
-    counts = np.concatenate([p[2] for p in parts])
+    run_threads(flatten, min(int(workers), len(jobs)))
+    blob = np.concatenate([p[0] for p in pieces])
+    counts = np.concatenate([p[2] for p in pieces])
     offsets = np.empty(len(counts) + 1, dtype=np.int64)
     at = base = 0
-    for b, o, _ in parts:
+    for b, o, _ in pieces:
         offsets[at : at + len(o) - 1] = o[:-1] + base
         at += len(o) - 1
         base += len(b)
@@ -232,75 +329,20 @@ def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np
     return blob, offsets, counts
 
 
-_DICT_PARTS = 8  # ranges of slots flattened one after another while the dict is built (workers > 1)
-_HANDOFF = 1e-4  # seconds: Python's thread switch interval while the dict is built (Python's default: 5 ms)
-_handoff = {"depth": 0, "saved": 0.0}
-_handoff_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _quick_gil_handoff():
-    """Python's switch interval at :data:`_HANDOFF` inside (restored by the outermost of nested uses).
-
-    A thread that needs the GIL (here: to call the next kernel) waits for the switch interval before the
-    thread holding it is asked to let go; the ``dict`` builder holds it all along, so at 5 ms a wait
-    costs more than the kernel call it precedes."""
-    with _handoff_lock:
-        if _handoff["depth"] == 0:
-            _handoff["saved"] = sys.getswitchinterval()
-            sys.setswitchinterval(_HANDOFF)
-        _handoff["depth"] += 1
-    try:
-        yield
-    finally:
-        with _handoff_lock:
-            _handoff["depth"] -= 1
-            if _handoff["depth"] == 0:
-                sys.setswitchinterval(_handoff["saved"])
-
-
 def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
-    """The table as ``{pre-token bytes: count}``. The ``dict`` is built under the GIL; with ``workers`` > 1,
-    a thread flattens the next of :data:`_DICT_PARTS` ranges of slots meanwhile (prose_en, 137 K keys: 35-43
-    ms instead of 50-56, median of 31 interleaved pairs 0.76).
+    """A table or :class:`SplitTable` as ``{pre-token bytes: count}``: flattened on ``workers`` threads,
+    then the ``dict`` is built under the GIL.
 
     Tried (``/work/scratch/s25/fd.py``, median of 15): a kernel that walks the table and inserts each entry
     through the C API (``PyBytes_FromStringAndSize``, ``PyLong_FromLongLong``, ``PyDict_SetItem``), with no
     flattening: 43.5 ms against 44.9 ms here, 47.1 ms into a presized dict. ``dict(zip(keys, counts))`` of
     the same keys already made (their hashes cached) takes 30 ms alone: the inserts into a dict of 137 K
-    keys are the floor, and they hold the GIL. Also tried (``/work/scratch/s25/mr.py``, the two tables of a
-    2-thread count): merging them range by range of slots on the flattening thread, each range flattened as
-    soon as no later range can add to it, so that the merge too runs beside the ``dict``: 40.8 ms against
-    33.5 ms for the merge followed by this function (median of 15, per-pair 1.23). That thread (growing the
-    table 5 ms, merging 15, flattening 10) becomes the longer side."""
-    if workers <= 1:
-        return _entries_dict(*flatten_table(table, 1), {})
-    ready: queue.Queue = queue.Queue()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for lo, hi in _slot_ranges(table, _DICT_PARTS):
-                if stop.is_set():
-                    return
-                ready.put(_flatten_range(table, 1, lo, hi))
-        except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
-            ready.put(exc)
-
-    out: dict[bytes, int] = {}
-    with _quick_gil_handoff():
-        thread = threading.Thread(target=produce, name="bpe_numba-flatten", daemon=True)
-        thread.start()
-        try:
-            for _ in range(_DICT_PARTS):
-                part = ready.get()
-                if isinstance(part, BaseException):
-                    raise part
-                _entries_dict(*part, out)
-        finally:
-            stop.set()
-            thread.join()
-    return out
+    keys are the floor, and they hold the GIL. Also tried: flattening on a thread range by range while this
+    thread built the ``dict`` from the ranges done (with a 0.1 ms switch interval): the flattening thread
+    waited for the GIL behind each of the ``dict``'s long C calls, and took 39-45 ms instead of 16-19
+    (prose_en, two threads, ``/work/scratch/s26/ttdflow.py``), so flattening first on the threads is as
+    fast and simpler."""
+    return _entries_dict(*flatten_table(table, 1, workers), {})
 
 
 def _entries_dict(blob: np.ndarray, offsets: np.ndarray, counts: np.ndarray, out: dict) -> dict:
@@ -400,8 +442,11 @@ def warm_scan_kernels(engine: str) -> None:
     if engine == "numba":
         state.count(data, threading.Event())
     find_safe_cut(b"a b", 0, 3, [b"<s>"])
-    merge_tables([state.table, state.table])
-    flatten_table(state.table, 2)
+    from . import count_kernels as K
+
+    split = merge_tables([state.table, K.new_table()], 2)  # as the threads merge (two at once)
+    distinct(split)
+    flatten_table(split, 2, 2)
 
 
 def count_pretokens(
@@ -424,8 +469,8 @@ def count_pretokens(
     globs, compressed, JSONL and Parquet files, an iterable of ``str``), with the same ``text_field``,
     ``doc_cap``, ``max_chars`` and ``executor``.
 
-    ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores), and with more
-    than one, a thread flattens the table while the ``dict`` is built; ``chunk_size`` is the bytes per task
+    ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores), then merge
+    their tables and flatten them, each a range of keys; the ``dict`` is built last; ``chunk_size`` is the bytes per task
     (default: about sixteen per thread, 256 KiB to 4 MiB; 32-64 MiB per process). ``pattern`` is the
     pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2 scanner (``"numba"``),
     the ``regex`` package (``"regex"``), or the scanner when the pattern allows (``"auto"``). Every choice

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from .merge_loop import run_merges
-from .pretokenize import flatten_table, warm_scan_kernels
+from .pretokenize import distinct, flatten_table, warm_scan_kernels
 
 
 def run_training(source, specials: list[str], n_merges: int, workers: int, chunk_size: int | None, errors: str,
@@ -28,9 +28,7 @@ def run_training(source, specials: list[str], n_merges: int, workers: int, chunk
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
 
-    from . import count_kernels
-
-    times["unique_pretokens"] = int(table.state[count_kernels.N_DISTINCT])
+    times["unique_pretokens"] = distinct(table)
     # Only pre-tokens of two bytes or more can hold a pair.
     tokens, offsets, counts = flatten_table(table, 2, workers)
     del table

@@ -70,7 +70,8 @@ def native_kernels():
 
 def test_the_bundle_holds_the_training_and_encoding_kernels(bundle):
     names = set(native._read(bundle)["kernels"])
-    for name in ["count_kernels.count_gpt2", "count_kernels.merge_into", "count_kernels.flatten",
+    for name in ["count_kernels.count_gpt2", "count_kernels.merge_into", "count_kernels.key_slots",
+                 "count_kernels.flatten",
                  "count_kernels.table_bytes", "text_kernels.utf8_first_invalid", "text_kernels.split_specials",
                  "merge_kernels.build_state", "merge_kernels.run_merges", "merge_kernels.rehash",
                  "encode_kernels.encode_gpt2", "list_kernels.fill_list"]:
@@ -136,24 +137,26 @@ def test_arguments_must_fit_an_overload_exactly(bundle):
 def test_scalars_are_checked_like_numbas_types(bundle):
     from bpe_numba import count_kernels
 
-    flatten = _overload(bundle, "bpe_numba.count_kernels.flatten")  # (table, int64, int64, int64, 4 arrays)
+    flatten = _overload(bundle, "bpe_numba.count_kernels.flatten")  # (table, int64, int64, int64, 5 arrays)
     table = count_kernels.new_table()
-    arrays = [np.zeros(8, np.uint8), np.zeros(2, np.int64), np.zeros(1, np.int64), np.zeros(515, np.int64)]
+    keys = count_kernels.key_ranges(1)[0]
+    arrays = [keys, np.zeros(8, np.uint8), np.zeros(2, np.int64), np.zeros(1, np.int64), np.zeros(515, np.int64)]
     assert flatten.match((table, 1, 0, 4, *arrays)) is not None
     assert flatten.match((table, np.int64(1), 0, 4, *arrays)) is not None
     for bad in [(table, 1.0, 0, 4), (table, True, 0, 4), (table, 1 << 63, 0, 4), (table[:3], 1, 0, 4)]:
         assert flatten.match((*bad, *arrays)) is None, bad[1:]
+    assert flatten.match((table, 1, 0, 4, keys.astype(np.int64), *arrays[1:])) is None  # keys are uint64
     readonly = np.zeros(8, np.uint8)
     readonly.flags.writeable = False
-    assert flatten.match((table, 1, 0, 4, readonly, *arrays[1:])) is None  # flatten writes the blob
+    assert flatten.match((table, 1, 0, 4, keys, readonly, *arrays[2:])) is None  # flatten writes the blob
 
 
 def test_a_kernel_raises_what_numba_raises(bundle):
     from bpe_numba import count_kernels
 
     flatten = _overload(bundle, "bpe_numba.count_kernels.flatten")
-    args = (count_kernels.new_table(), 1, 0, 4, np.zeros(8, np.uint8), np.zeros(2, np.int64), np.zeros(1, np.int64),
-            np.zeros(3, np.int64))
+    args = (count_kernels.new_table(), 1, 0, 4, count_kernels.key_ranges(1)[0], np.zeros(8, np.uint8),
+            np.zeros(2, np.int64), np.zeros(1, np.int64), np.zeros(3, np.int64))
     with pytest.raises(ValueError, match="flatten: scratch needs 515 entries") as from_numba:
         count_kernels.flatten(*args)
     with pytest.raises(ValueError) as from_bundle:

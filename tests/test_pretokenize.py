@@ -153,19 +153,12 @@ def test_file_changed_while_read_is_an_error(tmp_path, monkeypatch, change):
 @given(st.dictionaries(st.binary(min_size=1, max_size=300), st.integers(1, 1 << 40), max_size=120),
        st.integers(1, 4), st.sampled_from([4, 1 << 12]))
 def test_flattening_on_threads_gives_every_entry_once(entries, workers, slots):
-    """The table flattened by slot ranges on threads, and turned into a dict while a thread flattens, holds
-    exactly what one thread gives: every entry once with its count (keys ending in NUL bytes, and of 256
-    bytes or more, included)."""
-    import numpy as np
+    """The table flattened by slot ranges on threads, and turned into a dict from there, holds exactly what
+    one thread gives: every entry once with its count (keys ending in NUL bytes, and of 256 bytes or more,
+    included)."""
+    from bpe_numba.pretokenize import flatten_table, table_to_dict
 
-    from bpe_numba import count_kernels as K
-    from bpe_numba.pretokenize import add_to_table, flatten_table, table_to_dict
-
-    keys = list(entries)
-    blob = np.frombuffer(b"".join(keys) or b"\0", dtype=np.uint8)
-    offsets = np.concatenate([[0], np.cumsum([len(k) for k in keys], dtype=np.int64)]).astype(np.int64)
-    counts = np.array([entries[k] for k in keys], dtype=np.int64)
-    table = add_to_table(K.new_table(slots, 16), blob, offsets, counts)
+    table = _table_of(entries, slots)
     assert table_to_dict(table, workers) == entries
     for min_len in (1, 2):
         flat, o, c = flatten_table(table, min_len, workers)
@@ -175,36 +168,70 @@ def test_flattening_on_threads_gives_every_entry_once(entries, workers, slots):
         assert sorted(got) == sorted((k, n) for k, n in entries.items() if len(k) >= min_len)
 
 
-def test_dict_on_threads_raises_a_failed_flatten_and_restores_the_switch_interval(monkeypatch):
-    import sys
-    import threading
-
+def _table_of(entries: dict, slots: int = 4, arena: int = 16):
     import numpy as np
+
+    from bpe_numba import count_kernels as K
+    from bpe_numba.pretokenize import add_to_table
+
+    keys = list(entries)
+    blob = np.frombuffer(b"".join(keys) or b"\0", dtype=np.uint8)
+    offsets = np.concatenate([[0], np.cumsum([len(k) for k in keys], dtype=np.int64)]).astype(np.int64)
+    counts = np.array([entries[k] for k in keys], dtype=np.int64)
+    return add_to_table(K.new_table(slots, arena), blob, offsets, counts)
+
+
+@given(st.lists(st.dictionaries(st.binary(min_size=1, max_size=40), st.integers(1, 1 << 40), max_size=80),
+                min_size=1, max_size=4),
+       st.integers(1, 4), st.data())
+def test_tables_merged_on_threads_hold_the_sums(parts, workers, data):
+    """Each thread sums one range of keys of every table into its own (growing it from 4 slots and a
+    16-byte arena while the others read it): the result, read as a dict, flattened, counted or made one
+    table again, holds the sum of the tables."""
+    from bpe_numba import count_kernels as K
+    from bpe_numba.pretokenize import SplitTable, distinct, flatten_table, merge_tables, single_table, table_to_dict
+
+    keys = sorted({k for p in parts for k in p})
+    if keys:  # keys shared by every table: each table holds the others' entries in its range
+        shared = data.draw(st.lists(st.sampled_from(keys), max_size=10))
+        parts = [{**p, **{k: 7 for k in shared}} for p in parts]
+    expected: dict[bytes, int] = {}
+    for p in parts:
+        for k, n in p.items():
+            expected[k] = expected.get(k, 0) + n
+    merged = merge_tables([_table_of(p) for p in parts], workers)
+    assert isinstance(merged, SplitTable) == (workers > 1 and len(parts) > 1)
+    assert distinct(merged) == len(expected)
+    for w in (1, workers):
+        assert table_to_dict(merged, w) == expected
+        flat, o, c = flatten_table(merged, 2, w)
+        raw, o = flat.tobytes(), o.tolist()
+        got = [(raw[o[j] : o[j + 1]], n) for j, n in enumerate(c.tolist())]
+        assert sorted(got) == sorted((k, n) for k, n in expected.items() if len(k) >= 2)
+    one = single_table(merged)
+    assert not isinstance(one, SplitTable)
+    assert int(one.state[K.N_DISTINCT]) == len(expected) and table_to_dict(one) == expected
+
+
+def test_a_failing_merge_thread_raises_in_the_caller(monkeypatch):
+    import threading
 
     from bpe_numba import count_kernels as K
     from bpe_numba import pretokenize as P
 
-    blob = np.frombuffer(bytes(range(1, 200)), dtype=np.uint8)
-    table = P.add_to_table(K.new_table(1 << 12, 16), blob, np.arange(200, dtype=np.int64)[::3].copy(),
-                           np.ones(66, dtype=np.int64))
-    flatten = P._flatten_range
+    tables = [_table_of({b"a": 1, b"bb": 2, bytes([i]) * 9: 3}) for i in range(1, 4)]
+    last = int(K.key_ranges(3)[2][0])
+    merge = P._merge_into
 
-    def fails_on_the_third_range(t, min_len, lo, hi):
-        if lo >= 2 * (1 << 12) // P._DICT_PARTS:
+    def fails_in_the_last_range(dst, src, keys):
+        if int(keys[0]) == last:
             raise MemoryError("planted")
-        return flatten(t, min_len, lo, hi)
+        return merge(dst, src, keys)
 
-    before = sys.getswitchinterval()
-    monkeypatch.setattr(P, "_flatten_range", fails_on_the_third_range)
+    monkeypatch.setattr(P, "_merge_into", fails_in_the_last_range)
     with pytest.raises(MemoryError, match="planted"):
-        P.table_to_dict(table, 2)
-    assert sys.getswitchinterval() == before
-    assert not [t for t in threading.enumerate() if t.name == "bpe_numba-flatten"]
-    with P._quick_gil_handoff():
-        with P._quick_gil_handoff():
-            assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
-        assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
-    assert sys.getswitchinterval() == before
+        P.merge_tables(tables, 3)
+    assert not [t for t in threading.enumerate() if t.name.startswith("bpe_numba-")]
 
 
 @given(st.integers(0, 5 << 20), st.integers(4096, 1 << 20), st.integers(1, 4))
