@@ -186,10 +186,9 @@ def _table_of(entries: dict, slots: int = 4, arena: int = 16):
        st.integers(1, 4), st.data())
 def test_tables_merged_on_threads_hold_the_sums(parts, workers, data):
     """Each thread sums one range of keys of every table into its own (growing it from 4 slots and a
-    16-byte arena while the others read it): the result, read as a dict, flattened, counted or made one
-    table again, holds the sum of the tables."""
-    from bpe_numba import count_kernels as K
-    from bpe_numba.pretokenize import SplitTable, distinct, flatten_table, merge_tables, single_table, table_to_dict
+    16-byte arena while the others read it): the result, read as a dict, flattened or counted, holds the sum
+    of the tables."""
+    from bpe_numba.pretokenize import SplitTable, distinct, flatten_table, merge_tables, table_to_dict
 
     keys = sorted({k for p in parts for k in p})
     if keys:  # keys shared by every table: each table holds the others' entries in its range
@@ -208,9 +207,27 @@ def test_tables_merged_on_threads_hold_the_sums(parts, workers, data):
         raw, o = flat.tobytes(), o.tolist()
         got = [(raw[o[j] : o[j + 1]], n) for j, n in enumerate(c.tolist())]
         assert sorted(got) == sorted((k, n) for k, n in expected.items() if len(k) >= 2)
-    one = single_table(merged)
-    assert not isinstance(one, SplitTable)
-    assert int(one.state[K.N_DISTINCT]) == len(expected) and table_to_dict(one) == expected
+
+
+@given(st.sets(st.binary(min_size=1, max_size=12), max_size=60), st.integers(1, 8), st.data())
+def test_key_slots_hold_every_entry_of_the_range(entries, parts, data):
+    """Every entry whose key is in a range lies in the slots ``key_slots`` gives for it, runs that wrap
+    past the last slot included (tables of 4 to 256 slots, at most half full)."""
+    import numpy as np
+
+    from bpe_numba import count_kernels as K
+
+    table = _table_of({k: 1 for k in entries}, data.draw(st.sampled_from([4, 16, 256])))
+    n = table.slots.shape[0] // 2
+    keys = table.slots[0::2]
+    for r in K.key_ranges(parts):
+        out = np.empty(4, dtype=np.int64)
+        K.key_slots(table, r, out)
+        a, b, c, d = out.tolist()
+        assert 0 <= a <= b <= n and 0 <= c <= d <= a
+        held = set(range(a, b)) | set(range(c, d))
+        wanted = np.flatnonzero((keys != 0) & (keys >= r[0]) & (keys <= r[1])).tolist()
+        assert set(wanted) <= held
 
 
 def test_a_failing_merge_thread_raises_in_the_caller(monkeypatch):
