@@ -62,15 +62,17 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   kept; the scan of ``src`` is done twice and the two threads share the memory bandwidth. Also tried:
   ``merge_into`` prefetching the ``dst`` slot of the ``src`` entry 16, 32 or 64 slots ahead: 1.08-1.11x the
   time (median of 25 interleaved pairs each, ``/work/scratch/s24/mpf.py``).
-- Kept instead (2026-11-30): the keys split in ranges (:func:`key_ranges`), one per thread; thread ``p``
-  adds the entries of range ``p`` of every other table to its own (``merge_into``'s ``keys``) and then
-  flattens range ``p`` of its table; no thread writes what another reads. A range's entries sit in the
-  matching share of the slots (the home slot is the key's top bits), so :func:`key_slots` bounds the scans
-  to it. Two-thread ``count_pretokens`` on prose_en, in one process, median of 9
-  (``/work/scratch/s26/tl2.py``): merge 19-20 ms -> 5-6 ms, flatten 14 -> 10 ms, the end of the call
-  (merge, flatten, ``dict``) 76 -> 53 ms. ``flatten`` writes into arrays sized by the table's state, so
-  the entries are not counted by ``table_bytes`` first: 15.4 against 19.5 ms for the whole table (median of
-  31 interleaved pairs, per-pair 0.77, ``/work/scratch/s26/flab.py``).
+- Kept instead (2026-11-30): the keys split in ranges (:func:`key_ranges`), four per thread; thread ``w``
+  adds the entries of its ranges in every other table to its own (``merge_into``'s ``keys``) and flattens
+  each range as soon as it is merged (``pretokenize.SplitTable``); no thread writes what another reads. A
+  range's entries sit in the matching share of the slots (the home slot is the key's top bits), so
+  :func:`key_slots` bounds the scans to it. Two-thread ``count_pretokens`` on prose_en, in one process,
+  median of 9-11 (``/work/scratch/s26/tl2.py``, ``tl3.py``): merging on both threads, then flattening on
+  both, then the ``dict``: merge 19-20 ms -> 5-6, flatten 14 -> 10, the end of the call 76 -> 53 ms; with
+  the ``dict`` taking each range as it is flattened, 39-40 ms (the ``dict`` alone, 137 K keys under the
+  GIL, is 30-40 ms). ``flatten`` writes into arrays sized by the table's state, so the entries are not
+  counted by ``table_bytes`` first: 15.4 against 19.5 ms for the whole table (median of 31 interleaved
+  pairs, per-pair 0.77, ``/work/scratch/s26/flab.py``).
 """
 
 from __future__ import annotations

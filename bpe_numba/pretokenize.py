@@ -23,8 +23,12 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import queue
+import sys
 import threading
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -160,24 +164,31 @@ def default_chunk_size(size: int, workers: int) -> int:
     return int(min(max(size // (16 * max(workers, 1)), _CHUNK_MIN), _CHUNK_MAX))
 
 
-class SplitTable(NamedTuple):
-    """Counts held by several tables: ``tables[p]`` has the sums for the keys in ``ranges[p]`` (uint64
-    ``[first, last]``, :func:`~bpe_numba.count_kernels.key_ranges`); its entries outside that range are
-    stale. What :func:`merge_tables` makes of the threads' tables: each thread sums one range of keys into
-    its own table, so the merge runs on every thread. Read it with :func:`flatten_table`,
-    :func:`table_to_dict` or :func:`distinct`."""
-
-    tables: tuple
-    ranges: tuple
+_RANGES_PER_TABLE = 4  # key ranges per thread's table (SplitTable): the dict starts on the first one done
 
 
-def _parts(table) -> list[tuple]:
-    """``[(table, key range)]``: the parts of a :class:`SplitTable`, or the whole of a table."""
-    if isinstance(table, SplitTable):
-        return list(zip(table.tables, table.ranges))
-    from . import count_kernels as K
+class SplitTable:
+    """The counts of the threads that counted, each in a table of its own (a pre-token may be in all of
+    them): their sums are made range by range of keys (:func:`~bpe_numba.count_kernels.key_ranges`), once,
+    by the first reader (:func:`flatten_table`, :func:`table_to_dict`, :func:`distinct`), on one thread per
+    table. Thread ``w`` adds the entries of each range ``r`` with ``r % len(tables) == w`` of every other
+    table to table ``w``, and flattens the range there; no thread writes what another reads
+    (:func:`~bpe_numba.count_kernels.merge_into`). Afterwards ``tables[r % len(tables)]`` holds the sums of
+    range ``r`` (its entries of other ranges are stale) and ``merged`` is true.
 
-    return [(table, K.key_ranges(1)[0])]
+    Made by :func:`merge_tables` for the threads of one count; a merge that fails leaves it unusable (the
+    count that made it fails with it)."""
+
+    def __init__(self, tables):
+        from . import count_kernels as K
+
+        self.tables = list(tables)
+        self.ranges = K.key_ranges(_RANGES_PER_TABLE * len(self.tables))
+        self.merged = False
+
+    def owned(self, w: int) -> range:
+        """The ranges whose sums end up in table ``w``."""
+        return range(w, len(self.ranges), len(self.tables))
 
 
 def _key_slots(table, keys: np.ndarray) -> list[tuple[int, int]]:
@@ -206,46 +217,70 @@ def _merge_into(dst, src, keys: np.ndarray):
 
 def merge_tables(tables: list, workers: int = 1):
     """The sums of ``tables``: with one worker, one table (the largest, grown, absorbs the others); with
-    more, a :class:`SplitTable` in which thread ``p`` has added the entries of key range ``p`` of every
-    other table to table ``p``, all threads at once (:func:`~bpe_numba.count_kernels.merge_into` says why
-    they may).
+    more, a :class:`SplitTable`, merged by its first reader on one thread per table.
 
     Measured on prose_en (two threads' tables of about 100 K entries, 137 K distinct in all; in one process,
     median of 9, ``/work/scratch/s26/tl2.py``): 19-20 ms to merge on one thread, 5-6 ms on two."""
     from . import count_kernels as K
 
     tables = [t for t in tables if t is not None]
-    if len(tables) <= 1 or workers <= 1:
-        tables = sorted(tables, key=lambda t: -int(t.state[K.N_DISTINCT]))
-        dst = tables[0] if tables else K.new_table()
-        everything = K.key_ranges(1)[0]
-        for src in tables[1:]:
-            dst = _merge_into(dst, src, everything)
-        return dst
+    if len(tables) > 1 and workers > 1:
+        return SplitTable(tables)
+    tables = sorted(tables, key=lambda t: -int(t.state[K.N_DISTINCT]))
+    dst = tables[0] if tables else K.new_table()
+    everything = K.key_ranges(1)[0]
+    for src in tables[1:]:
+        dst = _merge_into(dst, src, everything)
+    return dst
+
+
+def _read_ranges(split: SplitTable, min_len: int | None, put, on_tick=None) -> None:
+    """Merge ``split`` if it is not yet, and flatten it (entries of at least ``min_len`` bytes; ``None``:
+    merge only), range by range on one thread per table: ``put(r, pieces)`` from the threads as each range
+    ``r`` is done (``pieces``: the :func:`_flatten_range` of each of its runs of slots), ``put(None, None)``
+    when a thread is done. ``on_tick``: called on this thread while it waits
+    (:func:`~bpe_numba.threads.run_threads`)."""
     from .threads import run_threads
 
-    ranges = K.key_ranges(len(tables))
-    merged = list(tables)
+    start = list(split.tables)
+    done = list(split.tables)
 
-    def merge(p: int, stop: threading.Event) -> None:
-        dst = tables[p]
-        for q, src in enumerate(tables):
-            if q != p and not stop.is_set():
-                dst = _merge_into(dst, src, ranges[p])
-        merged[p] = dst
+    def work(w: int, stop: threading.Event) -> None:
+        try:
+            dst = start[w]
+            for r in split.owned(w):
+                if stop.is_set():
+                    return
+                keys = split.ranges[r]
+                if not split.merged:
+                    for q, src in enumerate(start):
+                        if q != w:
+                            dst = _merge_into(dst, src, keys)
+                if min_len is not None:
+                    put(r, [_flatten_range(dst, keys, min_len, lo, hi) for lo, hi in _key_slots(dst, keys)])
+            done[w] = dst
+        finally:
+            put(None, None)
 
-    run_threads(merge, len(tables))
-    return SplitTable(tuple(merged), tuple(ranges))
+    run_threads(work, len(start), on_tick=on_tick, tick=0)
+    split.tables = done
+    split.merged = True
 
 
 def distinct(table) -> int:
-    """The number of distinct pre-tokens in a table or :class:`SplitTable`."""
+    """The number of distinct pre-tokens in a table or :class:`SplitTable` (which it merges if need be)."""
     from . import count_kernels as K
 
     if not isinstance(table, SplitTable):
         return int(table.state[K.N_DISTINCT])
-    return sum(int(K.table_bytes(t, 1, lo, hi, keys)[0])
-               for t, keys in _parts(table) for lo, hi in _key_slots(t, keys))
+    if not table.merged:
+        _read_ranges(table, None, lambda r, pieces: None)
+    n = 0
+    for w, t in enumerate(table.tables):
+        for r in table.owned(w):
+            keys = table.ranges[r]
+            n += sum(int(K.table_bytes(t, 1, lo, hi, keys)[0]) for lo, hi in _key_slots(t, keys))
+    return n
 
 
 def add_to_table(table, blob: np.ndarray, offsets: np.ndarray, counts: np.ndarray):
@@ -274,38 +309,12 @@ def _flatten_range(table, keys: np.ndarray, min_len: int, lo: int, hi: int):
     return blob[: offsets[n]], offsets[: n + 1], counts[:n]
 
 
-def _flatten_jobs(table, workers: int) -> list[tuple]:
-    """``(table, keys, lo, hi)`` pieces that cover the entries of ``table`` once: the slots of each part's
-    key range (:func:`_key_slots`) cut in about ``workers / parts`` consecutive ranges."""
-    parts = _parts(table)
-    per_part = max(1, -(-int(workers) // len(parts)))
-    jobs = []
-    for t, keys in parts:
-        for a, b in _key_slots(t, keys):
-            cuts = [a + (b - a) * i // per_part for i in range(per_part + 1)]
-            jobs.extend((t, keys, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo)
-    return jobs or [(parts[0][0], parts[0][1], 0, 0)]
-
-
-def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(blob, offsets, counts)`` of the entries of at least ``min_len`` bytes of a table or
-    :class:`SplitTable`, on up to ``workers`` threads, each a range of slots of one part: grouped by length
-    within each piece (with one piece, grouped by length)."""
-    jobs = _flatten_jobs(table, max(1, int(workers)))
-    if len(jobs) == 1:
-        t, keys, lo, hi = jobs[0]
-        return _flatten_range(t, keys, min_len, lo, hi)
-    from .threads import run_threads
-
-    pieces: list = [None] * len(jobs)
-    next_job = iter(range(len(jobs)))  # shared; next() is atomic under the GIL
-
-    def flatten(w: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
-        for i in next_job:
-            t, keys, lo, hi = jobs[i]
-            pieces[i] = _flatten_range(t, keys, min_len, lo, hi)
-
-    run_threads(flatten, min(int(workers), len(jobs)))
+def _concatenated(pieces: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One ``(blob, offsets, counts)`` of several, in order."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if not pieces:
+        return np.empty(0, dtype=np.uint8), np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int64)
     blob = np.concatenate([p[0] for p in pieces])
     counts = np.concatenate([p[2] for p in pieces])
     offsets = np.empty(len(counts) + 1, dtype=np.int64)
@@ -318,26 +327,108 @@ def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np
     return blob, offsets, counts
 
 
+def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(blob, offsets, counts)`` of the entries of at least ``min_len`` bytes of a table or
+    :class:`SplitTable`, grouped by length within each piece: a table is cut into ``workers`` ranges of
+    slots, one per thread; a :class:`SplitTable` into its key ranges, on one thread per table (and merged
+    first if need be)."""
+    if isinstance(table, SplitTable):
+        ranges: dict = {}
+        _read_ranges(table, min_len, ranges.__setitem__)
+        return _concatenated([p for r in sorted(k for k in ranges if k is not None) for p in ranges[r]])
+    from . import count_kernels as K
+
+    everything = K.key_ranges(1)[0]
+    n = table.slots.shape[0] // 2
+    parts = max(1, min(int(workers), n))
+    cuts = [n * i // parts for i in range(parts + 1)]
+    if parts == 1:
+        return _flatten_range(table, everything, min_len, 0, n)
+    from .threads import run_threads
+
+    pieces: list = [None] * parts
+
+    def flatten(i: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
+        pieces[i] = _flatten_range(table, everything, min_len, cuts[i], cuts[i + 1])
+
+    run_threads(flatten, parts)
+    return _concatenated(pieces)
+
+
+_HANDOFF = 2e-4  # seconds: Python's thread switch interval while the dict is built (Python's default: 5 ms)
+_handoff = {"depth": 0, "saved": 0.0}
+_handoff_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quick_gil_handoff():
+    """Python's switch interval at :data:`_HANDOFF` inside (restored by the outermost of nested uses).
+
+    A thread that needs the GIL (here: to call its next kernel) waits for the switch interval before the
+    thread holding it is asked to let go; the ``dict`` builder holds it all along, so at 5 ms a wait
+    costs more than the kernel call it precedes."""
+    with _handoff_lock:
+        if _handoff["depth"] == 0:
+            _handoff["saved"] = sys.getswitchinterval()
+            sys.setswitchinterval(_HANDOFF)
+        _handoff["depth"] += 1
+    try:
+        yield
+    finally:
+        with _handoff_lock:
+            _handoff["depth"] -= 1
+            if _handoff["depth"] == 0:
+                sys.setswitchinterval(_handoff["saved"])
+
+
 def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
-    """A table or :class:`SplitTable` as ``{pre-token bytes: count}``: flattened on ``workers`` threads,
-    then the ``dict`` is built under the GIL.
+    """A table or :class:`SplitTable` as ``{pre-token bytes: count}``, built under the GIL. A
+    :class:`SplitTable`'s threads merge and flatten it range by range of keys meanwhile, and the ``dict``
+    takes each range as it comes (prose_en on two threads, in one process, median of 11: from the end of
+    counting to the end of the call, 39-40 ms against 53 with the merge, then the flattening, then the
+    ``dict``, one after the other, ``/work/scratch/s26/tl3.py`` and ``tl2.py``); a table is flattened first,
+    on ``workers`` threads.
 
     Tried (``/work/scratch/s25/fd.py``, median of 15): a kernel that walks the table and inserts each entry
     through the C API (``PyBytes_FromStringAndSize``, ``PyLong_FromLongLong``, ``PyDict_SetItem``), with no
     flattening: 43.5 ms against 44.9 ms here, 47.1 ms into a presized dict. ``dict(zip(keys, counts))`` of
     the same keys already made (their hashes cached) takes 30 ms alone: the inserts into a dict of 137 K
-    keys are the floor, and they hold the GIL. Also tried: flattening on a thread range by range while this
-    thread built the ``dict`` from the ranges done (with a 0.1 ms switch interval): the flattening thread
-    waited for the GIL behind each of the ``dict``'s long C calls, and took 39-45 ms instead of 16-19
-    (prose_en, two threads, ``/work/scratch/s26/ttdflow.py``), so flattening first on the threads is as
-    fast and simpler."""
-    return _entries_dict(*flatten_table(table, 1, workers), {})
+    keys are the floor, and they hold the GIL. Also tried: one thread flattening a merged table range by
+    range of slots while this one built the ``dict`` from each range in one C call: the flattening thread
+    waited for the GIL behind each call and took 39-45 ms instead of 16-19 (``/work/scratch/s26/ttdflow.py``);
+    hence the ``dict`` here takes at most :data:`_DICT_STEP` entries per C call."""
+    out: dict[bytes, int] = {}
+    if not isinstance(table, SplitTable):
+        return _entries_dict(*flatten_table(table, 1, workers), out)
+    ready: queue.SimpleQueue = queue.SimpleQueue()
+    threads_left = [len(table.tables)]
+
+    def take() -> None:  # on this thread, between waits for the threads
+        while threads_left[0] > 0:
+            try:
+                r, pieces = ready.get(timeout=0.01)
+            except queue.Empty:
+                return
+            if r is None:
+                threads_left[0] -= 1
+                continue
+            for piece in pieces:
+                _entries_dict(*piece, out)
+
+    with _quick_gil_handoff():
+        _read_ranges(table, 1, lambda r, pieces: ready.put((r, pieces)), on_tick=take)
+        take()
+    return out
+
+
+_DICT_STEP = 2048  # entries per C call that fills the dict, so that the GIL changes hands between calls
 
 
 def _entries_dict(blob: np.ndarray, offsets: np.ndarray, counts: np.ndarray, out: dict) -> dict:
     """``out`` updated with the entries ``blob[offsets[j]:offsets[j+1]]: counts[j]``, which come grouped by
     length: each group of equal lengths below 256 becomes bytes objects in one ``tolist`` of a fixed-width
-    view (numpy's ``S`` type drops trailing NUL bytes: those few keys are cut again)."""
+    view (numpy's ``S`` type drops trailing NUL bytes: those few keys are cut again); ``out`` takes them
+    :data:`_DICT_STEP` at a time."""
     lengths = np.diff(offsets)
     keys: list[bytes] = []
     starts = np.flatnonzero(np.diff(lengths, prepend=-1, append=-1)).tolist()
@@ -354,7 +445,9 @@ def _entries_dict(blob: np.ndarray, offsets: np.ndarray, counts: np.ndarray, out
         for j in np.flatnonzero(rows[:, -1] == 0).tolist():
             got[j] = rows[j].tobytes()
         keys.extend(got)
-    out.update(zip(keys, counts.tolist()))
+    pairs = zip(keys, counts.tolist())
+    for _ in range(0, len(keys), _DICT_STEP):
+        out.update(itertools.islice(pairs, _DICT_STEP))
     return out
 
 
@@ -459,8 +552,9 @@ def count_pretokens(
     ``doc_cap``, ``max_chars`` and ``executor``.
 
     ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores), then merge
-    their tables and flatten them, each a range of keys; the ``dict`` is built last; ``chunk_size`` is the bytes per task
-    (default: about sixteen per thread, 256 KiB to 4 MiB; 32-64 MiB per process). ``pattern`` is the
+    their tables and flatten them range by range of keys while this thread builds the ``dict``;
+    ``chunk_size`` is the bytes per task (default: about sixteen per thread, 256 KiB to 4 MiB; 32-64 MiB per
+    process). ``pattern`` is the
     pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2 scanner (``"numba"``),
     the ``regex`` package (``"regex"``), or the scanner when the pattern allows (``"auto"``). Every choice
     gives the same table.

@@ -28,9 +28,9 @@ def run_training(source, specials: list[str], n_merges: int, workers: int, chunk
     t1 = time.perf_counter()
     times["pretokenize"] = t1 - t0
 
-    times["unique_pretokens"] = distinct(table)
-    # Only pre-tokens of two bytes or more can hold a pair.
+    # Only pre-tokens of two bytes or more can hold a pair. (The threads' tables are merged here.)
     tokens, offsets, counts = flatten_table(table, 2, workers)
+    times["unique_pretokens"] = distinct(table)
     del table
     t2 = time.perf_counter()
     times["intern"] = t2 - t1

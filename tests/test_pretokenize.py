@@ -185,9 +185,9 @@ def _table_of(entries: dict, slots: int = 4, arena: int = 16):
                 min_size=1, max_size=4),
        st.integers(1, 4), st.data())
 def test_tables_merged_on_threads_hold_the_sums(parts, workers, data):
-    """Each thread sums one range of keys of every table into its own (growing it from 4 slots and a
-    16-byte arena while the others read it): the result, read as a dict, flattened or counted, holds the sum
-    of the tables."""
+    """The threads' tables are summed range by range of keys, each thread into its own table (growing it
+    from 4 slots and a 16-byte arena while the others read it), by whichever reader comes first: read as a
+    dict, flattened or counted, in any order, the result holds the sum of the tables."""
     from bpe_numba.pretokenize import SplitTable, distinct, flatten_table, merge_tables, table_to_dict
 
     keys = sorted({k for p in parts for k in p})
@@ -200,13 +200,22 @@ def test_tables_merged_on_threads_hold_the_sums(parts, workers, data):
             expected[k] = expected.get(k, 0) + n
     merged = merge_tables([_table_of(p) for p in parts], workers)
     assert isinstance(merged, SplitTable) == (workers > 1 and len(parts) > 1)
-    assert distinct(merged) == len(expected)
-    for w in (1, workers):
-        assert table_to_dict(merged, w) == expected
-        flat, o, c = flatten_table(merged, 2, w)
+
+    def flattened(min_len, w):
+        flat, o, c = flatten_table(merged, min_len, w)
         raw, o = flat.tobytes(), o.tolist()
-        got = [(raw[o[j] : o[j + 1]], n) for j, n in enumerate(c.tolist())]
-        assert sorted(got) == sorted((k, n) for k, n in expected.items() if len(k) >= 2)
+        assert len(o) == len(c) + 1 and o[-1] == len(raw)
+        return sorted((raw[o[j] : o[j + 1]], n) for j, n in enumerate(c.tolist()))
+
+    readers = [
+        lambda: distinct(merged) == len(expected),
+        lambda: table_to_dict(merged, workers) == expected,
+        lambda: table_to_dict(merged, 1) == expected,
+        lambda: flattened(2, workers) == sorted((k, n) for k, n in expected.items() if len(k) >= 2),
+        lambda: flattened(1, 1) == sorted(expected.items()),
+    ]
+    for i in data.draw(st.permutations(range(len(readers)))):
+        assert readers[i](), i
 
 
 @given(st.sets(st.binary(min_size=1, max_size=12), max_size=60), st.integers(1, 8), st.data())
@@ -230,25 +239,35 @@ def test_key_slots_hold_every_entry_of_the_range(entries, parts, data):
         assert set(wanted) <= held
 
 
-def test_a_failing_merge_thread_raises_in_the_caller(monkeypatch):
+@pytest.mark.parametrize("reader", ["dict", "flatten", "distinct"])
+def test_a_failing_merge_thread_raises_in_the_caller(monkeypatch, reader):
+    import sys
     import threading
 
-    from bpe_numba import count_kernels as K
     from bpe_numba import pretokenize as P
 
     tables = [_table_of({b"a": 1, b"bb": 2, bytes([i]) * 9: 3}) for i in range(1, 4)]
-    last = int(K.key_ranges(3)[2][0])
     merge = P._merge_into
 
-    def fails_in_the_last_range(dst, src, keys):
-        if int(keys[0]) == last:
+    def fails_in_the_third_thread(dst, src, keys):
+        if dst is tables[2]:
             raise MemoryError("planted")
         return merge(dst, src, keys)
 
-    monkeypatch.setattr(P, "_merge_into", fails_in_the_last_range)
+    monkeypatch.setattr(P, "_merge_into", fails_in_the_third_thread)
+    split = P.merge_tables(tables, 3)
+    before = sys.getswitchinterval()
+    read = {"dict": lambda: P.table_to_dict(split, 3), "flatten": lambda: P.flatten_table(split, 1, 3),
+            "distinct": lambda: P.distinct(split)}[reader]
     with pytest.raises(MemoryError, match="planted"):
-        P.merge_tables(tables, 3)
+        read()
     assert not [t for t in threading.enumerate() if t.name.startswith("bpe_numba-")]
+    assert sys.getswitchinterval() == before
+    with P._quick_gil_handoff():
+        with P._quick_gil_handoff():
+            assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
+        assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
+    assert sys.getswitchinterval() == before
 
 
 @given(st.integers(0, 5 << 20), st.integers(4096, 1 << 20), st.integers(1, 4))
