@@ -176,8 +176,8 @@ class SplitTable:
     (:func:`~bpe_numba.count_kernels.merge_into`). Afterwards ``tables[r % len(tables)]`` holds the sums of
     range ``r`` (its entries of other ranges are stale) and ``merged`` is true.
 
-    Made by :func:`merge_tables` for the threads of one count; a merge that fails leaves it unusable (the
-    count that made it fails with it)."""
+    Made by :func:`merge_tables` for the threads of one count. A merge that fails (an error, Ctrl-C) leaves
+    the tables half summed: reading it again raises ``RuntimeError``."""
 
     def __init__(self, tables):
         from . import count_kernels as K
@@ -185,6 +185,7 @@ class SplitTable:
         self.tables = list(tables)
         self.ranges = K.key_ranges(_RANGES_PER_TABLE * len(self.tables))
         self.merged = False
+        self.failed = False
 
     def owned(self, w: int) -> range:
         """The ranges whose sums end up in table ``w``."""
@@ -242,6 +243,8 @@ def _read_ranges(split: SplitTable, min_len: int | None, put, on_tick=None) -> N
     (:func:`~bpe_numba.threads.run_threads`)."""
     from .threads import run_threads
 
+    if split.failed:
+        raise RuntimeError("these counts were left half merged by a read that failed; count the input again")
     start = list(split.tables)
     done = list(split.tables)
 
@@ -262,7 +265,11 @@ def _read_ranges(split: SplitTable, min_len: int | None, put, on_tick=None) -> N
         finally:
             put(None, None)
 
-    run_threads(work, len(start), on_tick=on_tick, tick=0)
+    try:
+        run_threads(work, len(start), on_tick=on_tick, tick=0)
+    except BaseException:
+        split.failed = not split.merged
+        raise
     split.tables = done
     split.merged = True
 

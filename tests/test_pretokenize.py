@@ -263,6 +263,9 @@ def test_a_failing_merge_thread_raises_in_the_caller(monkeypatch, reader):
         read()
     assert not [t for t in threading.enumerate() if t.name.startswith("bpe_numba-")]
     assert sys.getswitchinterval() == before
+    monkeypatch.setattr(P, "_merge_into", merge)
+    with pytest.raises(RuntimeError, match="half merged"):  # not summed twice
+        read()
     with P._quick_gil_handoff():
         with P._quick_gil_handoff():
             assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
