@@ -62,7 +62,7 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   kept; the scan of ``src`` is done twice and the two threads share the memory bandwidth. Also tried:
   ``merge_into`` prefetching the ``dst`` slot of the ``src`` entry 16, 32 or 64 slots ahead: 1.08-1.11x the
   time (median of 25 interleaved pairs each, ``/work/scratch/s24/mpf.py``).
-- Kept instead (2026-11-30): the keys split in ranges (:func:`key_ranges`), four per thread; thread ``w``
+- Kept instead (2026-11-30): the keys split in ranges (:func:`key_ranges`), two per thread; thread ``w``
   adds the entries of its ranges in every other table to its own (``merge_into``'s ``keys``) and flattens
   each range as soon as it is merged (``pretokenize.SplitTable``); no thread writes what another reads. A
   range's entries sit in the matching share of the slots (the home slot is the key's top bits), so

@@ -240,6 +240,32 @@ def test_key_slots_hold_every_entry_of_the_range(entries, parts, data):
 
 
 @pytest.mark.parametrize("reader", ["dict", "flatten", "distinct"])
+def test_the_calling_thread_waits_without_spinning(monkeypatch, reader):
+    """While the threads merge a SplitTable, the calling thread sleeps in a wait (or builds the dict), it
+    does not poll: its CPU time stays far below the threads' wall time."""
+    import time
+
+    from bpe_numba import pretokenize as P
+
+    tables = [_table_of({b"a": 1, b"bb": 2, bytes([i]) * 9: 3}) for i in range(1, 3)]
+    merge = P._merge_into
+
+    def slow(dst, src, keys):
+        time.sleep(0.05)
+        return merge(dst, src, keys)
+
+    monkeypatch.setattr(P, "_merge_into", slow)
+    split = P.merge_tables(tables, 2)
+    read = {"dict": lambda: P.table_to_dict(split, 2), "flatten": lambda: P.flatten_table(split, 1, 2),
+            "distinct": lambda: P.distinct(split)}[reader]
+    cpu, wall = time.thread_time(), time.perf_counter()
+    read()
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    assert wall >= 0.05 * P._RANGES_PER_TABLE
+    assert cpu < 0.25 * wall, (cpu, wall)
+
+
+@pytest.mark.parametrize("reader", ["dict", "flatten", "distinct"])
 def test_a_failing_merge_thread_raises_in_the_caller(monkeypatch, reader):
     import sys
     import threading
