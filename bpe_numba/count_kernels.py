@@ -437,6 +437,12 @@ def _entry_length(slots, refs, s):
 
 
 @njit(cache=True, nogil=True)
+def _in_range(key, k_lo, k_hi):
+    """Whether ``key`` is in the key range ``k_lo..k_hi`` (inclusive; :func:`key_ranges`)."""
+    return key >= k_lo and key <= k_hi
+
+
+@njit(cache=True, nogil=True)
 def merge_into(dst, src, keys, hi, resume):
     """Add the entries of table ``src`` whose key is in ``keys[0]..keys[1]`` (uint64, inclusive) to table
     ``dst``, from slot ``resume[0]`` of ``src`` to slot ``hi`` (:func:`key_slots`); returns :data:`DONE`, or
@@ -462,7 +468,7 @@ def merge_into(dst, src, keys, hi, resume):
     k_hi = keys[1]
     for j in range(resume[0], min(hi, s_slots.shape[0] // 2)):
         key = s_slots[2 * j]
-        if key == 0 or key < k_lo or key > k_hi:
+        if key == 0 or not _in_range(key, k_lo, k_hi):
             continue
         c = s_slots[2 * j + 1]
         length = s_refs[2 * j + 1]
@@ -530,15 +536,9 @@ def key_slots(table, keys, out):
 
 
 @njit(cache=True, nogil=True)
-def _in_range(slots, s, k_lo, k_hi):
-    key = slots[2 * s]
-    return key >= k_lo and key <= k_hi
-
-
-@njit(cache=True, nogil=True)
 def table_bytes(table, min_len, lo, hi, keys):
     """``(entries, bytes)`` of the entries of at least ``min_len`` bytes in slots ``[lo, hi)`` whose key is
-    in ``keys[0]..keys[1]``: the sizes :func:`flatten` needs."""
+    in ``keys[0]..keys[1]`` (``pretokenize.distinct`` counts a merged table's entries with it)."""
     slots = table.slots
     refs = table.refs
     k_lo = keys[0]
@@ -547,7 +547,7 @@ def table_bytes(table, min_len, lo, hi, keys):
     total = 0
     for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
-        if length >= min_len and length > 0 and _in_range(slots, s, k_lo, k_hi):
+        if length >= min_len and length > 0 and _in_range(slots[2 * s], k_lo, k_hi):
             n += 1
             total += length
     return n, total
@@ -576,7 +576,7 @@ def flatten(table, min_len, lo, hi, keys, blob, offsets, counts, scratch):
     total = 0
     for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
-        if length >= min_len and length > 0 and _in_range(slots, s, k_lo, k_hi):
+        if length >= min_len and length > 0 and _in_range(slots[2 * s], k_lo, k_hi):
             first[min(length, 256) + 1] += 1
             total += length
     for g in range(1, 258):
@@ -590,7 +590,7 @@ def flatten(table, min_len, lo, hi, keys, blob, offsets, counts, scratch):
     long_pos = pos[256]
     for s in range(lo, hi):
         length = _entry_length(slots, refs, s)
-        if length < min_len or length == 0 or not _in_range(slots, s, k_lo, k_hi):
+        if length < min_len or length == 0 or not _in_range(slots[2 * s], k_lo, k_hi):
             continue
         g = min(length, 256)
         j = first[g]
