@@ -166,15 +166,18 @@ def default_chunk_size(size: int, workers: int) -> int:
 
 _RANGES_PER_TABLE = 2  # key ranges per thread's table (SplitTable): the dict starts on the first one done
 # (prose_en, two threads, median of 21: from merging to the dict 26.9, 27.5, 29.8 and 39.1 ms with 1, 2, 4
-# and 8 ranges per table, ``/work/scratch/s26/rr_ab.py``; each range costs kernel calls and GIL hand-overs)
+# and 8 ranges per table, ``/work/scratch/s26/rr_ab.py``; each range costs kernel calls and GIL hand-overs;
+# with one merging thread for the dict, end of the call 30.7, 30.0, 34.3 ms with 1, 2, 3 per table, median
+# of 25 interleaved, ``/work/scratch/s27/ab.py``)
 
 
 class SplitTable:
     """The counts of the threads that counted, each in a table of its own (a pre-token may be in all of
     them): their sums are made range by range of keys (:func:`~bpe_numba.count_kernels.key_ranges`), once,
     by the first reader (:func:`flatten_table`, :func:`table_to_dict`, :func:`distinct`), on one thread per
-    table. Thread ``w`` adds the entries of each range ``r`` with ``r % len(tables) == w`` of every other
-    table to table ``w``, and flattens the range there; no thread writes what another reads
+    table (:func:`table_to_dict`: one fewer, as the calling thread builds the ``dict``). Each range ``r`` of
+    every other table is added to table ``w = r % len(tables)`` by the thread that takes table ``w``, which
+    then flattens the range there; no thread writes what another reads
     (:func:`~bpe_numba.count_kernels.merge_into`). Afterwards ``tables[r % len(tables)]`` holds the sums of
     range ``r`` (its entries of other ranges are stale) and ``merged`` is true.
 
@@ -220,7 +223,7 @@ def _merge_into(dst, src, keys: np.ndarray):
 
 def merge_tables(tables: list, workers: int = 1):
     """The sums of ``tables``: with one worker, one table (the largest, grown, absorbs the others); with
-    more, a :class:`SplitTable`, merged by its first reader on one thread per table.
+    more, a :class:`SplitTable`, merged by its first reader on the threads.
 
     Measured on prose_en (two threads' tables of about 100 K entries, 137 K distinct in all; in one process,
     median of 9, ``/work/scratch/s26/tl2.py``): 19-20 ms to merge on one thread, 5-6 ms on two."""
@@ -237,38 +240,41 @@ def merge_tables(tables: list, workers: int = 1):
     return dst
 
 
-def _read_ranges(split: SplitTable, min_len: int | None, put, on_tick=None) -> None:
+def _read_ranges(split: SplitTable, min_len: int | None, put, on_tick=None, threads: int = 0) -> None:
     """Merge ``split`` if it is not yet, and flatten it (entries of at least ``min_len`` bytes; ``None``:
-    merge only), range by range on one thread per table: ``put(r, pieces)`` from the threads as each range
-    ``r`` is done (``pieces``: the :func:`_flatten_range` of each of its runs of slots), ``put(None, None)``
-    when a thread is done. ``on_tick``: called on this thread while it waits
-    (:func:`~bpe_numba.threads.run_threads`)."""
+    merge only), range by range: ``put(r, pieces)`` from the threads as each range ``r`` is done
+    (``pieces``: the :func:`_flatten_range` of each of its runs of slots), ``put(None, None)`` when a thread
+    is done. ``threads``: how many (0: one per table); table ``w``'s ranges go to thread ``w % threads``,
+    which takes its ranges in order, so no two threads write one table. ``on_tick``: called on this thread
+    while it waits (:func:`~bpe_numba.threads.run_threads`)."""
     from .threads import run_threads
 
     if split.failed:
         raise RuntimeError("these counts were left half merged by a read that failed; count the input again")
     start = list(split.tables)
     done = list(split.tables)
+    n_tables = len(start)
+    n_threads = max(1, min(threads or n_tables, n_tables))
 
-    def work(w: int, stop: threading.Event) -> None:
+    def work(t: int, stop: threading.Event) -> None:
         try:
-            dst = start[w]
-            for r in split.owned(w):
+            for r in sorted(r for w in range(t, n_tables, n_threads) for r in split.owned(w)):
                 if stop.is_set():
                     return
-                keys = split.ranges[r]
+                w, keys = r % n_tables, split.ranges[r]
+                dst = done[w]
                 if not split.merged:
                     for q, src in enumerate(start):
                         if q != w:
                             dst = _merge_into(dst, src, keys)
+                    done[w] = dst
                 if min_len is not None:
                     put(r, [_flatten_range(dst, keys, min_len, lo, hi) for lo, hi in _key_slots(dst, keys)])
-            done[w] = dst
         finally:
             put(None, None)
 
     try:  # (on_tick waits for the threads' results itself; without it, join() waits)
-        run_threads(work, len(start), on_tick=on_tick, tick=0 if on_tick is not None else 0.1)
+        run_threads(work, n_threads, on_tick=on_tick, tick=0 if on_tick is not None else 0.1)
     except BaseException:
         split.failed = not split.merged
         raise
@@ -392,11 +398,16 @@ def _quick_gil_handoff():
 
 def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
     """A table or :class:`SplitTable` as ``{pre-token bytes: count}``, built under the GIL. A
-    :class:`SplitTable`'s threads merge and flatten it range by range of keys meanwhile, and the ``dict``
-    takes each range as it comes (prose_en on two threads, in one process, median of 11: from the end of
-    counting to the end of the call, 39-40 ms against 53 with the merge, then the flattening, then the
-    ``dict``, one after the other, ``/work/scratch/s26/tl3.py`` and ``tl2.py``); a table is flattened first,
-    on ``workers`` threads.
+    :class:`SplitTable` is merged and flattened range by range of keys meanwhile, on one thread fewer than
+    its tables (this thread is busy; two tables: one thread takes all their ranges in order), and the
+    ``dict`` takes each range as it comes; a table is flattened first, on ``workers`` threads.
+
+    prose_en on two threads, in one process, from the end of counting to the end of the call: 39-40 ms
+    with the dict taking the ranges as they come, against 53 with the merge, then the flattening, then the
+    ``dict``, one after the other (median of 11, ``/work/scratch/s26/tl3.py`` and ``tl2.py``); with one
+    merging thread instead of two (a third thread on two cores slowed the ``dict``), 32.5 against 33.9,
+    28.7 against 31.7 and 30.0 against 34.9 ms (medians of 41, 25 and 25 interleaved calls,
+    ``/work/scratch/s27/ab2.py``, ``ab.py``).
 
     Tried (``/work/scratch/s25/fd.py``, median of 15): a kernel that walks the table and inserts each entry
     through the C API (``PyBytes_FromStringAndSize``, ``PyLong_FromLongLong``, ``PyDict_SetItem``), with no
@@ -410,7 +421,8 @@ def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
     if not isinstance(table, SplitTable):
         return _entries_dict(*flatten_table(table, 1, workers), out)
     ready: queue.SimpleQueue = queue.SimpleQueue()
-    threads_left = [len(table.tables)]
+    threads = max(1, len(table.tables) - 1)  # this thread is the last one
+    threads_left = [threads]
 
     def take() -> None:  # on this thread, between waits for the threads
         while threads_left[0] > 0:
@@ -425,7 +437,7 @@ def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
                 _entries_dict(*piece, out)
 
     with _quick_gil_handoff():
-        _read_ranges(table, 1, lambda r, pieces: ready.put((r, pieces)), on_tick=take)
+        _read_ranges(table, 1, lambda r, pieces: ready.put((r, pieces)), on_tick=take, threads=threads)
         take()
     return out
 

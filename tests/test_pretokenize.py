@@ -187,7 +187,8 @@ def _table_of(entries: dict, slots: int = 4, arena: int = 16):
 def test_tables_merged_on_threads_hold_the_sums(parts, workers, data):
     """The threads' tables are summed range by range of keys, each thread into its own table (growing it
     from 4 slots and a 16-byte arena while the others read it), by whichever reader comes first: read as a
-    dict, flattened or counted, in any order, the result holds the sum of the tables."""
+    dict (merged on one thread fewer than the tables, so a thread may take several), flattened or counted,
+    in any order, the result holds the sum of the tables."""
     from bpe_numba.pretokenize import SplitTable, distinct, flatten_table, merge_tables, table_to_dict
 
     keys = sorted({k for p in parts for k in p})
@@ -263,6 +264,31 @@ def test_the_calling_thread_waits_without_spinning(monkeypatch, reader):
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     assert wall >= 0.05 * P._RANGES_PER_TABLE
     assert cpu < 0.25 * wall, (cpu, wall)
+
+
+@pytest.mark.parametrize("reader, threads", [("dict", 2), ("flatten", 3), ("distinct", 3)])
+def test_the_dict_builder_counts_as_a_merging_thread(monkeypatch, reader, threads):
+    """Three tables: while the calling thread builds the dict, two threads merge (one takes two tables'
+    ranges); the other readers wait, so three merge."""
+    from bpe_numba import pretokenize as P
+    from bpe_numba import threads as T
+
+    tables = [_table_of({b"a": i, b"bb": 2, bytes([i]) * 9: 3}) for i in range(1, 4)]
+    started = []
+    run = T.run_threads
+
+    def counted(worker, n, **kw):
+        started.append(n)
+        return run(worker, n, **kw)
+
+    monkeypatch.setattr(T, "run_threads", counted)
+    split = P.merge_tables(tables, 3)
+    got = {"dict": lambda: P.table_to_dict(split, 3), "flatten": lambda: P.flatten_table(split, 1, 3),
+           "distinct": lambda: P.distinct(split)}[reader]()
+    assert started == [threads]
+    assert P.table_to_dict(split, 3) == {b"a": 6, b"bb": 6, **{bytes([i]) * 9: 3 for i in range(1, 4)}}
+    if reader == "distinct":
+        assert got == 5
 
 
 @pytest.mark.parametrize("reader", ["dict", "flatten", "distinct"])
