@@ -269,7 +269,7 @@ def test_the_calling_thread_waits_without_spinning(monkeypatch, reader):
 @pytest.mark.parametrize("reader, threads", [("dict", 2), ("flatten", 3), ("distinct", 3)])
 def test_the_dict_builder_counts_as_a_merging_thread(monkeypatch, reader, threads):
     """Three tables: while the calling thread builds the dict, two threads merge (one takes two tables'
-    ranges); the other readers wait, so three merge."""
+    ranges); while it only waits (flattening, counting), three do."""
     from bpe_numba import pretokenize as P
     from bpe_numba import threads as T
 
