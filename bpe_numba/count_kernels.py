@@ -79,8 +79,10 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   ``/work/scratch/s27/ab2.py``, ``ab.py``). What is left is the ``dict``: 137 K ``bytes`` keys 4 ms, their
   hashes and inserts 13 ms, 17-19 ms on a quick minute and 23-31 on a slow one, all under the GIL
   (``/work/scratch/s27/ed.py``: ``dict(zip)``, a dict comprehension, ``update`` by steps and a loop are
-  within 10 % of each other). Tried: a first range of 1/16 of the keys, so that the ``dict`` starts sooner:
-  no change (per-pair median 0.0 ms of 41, ``/work/scratch/s27/ab3.py``).
+  within 10 % of each other). Tried: a first range of 1/16 of the keys, so that the ``dict`` starts sooner,
+  and ``dict`` steps of 512 or 256 entries instead of 2,048 (the merging thread waits for the GIL behind
+  each): per-pair medians -0.5, -0.8 and +0.2 ms of the end (31-41 interleaved, ``/work/scratch/s27/ab3.py``,
+  ``ab4.py``), within noise; not kept.
 """
 
 from __future__ import annotations
