@@ -6,8 +6,8 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 - ``"numba"``: the GPT-2 pattern's scanner (:mod:`bpe_numba.gpt2_scan`) feeding a per-thread table of
   distinct pre-tokens (:mod:`bpe_numba.count_kernels`). Every kernel releases the GIL, so ``num_workers``
   threads of this process count chunks side by side (:func:`bpe_numba.corpus_count.count_units`, for one
-  file as for many); at the end, each thread sums one range of keys from all the tables into its own
-  (:func:`merge_tables`).
+  file as for many); at the end the tables are summed range by range of keys on the threads, each range
+  into one of the tables (:func:`merge_tables`, :class:`SplitTable`).
   No Python object is made per pre-token (nor per distinct one, for training);
 - ``"regex"``: the ``regex`` package's ``finditer`` on each segment, exactly as the contract states it; it
   takes any pattern (``pattern=``) at a few MB/s. ``regex`` holds the GIL, so this engine's workers are
@@ -572,13 +572,12 @@ def count_pretokens(
     globs, compressed, JSONL and Parquet files, an iterable of ``str``), with the same ``text_field``,
     ``doc_cap``, ``max_chars`` and ``executor``.
 
-    ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores), then merge
-    their tables and flatten them range by range of keys while this thread builds the ``dict``;
-    ``chunk_size`` is the bytes per task (default: about sixteen per thread, 256 KiB to 4 MiB; 32-64 MiB per
-    process). ``pattern`` is the
-    pre-tokenization regex (GPT-2's by default); ``engine`` counts with the GPT-2 scanner (``"numba"``),
-    the ``regex`` package (``"regex"``), or the scanner when the pattern allows (``"auto"``). Every choice
-    gives the same table.
+    ``num_workers`` threads count (processes for the ``regex`` engine; ``None``: all cores); with more than
+    one, their tables are merged and flattened range by range of keys while this thread builds the
+    ``dict``. ``chunk_size`` is the bytes per task (default: about sixteen per thread, 256 KiB to 4 MiB;
+    32-64 MiB per process). ``pattern`` is the pre-tokenization regex (GPT-2's by default); ``engine``
+    counts with the GPT-2 scanner (``"numba"``), the ``regex`` package (``"regex"``), or the scanner when the
+    pattern allows (``"auto"``). Every choice gives the same table.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.txt"; _ = p.write_bytes(b"the cat<|eot|>the cat")
