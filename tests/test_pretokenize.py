@@ -240,6 +240,15 @@ def test_key_slots_hold_every_entry_of_the_range(entries, parts, data):
         assert set(wanted) <= held
 
 
+def _reader(split, name: str):
+    """The reader ``name`` of a SplitTable (its first reader merges it), on one worker per table."""
+    from bpe_numba import pretokenize as P
+
+    w = len(split.tables)
+    return {"dict": lambda: P.table_to_dict(split, w), "flatten": lambda: P.flatten_table(split, 1, w),
+            "distinct": lambda: P.distinct(split)}[name]
+
+
 @pytest.mark.parametrize("reader", ["dict", "flatten", "distinct"])
 def test_the_calling_thread_waits_without_spinning(monkeypatch, reader):
     """While the threads merge a SplitTable, the calling thread sleeps in a wait (or builds the dict), it
@@ -257,8 +266,7 @@ def test_the_calling_thread_waits_without_spinning(monkeypatch, reader):
 
     monkeypatch.setattr(P, "_merge_into", slow)
     split = P.merge_tables(tables, 2)
-    read = {"dict": lambda: P.table_to_dict(split, 2), "flatten": lambda: P.flatten_table(split, 1, 2),
-            "distinct": lambda: P.distinct(split)}[reader]
+    read = _reader(split, reader)
     cpu, wall = time.thread_time(), time.perf_counter()
     read()
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
@@ -283,8 +291,7 @@ def test_the_dict_builder_counts_as_a_merging_thread(monkeypatch, reader, thread
 
     monkeypatch.setattr(T, "run_threads", counted)
     split = P.merge_tables(tables, 3)
-    got = {"dict": lambda: P.table_to_dict(split, 3), "flatten": lambda: P.flatten_table(split, 1, 3),
-           "distinct": lambda: P.distinct(split)}[reader]()
+    got = _reader(split, reader)()
     assert started == [threads]
     assert P.table_to_dict(split, 3) == {b"a": 6, b"bb": 6, **{bytes([i]) * 9: 3 for i in range(1, 4)}}
     if reader == "distinct":
@@ -309,8 +316,7 @@ def test_a_failing_merge_thread_raises_in_the_caller(monkeypatch, reader):
     monkeypatch.setattr(P, "_merge_into", fails_in_the_third_thread)
     split = P.merge_tables(tables, 3)
     before = sys.getswitchinterval()
-    read = {"dict": lambda: P.table_to_dict(split, 3), "flatten": lambda: P.flatten_table(split, 1, 3),
-            "distinct": lambda: P.distinct(split)}[reader]
+    read = _reader(split, reader)
     with pytest.raises(MemoryError, match="planted"):
         read()
     assert not [t for t in threading.enumerate() if t.name.startswith("bpe_numba-")]
