@@ -83,6 +83,18 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   and ``dict`` steps of 512 or 256 entries instead of 2,048 (the merging thread waits for the GIL behind
   each): per-pair medians -0.5, -0.8 and +0.2 ms of the end (31-41 interleaved, ``/work/scratch/s27/ab3.py``,
   ``ab4.py``), within noise; not kept.
+- Where the ``dict``'s time goes (2026-12-01, ``perf record`` of ``dict(zip(keys, counts))`` over fresh keys,
+  ``/work/scratch/s28/edloop.py``): ``_Py_dict_lookup`` 24 % (probing a 5 MB table for each new key), the
+  key list's iterator 8 % (each key object read again), the resizes 11 %, ``siphash13`` 5 %. Tried: keys
+  made and inserted in batches of 1 K to 34 K entries, so that the key objects are still cached when
+  inserted: 20.8, 18.4, 18.2 and 17.2 ms against 16.9 for the whole table at once (38.6-29.0 against 28.6 on
+  a slow minute; median of 21 interleaved, ``batch.py``); not kept. Hashing fresh keys costs 0.8-0.9 ms more
+  than inserting keys whose hash is cached (``hashcost.py``), so hashing on the merging thread could not
+  save more than that. Also tried, for the start of a 2-thread call: the tables allocated by anonymous
+  ``mmap`` (zero pages, faulted in by the counting kernel) or in a ``nogil`` kernel instead of
+  ``np.zeros``, which holds the GIL while the allocator clears reused memory: 2-thread calls per-pair
+  1.024 and 1.023 of before, and ``mmap`` made 1-thread calls 1.136 (no transparent huge pages here); a
+  0.2 ms switch interval while the threads count: 0.989 (15-21 interleaved, ``zab.py``, ``hand.py``).
 """
 
 from __future__ import annotations
