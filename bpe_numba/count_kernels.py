@@ -95,6 +95,12 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   ``np.zeros``, which holds the GIL while the allocator clears reused memory: 2-thread calls per-pair
   1.024 and 1.023 of before, and ``mmap`` made 1-thread calls 1.136 (no transparent huge pages here); a
   0.2 ms switch interval while the threads count: 0.989 (15-21 interleaved, ``zab.py``, ``hand.py``).
+- Tried (2026-12-01): the merging thread making one kernel call per range (key slots, merge and flatten
+  fused, so that it takes the GIL twice per range instead of about a dozen times), with 4, 6 and 8
+  ranges and with a first range of 1/16 of the keys. The end of a 2-thread call moved by -1.2, -0.4, -0.1,
+  +0.1 and -0.5 ms (per-pair medians of 25 interleaved; the end itself 25-31 ms;
+  ``/work/scratch/s28/fused.py``, ``fab.py``, ``fab2.py``): the GIL's trips between the threads are not
+  what the end waits for; the ``dict`` is. Not kept.
 """
 
 from __future__ import annotations
