@@ -65,7 +65,7 @@ ENCODE_REAL_TOOLS = ("tiktoken", "gigatoken", "bpe_numba", "bpe_numba_file")  # 
 ENCODE_SCALE_TOOLS = ("gigatoken_file", "bpe_numba_file")
 CSV_FIELDS = ("task", "corpus", "tool", "variant", "size_mb", "vocab_size", "workers", "runs", "wall_s", "call_s",
               "peak_mb", "merges", "first_diff", "shared_merges_pct", "mb_per_s", "speedup", "ratio_vs_bpe_numba",
-              "status", "note", "version", "machine")
+              "counting_s", "counting_speedup", "rest_ms", "status", "note", "version", "machine")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -487,8 +487,9 @@ class Suite:
                      f"{self.a.count_repeat} timed calls each, one process ...", end="")
             res = bench_count.run_file(path, list(COUNT_WORKERS), self.a.count_repeat, self.a.timeout)
             res.update(task="count", corpus=label)
-            self.raw.append({k: res[k] for k in ("task", "corpus", "ok", "error", "seconds", "distinct", "pretokens",
-                                                  "same_counts", "wall_s", "peak_rss") if k in res})
+            self.raw.append({k: res[k] for k in ("task", "corpus", "ok", "error", "seconds", "counting_seconds",
+                                                  "distinct", "pretokens", "same_counts", "wall_s", "peak_rss")
+                             if k in res})
             base = {"task": "count", "corpus": label, "tool": "bpe_numba", "size_mb": os.path.getsize(path) / 1e6,
                     "machine": self.machine["short"], "version": self.machine["versions"].get("bpe_numba")}
             if not res.get("ok"):
@@ -504,7 +505,10 @@ class Suite:
             for r in res["rows"]:
                 self.rows.append(dict(base, variant=f"num_workers={r['workers']}", workers=r["workers"],
                                       runs=r["runs"], call_s=r["seconds_median"], mb_per_s=r["mb_per_s"],
-                                      speedup=r["speedup"], wall_s=res["wall_s"], peak_mb=res["peak_rss"] / 2**20,
+                                      speedup=r["speedup"], counting_s=r.get("counting_median"),
+                                      counting_speedup=r.get("counting_speedup"),
+                                      rest_ms=r["rest_median"] * 1e3 if "rest_median" in r else None,
+                                      wall_s=res["wall_s"], peak_mb=res["peak_rss"] / 2**20,
                                       distinct=res["distinct"], same_counts=res["same_counts"], status="ok",
                                       note=f"{res['distinct']:,} distinct pre-tokens"))
 

@@ -113,3 +113,24 @@ def test_the_memory_sampler_sums_the_whole_process_tree(monkeypatch):
                 pass
             k.kill()
             k.wait()
+
+
+def test_count_calls_are_split_into_counting_and_the_rest(tmp_path, monkeypatch):
+    """``bench_count`` times the counting of each call (first chunk started to last chunk finished) inside
+    the whole call, on every worker count, and leaves ``corpus_count`` as it found it."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks import bench_count
+    from bpe_numba import corpus_count
+
+    words = [f"w{i}x{i * 7919 % 1013}" for i in range(5000)]
+    text = "<|endoftext|>".join(" ".join(words[(d * 37 + j) % len(words)] for j in range(300)) for d in range(400))
+    path = tmp_path / "t.txt"
+    path.write_text(text)
+    inner = corpus_count._count_chunk
+    res = bench_count.measure(str(path), [1, 2], 2)
+    assert corpus_count._count_chunk is inner
+    assert res["same_counts"]
+    for w in ("1", "2"):
+        calls, counting = res["seconds"][w], res["counting_seconds"][w]
+        assert len(counting) == len(calls) == 2
+        assert all(c is not None and 0 < c < s for c, s in zip(counting, calls)), (w, calls, counting)
