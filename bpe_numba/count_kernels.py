@@ -1,5 +1,6 @@
 """Numba kernels that count distinct pre-tokens: a per-thread open-addressing table, fed by the GPT-2
-scanner (:mod:`bpe_numba.gpt2_scan`), merged across threads and flattened for the merge loop.
+scanner (:mod:`bpe_numba.gpt2_scan`), merged across threads, and flattened for the merge loop or pickled
+for ``count_pretokens``' ``dict`` (:func:`pickle_entries`).
 
 The table (:class:`CountTable`, a namedtuple of arrays, so kernels take it as one argument and Numba caches
 them across processes) holds:
@@ -110,6 +111,20 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   thread (the same total work on one and two threads) scaled 1.72, 1.90, 1.99 and 1.98x in four rounds of
   15 interleaved calls, and pure arithmetic 1.99x in each (``control2.py``, ``control.py``); pinning the
   two counting threads to the two cores made whole calls 1.54x instead of 1.90x (``pin.py``).
+- The ``dict`` made by ``pickle.load`` (2026-12-01): :func:`pickle_entries` writes the entries as the body
+  of a pickle (``nogil``: on the merging thread, range by range), and ``pickle.load`` makes the keys, the
+  counts and the inserts in one C loop, with no Python object per entry on the way. prose_en, one table,
+  median of 15 (``/work/scratch/s29/pk2.py``): ``table_to_dict`` 26.2 against 32.6 ms; the kernel 7.3 ms
+  against 13 for ``flatten``; ``pickle.loads`` 15.8 ms against about 21 for ``bytes`` objects of the
+  flattened entries and ``dict.update`` (a stream from ``pickle.dumps``, with its memo, took 17.3). Whole
+  ``count_pretokens``, the rest of the call (``bench_count``, three runs of 11 alternating with the
+  previous commit's): one thread 35.0, 36.0, 35.2 -> 27.5, 27.4, 28.4 ms; two threads 27.2, 28.6, 27.2 ->
+  23.1, 23.3, 25.3 ms. Both ends lose about as much, so the 2 vs 1 ratio stays (1.77-1.81x before,
+  1.77-1.80x after). On two threads the first range is pickled 3.3 ms after counting ends and the
+  unpickler never waits after that; it ends at 22 ms, reading 137 K entries in 18.5 ms beside the merging
+  thread (15.8 alone): it is the end (``tl.py``). Tried: peeks of 8 KiB instead of 32 KiB, +0.2 ms; a
+  first range of 1/32 of the keys (two small ranges, then two large), +2.5 ms, as the merging thread then
+  falls behind (per-pair medians of 21 interleaved, ``ab.py``).
 """
 
 from __future__ import annotations
@@ -649,3 +664,87 @@ def flatten(table, min_len, lo, hi, keys, blob, offsets, counts, scratch):
                 blob[at + q] = arena[a + q]
     offsets[n] = long_pos
     return n
+
+
+PICKLE_RECORD_MAX = 19  # bytes that :func:`pickle_entries` writes for an entry besides its key's bytes: at
+# most BINBYTES8 (an opcode and 8 length bytes) and LONG1 (an opcode, a length byte and 8 bytes)
+
+
+@njit(cache=True, nogil=True)
+def pickle_entries(table, lo, hi, keys, out, batch):
+    """Write the entries in slots ``[lo, hi)`` whose key is in ``keys[0]..keys[1]`` to ``out`` as the body of a
+    pickle of ``{bytes: int}`` (``pretokenize.table_to_dict`` adds the header, PROTO 5 and EMPTY_DICT, and
+    STOP): ``batch`` entries at a time between MARK and SETITEMS, each key as SHORT_BINBYTES, BINBYTES or
+    BINBYTES8 and each count as BININT1, BININT2, BININT or LONG1 (counts below 2**63). Returns the bytes
+    written. An entry takes at most its length plus :data:`PICKLE_RECORD_MAX` bytes, a batch 2 more; an
+    ``out`` too small raises ``ValueError`` before anything is written past it."""
+    slots = table.slots
+    refs = table.refs
+    arena = table.arena
+    k_lo = keys[0]
+    k_hi = keys[1]
+    size = out.shape[0]
+    p = 0
+    in_batch = 0
+    for s in range(lo, hi):
+        key = slots[2 * s]
+        if key == 0 or not _in_range(key, k_lo, k_hi):
+            continue
+        pre = key * _M1_INV
+        length = np.int64(pre >> _U(56))
+        if length == 0:
+            length = refs[2 * s + 1]
+        if p + length + PICKLE_RECORD_MAX + 2 > size:
+            raise ValueError("pickle_entries: out too small")
+        if in_batch == 0:
+            out[p] = 0x28  # MARK
+            p += 1
+        if length < 256:
+            out[p] = 0x43  # SHORT_BINBYTES
+            out[p + 1] = np.uint8(length)
+            p += 2
+        else:
+            width = 4 if length < (1 << 32) else 8
+            out[p] = 0x42 if width == 4 else 0x8E  # BINBYTES, BINBYTES8
+            for k in range(width):
+                out[p + 1 + k] = np.uint8((length >> (8 * k)) & 0xFF)
+            p += 1 + width
+        if length < 8:
+            for k in range(length):
+                out[p + k] = np.uint8((pre >> _U(8 * k)) & _U(0xFF))
+        else:
+            a = refs[2 * s]
+            for q in range(length):
+                out[p + q] = arena[a + q]
+        p += length
+        c = slots[2 * s + 1]
+        if c < _U(256):
+            out[p] = 0x4B  # BININT1
+            out[p + 1] = np.uint8(c)
+            p += 2
+        elif c < _U(1 << 16):
+            out[p] = 0x4D  # BININT2
+            out[p + 1] = np.uint8(c & _U(0xFF))
+            out[p + 2] = np.uint8(c >> _U(8))
+            p += 3
+        else:
+            width = 4 if c < _U(1 << 31) else 8
+            if width == 4:
+                out[p] = 0x4A  # BININT (4 bytes, signed)
+                p += 1
+            else:
+                out[p] = 0x8A  # LONG1: 8 bytes, two's complement
+                out[p + 1] = 8
+                p += 2
+            for k in range(width):
+                out[p + k] = np.uint8((c >> _U(8 * k)) & _U(0xFF))
+            p += width
+        in_batch += 1
+        if in_batch == batch:
+            out[p] = 0x75  # SETITEMS
+            p += 1
+            in_batch = 0
+    if in_batch > 0:
+        out[p] = 0x75
+        p += 1
+    return p

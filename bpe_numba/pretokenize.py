@@ -24,7 +24,8 @@ split at its special tokens and its pre-tokens counted by one of two engines:
 from __future__ import annotations
 
 import contextlib
-import itertools
+import io
+import pickle
 import queue
 import sys
 import threading
@@ -240,13 +241,13 @@ def merge_tables(tables: list, workers: int = 1):
     return dst
 
 
-def _read_ranges(split: SplitTable, min_len: int | None, put, on_tick=None, threads: int = 0) -> None:
-    """Merge ``split`` if it is not yet, and flatten it (entries of at least ``min_len`` bytes; ``None``:
-    merge only), range by range: ``put(r, pieces)`` from the threads as each range ``r`` is done
-    (``pieces``: the :func:`_flatten_range` of each of its runs of slots), ``put(None, None)`` when a thread
-    is done. ``threads``: how many (0: one per table); table ``w``'s ranges go to thread ``w % threads``,
-    which takes its ranges in order, so no two threads write one table. ``on_tick``: called on this thread
-    while it waits (:func:`~bpe_numba.threads.run_threads`)."""
+def _read_ranges(split: SplitTable, piece, put, on_tick=None, threads: int = 0) -> None:
+    """Merge ``split`` if it is not yet, and read it range by range of keys: ``put(r, pieces)`` from the
+    threads as each range ``r`` is merged (``pieces``: ``piece(table, keys, lo, hi)`` of each of its runs of
+    slots ``[lo, hi)``; ``piece=None``: merge only), ``put(None, None)`` when a thread is done. ``threads``:
+    how many (0: one per table); table ``w``'s ranges go to thread ``w % threads``, which takes its ranges in
+    order, so no two threads write one table. ``on_tick``: called on this thread while it waits
+    (:func:`~bpe_numba.threads.run_threads`)."""
     from .threads import run_threads
 
     if split.failed:
@@ -268,8 +269,8 @@ def _read_ranges(split: SplitTable, min_len: int | None, put, on_tick=None, thre
                         if q != w:
                             dst = _merge_into(dst, src, keys)
                     done[w] = dst
-                if min_len is not None:
-                    put(r, [_flatten_range(dst, keys, min_len, lo, hi) for lo, hi in _key_slots(dst, keys)])
+                if piece is not None:
+                    put(r, [piece(dst, keys, lo, hi) for lo, hi in _key_slots(dst, keys)])
         finally:
             put(None, None)
 
@@ -349,7 +350,7 @@ def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np
     first if need be)."""
     if isinstance(table, SplitTable):
         ranges: dict = {}
-        _read_ranges(table, min_len, ranges.__setitem__)
+        _read_ranges(table, lambda t, keys, lo, hi: _flatten_range(t, keys, min_len, lo, hi), ranges.__setitem__)
         return _concatenated([p for r in sorted(k for k in ranges if k is not None) for p in ranges[r]])
     from . import count_kernels as K
 
@@ -397,79 +398,142 @@ def _quick_gil_handoff():
 
 
 def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
-    """A table or :class:`SplitTable` as ``{pre-token bytes: count}``, built under the GIL. A
-    :class:`SplitTable` is merged and flattened range by range of keys meanwhile, on one thread fewer than
-    its tables (this thread is busy; two tables: one thread takes all their ranges in order), and the
-    ``dict`` takes each range as it comes; a table is flattened first, on ``workers`` threads.
+    """A table or :class:`SplitTable` as ``{pre-token bytes: count}``.
 
-    prose_en on two threads, in one process, from the end of counting to the end of the call: 39-40 ms
-    with the dict taking the ranges as they come, against 53 with the merge, then the flattening, then the
-    ``dict``, one after the other (median of 11, ``/work/scratch/s26/tl3.py`` and ``tl2.py``); with one
-    merging thread instead of two (a third thread on two cores slowed the ``dict``), 32.5 against 33.9,
-    28.7 against 31.7 and 30.0 against 34.9 ms (medians of 41, 25 and 25 interleaved calls,
-    ``/work/scratch/s27/ab2.py``, ``ab.py``).
+    The entries are written as a pickle by a ``nogil`` kernel (:func:`~bpe_numba.count_kernels.pickle_entries`)
+    and the ``dict`` is made by ``pickle.load`` in one C loop: the keys, the counts and the inserts, under
+    the GIL, with no Python object per entry on the way. A :class:`SplitTable` is merged and pickled range
+    by range of keys meanwhile, on one thread fewer than its tables (this thread is busy; two tables: one
+    thread takes all their ranges in order), and ``pickle.load`` reads each range as it comes
+    (:class:`_PickleFeed`); a table is pickled in ``workers`` ranges of slots on as many threads.
 
-    Tried (``/work/scratch/s25/fd.py``, median of 15): a kernel that walks the table and inserts each entry
-    through the C API (``PyBytes_FromStringAndSize``, ``PyLong_FromLongLong``, ``PyDict_SetItem``), with no
-    flattening: 43.5 ms against 44.9 ms here, 47.1 ms into a presized dict. ``dict(zip(keys, counts))`` of
-    the same keys already made (their hashes cached) takes 30 ms alone: the inserts into a dict of 137 K
-    keys are the floor, and they hold the GIL. Also tried: one thread flattening a merged table range by
-    range of slots while this one built the ``dict`` from each range in one C call: the flattening thread
-    waited for the GIL behind each call and took 39-45 ms instead of 16-19 (``/work/scratch/s26/ttdflow.py``);
-    hence the ``dict`` here takes at most :data:`_DICT_STEP` entries per C call."""
-    out: dict[bytes, int] = {}
+    prose_en (137 K keys), one table on one thread, median of 15: 26.2 ms against 32.6 ms for the flattened
+    entries made into ``bytes`` objects and inserted 2,048 at a time (the ``dict`` alone: ``pickle.loads``
+    15.8 ms, ``dict.update`` 21 ms; the kernel 7.3 ms, ``flatten`` 13); ``/work/scratch/s29/pk2.py``.
+
+    Tried before (``/work/scratch/s25/fd.py``, median of 15): a kernel that walks the table and inserts each
+    entry through the C API (``PyBytes_FromStringAndSize``, ``PyLong_FromLongLong``, ``PyDict_SetItem``):
+    43.5 ms against 44.9 ms for the flattened entries, 47.1 ms into a presized dict."""
+    from . import count_kernels as K
+    from .threads import run_threads
+
     if not isinstance(table, SplitTable):
-        return _entries_dict(*flatten_table(table, 1, workers), out)
-    ready: queue.SimpleQueue = queue.SimpleQueue()
-    threads = max(1, len(table.tables) - 1)  # this thread is the last one
-    threads_left = [threads]
+        n = table.slots.shape[0] // 2
+        parts = max(1, min(int(workers), n))
+        everything = K.key_ranges(1)[0]
+        if parts == 1:
+            return pickle.loads(_pickled(table, everything, 0, n, whole=True))
+        cuts = [n * i // parts for i in range(parts + 1)]
+        feed = _PickleFeed(parts)
 
-    def take() -> None:  # on this thread, between waits for the threads
-        while threads_left[0] > 0:
+        def part(i: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
             try:
-                r, pieces = ready.get(timeout=0.01)
-            except queue.Empty:
-                return
-            if r is None:
-                threads_left[0] -= 1
+                feed.put(i, [_pickled(table, everything, cuts[i], cuts[i + 1])])
+            finally:
+                feed.put(None, None)
+
+        return feed.load(lambda take: run_threads(part, parts, on_tick=take, tick=0))
+    threads = max(1, len(table.tables) - 1)  # this thread is the last one
+    feed = _PickleFeed(threads)
+    return feed.load(lambda take: _read_ranges(table, _pickled, feed.put, on_tick=take, threads=threads))
+
+
+_PICKLE_HEAD = b"\x80\x05}"  # PROTO 5, EMPTY_DICT
+_PICKLE_STOP = b"."
+_PICKLE_BATCH = 1000  # entries between MARK and SETITEMS (the unpickler's stack holds them)
+
+
+def _pickled(table, keys: np.ndarray, lo: int, hi: int, whole: bool = False) -> np.ndarray:
+    """The pickle body of the entries in slots ``[lo, hi)`` whose key is in ``keys``; ``whole``: with the
+    header and STOP, a pickle of the ``dict`` of just these. Written into an array sized by the table's
+    state (entries <= ``n_distinct``, key bytes <= ``arena_used + 7 * n_distinct``), so the entries are not
+    counted first."""
+    from . import count_kernels as K
+
+    n_max = int(table.state[K.N_DISTINCT])
+    size = int(table.state[K.ARENA_USED]) + n_max * (7 + K.PICKLE_RECORD_MAX) + 2 * (n_max // _PICKLE_BATCH + 1)
+    head, stop = (len(_PICKLE_HEAD), len(_PICKLE_STOP)) if whole else (0, 0)
+    out = np.empty(head + size + stop, dtype=np.uint8)
+    end = head + K.pickle_entries(table, lo, hi, keys, out[head : head + size], _PICKLE_BATCH)
+    if whole:
+        out[:head] = np.frombuffer(_PICKLE_HEAD, dtype=np.uint8)
+        out[end : end + stop] = np.frombuffer(_PICKLE_STOP, dtype=np.uint8)
+    return out[: end + stop]
+
+
+class _PickleFeed:
+    """The pickle of a ``dict`` as a file that ``pickle.load`` reads (``peek``, ``read``, ``readinto``) while
+    threads write it: the header, then the pieces the threads ``put`` in the order they come (each holds
+    whole batches of entries, so the order does not matter), then STOP once each of ``producers`` threads
+    has put ``None``. A read waits for the next piece, releasing the GIL; ``peek`` gives at most
+    :data:`_FEED_STEP` bytes, so that a thread waiting for the GIL gets it between two (the unpickler
+    holds it while it reads what it was given)."""
+
+    def __init__(self, producers: int):
+        self.ready: queue.SimpleQueue = queue.SimpleQueue()
+        self.left = producers
+        self.pieces: list = [memoryview(_PICKLE_HEAD)]
+        self.at = 0
+
+    def put(self, r, pieces) -> None:
+        """From a thread: range ``r``'s ``pieces`` (arrays of pickle bodies), or ``None, None`` when done."""
+        self.ready.put(pieces)
+
+    def _current(self):
+        """The piece being read, with bytes left (None at the end)."""
+        while not self.pieces or self.at >= len(self.pieces[0]):
+            if self.pieces:
+                self.pieces.pop(0)
+                self.at = 0
                 continue
-            for piece in pieces:
-                _entries_dict(*piece, out)
+            if self.left == 0:
+                return None
+            got = self.ready.get()
+            if got is None:
+                self.left -= 1
+                got = [_PICKLE_STOP] if self.left == 0 else []
+            self.pieces = [memoryview(p) for p in got]
+        return self.pieces[0]
 
-    with _quick_gil_handoff():
-        _read_ranges(table, 1, lambda r, pieces: ready.put((r, pieces)), on_tick=take, threads=threads)
-        take()
-    return out
+    def peek(self, n: int = 0):
+        piece = self._current()
+        return b"" if piece is None else piece[self.at : self.at + _FEED_STEP]
+
+    def read(self, n: int = -1):
+        piece = self._current()
+        if piece is None:
+            return b""
+        got = piece[self.at :] if n < 0 else piece[self.at : self.at + n]
+        self.at += len(got)
+        return got
+
+    def readinto(self, buf) -> int:
+        got = self.read(len(buf))
+        buf[: len(got)] = got
+        return len(got)
+
+    def readline(self):  # the unpickler asks for it; no opcode it is given reads a line
+        raise io.UnsupportedOperation("readline")
+
+    def load(self, run) -> dict:
+        """The ``dict``: ``run(take)`` starts the threads that ``put`` and calls ``take`` on this thread while
+        they work (:func:`~bpe_numba.threads.run_threads`' ``on_tick``); the first ``take`` reads the whole
+        pickle. When a thread fails, the others are stopped and put ``None``, the pickle ends with the
+        entries put so far, and ``run`` raises the thread's error."""
+        out: list = []
+
+        def take() -> None:
+            if not out:
+                out.append(None)
+                out[0] = pickle.load(self)
+
+        with _quick_gil_handoff():
+            run(take)
+            take()
+        return out[0]
 
 
-_DICT_STEP = 2048  # entries per C call that fills the dict, so that the GIL changes hands between calls
-
-
-def _entries_dict(blob: np.ndarray, offsets: np.ndarray, counts: np.ndarray, out: dict) -> dict:
-    """``out`` updated with the entries ``blob[offsets[j]:offsets[j+1]]: counts[j]``, which come grouped by
-    length: each group of equal lengths below 256 becomes bytes objects in one ``tolist`` of a fixed-width
-    view (numpy's ``S`` type drops trailing NUL bytes: those few keys are cut again); ``out`` takes them
-    :data:`_DICT_STEP` at a time."""
-    lengths = np.diff(offsets)
-    keys: list[bytes] = []
-    starts = np.flatnonzero(np.diff(lengths, prepend=-1, append=-1)).tolist()
-    for a, b in zip(starts[:-1], starts[1:]):
-        width = int(lengths[a])
-        group = blob[offsets[a] : offsets[b]]
-        if width >= 256 or len(group) != width * (b - a):  # the last group mixes long lengths
-            raw = group.tobytes()
-            o = (offsets[a : b + 1] - offsets[a]).tolist()
-            keys.extend(raw[o[j] : o[j + 1]] for j in range(b - a))
-            continue
-        rows = group.reshape(b - a, width)
-        got = rows.view(f"S{width}").ravel().tolist()
-        for j in np.flatnonzero(rows[:, -1] == 0).tolist():
-            got[j] = rows[j].tobytes()
-        keys.extend(got)
-    pairs = zip(keys, counts.tolist())
-    for _ in range(0, len(keys), _DICT_STEP):
-        out.update(itertools.islice(pairs, _DICT_STEP))
-    return out
+_FEED_STEP = 1 << 15  # bytes per peek of _PickleFeed: about 2,500 entries, 0.3 ms of pickle.load
 
 
 # ---------------------------------------------------------------------------------------------------------

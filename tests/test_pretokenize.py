@@ -150,7 +150,7 @@ def test_file_changed_while_read_is_an_error(tmp_path, monkeypatch, change):
         count_pretokens(path, num_workers=1, chunk_size=4096)
 
 
-@given(st.dictionaries(st.binary(min_size=1, max_size=300), st.integers(1, 1 << 40), max_size=120),
+@given(st.dictionaries(st.binary(min_size=1, max_size=300), st.integers(1, (1 << 63) - 1), max_size=120),
        st.integers(1, 4), st.sampled_from([4, 1 << 12]))
 def test_flattening_on_threads_gives_every_entry_once(entries, workers, slots):
     """The table flattened by slot ranges on threads, and turned into a dict from there, holds exactly what
@@ -166,6 +166,49 @@ def test_flattening_on_threads_gives_every_entry_once(entries, workers, slots):
         got = [(raw[o[j] : o[j + 1]], n) for j, n in enumerate(c.tolist())]
         assert len(got) == len(c) and o[-1] == len(raw)
         assert sorted(got) == sorted((k, n) for k, n in entries.items() if len(k) >= min_len)
+
+
+_PICKLED_COUNTS = [1, 255, 256, 65535, 65536, (1 << 31) - 1, 1 << 31, (1 << 32) + 5, (1 << 63) - 1]
+
+
+@pytest.mark.parametrize("feed_step", [None, 1, 7])
+def test_the_dict_holds_every_key_width_and_count_width(monkeypatch, feed_step):
+    """Every count width the pickle writes (BININT1, BININT2, BININT, LONG1, at each edge) and every key
+    width (SHORT_BINBYTES up to 255 bytes, BINBYTES from 256 on, longer than a peek of the feed and than the
+    unpickler's 128 KiB prefetch, keys ending in NUL) comes back exactly, from one table on one and on three
+    threads and from tables summed on threads; with peeks of 1 or 7 bytes every record is cut between them."""
+    from bpe_numba import pretokenize as P
+
+    if feed_step is not None:
+        monkeypatch.setattr(P, "_FEED_STEP", feed_step)
+    keys = [b"a", b"\0", b"ab\0", b"x" * 7, b"y" * 8, b"z" * 255, b"w" * 256, b"v" * 40_000 + b"\0",
+            bytes(range(256)) * 600]
+    entries = {k: _PICKLED_COUNTS[i % len(_PICKLED_COUNTS)] for i, k in enumerate(keys)}
+    entries.update({bytes([i, j]): 1 + i * j for i in range(1, 40) for j in range(1, 40)})
+    assert P.table_to_dict(_table_of(entries), 1) == entries
+    assert P.table_to_dict(_table_of(entries), 3) == entries
+    half = dict(list(entries.items())[::2])
+    rest = {k: n for k, n in entries.items() if k not in half}
+    split = P.merge_tables([_table_of(half), _table_of(rest), _table_of({b"a": 4})], 3)
+    assert P.table_to_dict(split, 3) == {**entries, b"a": entries[b"a"] + 4}
+
+
+def test_pickled_entries_never_write_past_their_array():
+    """An array too small for the entries raises before the kernel writes past it, at any size."""
+    import numpy as np
+
+    from bpe_numba import count_kernels as K
+
+    table = _table_of({b"abc": 1, b"y" * 300: 70_000, b"q": (1 << 40)})
+    n = table.slots.shape[0] // 2
+    everything = K.key_ranges(1)[0]
+    full = np.empty(1000, dtype=np.uint8)
+    need = K.pickle_entries(table, 0, n, everything, full, 1000)
+    for size in range(need):
+        out = np.zeros(size + 64, dtype=np.uint8)
+        with pytest.raises(ValueError, match="out too small"):
+            K.pickle_entries(table, 0, n, everything, out[:size], 1000)
+        assert not out[size:].any()
 
 
 def _table_of(entries: dict, slots: int = 4, arena: int = 16):
