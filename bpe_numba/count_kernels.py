@@ -125,6 +125,18 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   thread (15.8 alone): it is the end (``tl.py``). Tried: peeks of 8 KiB instead of 32 KiB, +0.2 ms; a
   first range of 1/32 of the keys (two small ranges, then two large), +2.5 ms, as the merging thread then
   falls behind (per-pair medians of 21 interleaved, ``ab.py``).
+- Two threads' tables read as a ``dict`` without merging them (:func:`pickle_two`, 2026-12-01): one kernel
+  call, range by range of keys (32 ranges), pickles the entries of the smaller table that the larger lacks
+  (adding the others' counts to an array beside the larger table), then the larger table's entries with
+  those added, and publishes each range's end with a release store; ``pickle.load`` reads what is
+  published, and the kernel's thread never needs the GIL. The end of a 2-thread call on prose_en, per-pair
+  medians of 21 and 31 interleaved against merging and pickling range by range: -4.45 and -4.41 ms (23.1
+  against 28.2, 21.0 against 25.8; ``/work/scratch/s29/ab2.py``). The first range is out about 1 ms after
+  counting ends; ``pickle.load`` then takes 21-23 ms beside the kernel (the kernel 13.5 ms alone, 14-19
+  beside it; ``tl3.py``). Tried first: the same sums in pieces that one thread put in a queue (1/16 of
+  the larger table's slots summed with the other's counts, then the whole smaller table, then the rest of
+  the larger): the end 25-27 ms against 22, as the smaller table's pass probes 100 K entries to emit 37 K,
+  and the loader waited for it (``tl.py``).
 """
 
 from __future__ import annotations
@@ -134,6 +146,8 @@ from collections import namedtuple
 import numpy as np
 
 from .gpt2_scan import _KINDS, _scan, _scan2, _word
+from .intrinsics import load_acquire as _load_acquire
+from .intrinsics import store_release as _store_release
 from .jit import njit
 
 _U = np.uint64
@@ -564,11 +578,16 @@ def key_slots(table, keys, out):
     (its key's top bits) or after it in the run of full slots that follows, so from the home slot of
     ``keys[0]`` to the first empty slot after that of ``keys[1]``. Entries of other keys are in there too.
     A range of ``1/P`` of the keys takes about ``1/P`` of the slots (:func:`key_ranges`)."""
-    slots = table.slots
+    _slot_runs(table.slots, keys[0], keys[1], out)
+
+
+@njit(cache=True, nogil=True)
+def _slot_runs(slots, k_lo, k_hi, out):
+    """:func:`key_slots` on the array."""
     n = slots.shape[0] // 2
     shift = _shift(slots)
-    a = np.int64(keys[0] >> shift)
-    b = np.int64(keys[1] >> shift)
+    a = np.int64(k_lo >> shift)
+    b = np.int64(k_hi >> shift)
     e = b
     steps = 0
     while slots[2 * e] != 0 and steps < n:  # at most half full: an empty slot comes
@@ -666,24 +685,93 @@ def flatten(table, min_len, lo, hi, keys, blob, offsets, counts, scratch):
     return n
 
 
-PICKLE_RECORD_MAX = 19  # bytes that :func:`pickle_entries` writes for an entry besides its key's bytes: at
-# most BINBYTES8 (an opcode and 8 length bytes) and LONG1 (an opcode, a length byte and 8 bytes)
+PICKLE_RECORD_MAX = 19  # bytes that a pickled entry takes besides its key's bytes: at most BINBYTES8 (an
+# opcode and 8 length bytes) and LONG1 (an opcode, a length byte and 8 bytes)
 
 
 @njit(cache=True, nogil=True)
-def pickle_entries(table, lo, hi, keys, out, batch):
+def _pickle_entry(out, p, in_batch, batch, pre, length, arena, a, c):
+    """Write one entry at ``out[p:]``: its key (``length`` bytes: those of the short key's pre-image ``pre``
+    below 8, else ``arena[a:a + length]``) as SHORT_BINBYTES, BINBYTES or BINBYTES8, and its count ``c``
+    (below 2**63) as BININT1, BININT2, BININT or LONG1; after a MARK if it starts a batch (``in_batch ==
+    0``), before a SETITEMS if it ends one (``in_batch == batch - 1``). Returns the position after it. The
+    caller checks the room: ``length + PICKLE_RECORD_MAX + 2`` bytes."""
+    if in_batch == 0:
+        out[p] = 0x28  # MARK
+        p += 1
+    if length < 256:
+        out[p] = 0x43  # SHORT_BINBYTES
+        out[p + 1] = np.uint8(length)
+        p += 2
+    else:
+        width = 4 if length < (1 << 32) else 8
+        out[p] = 0x42 if width == 4 else 0x8E  # BINBYTES, BINBYTES8
+        for k in range(width):
+            out[p + 1 + k] = np.uint8((length >> (8 * k)) & 0xFF)
+        p += 1 + width
+    if length < 8:
+        for k in range(length):
+            out[p + k] = np.uint8((pre >> _U(8 * k)) & _U(0xFF))
+    else:
+        for q in range(length):
+            out[p + q] = arena[a + q]
+    p += length
+    if c < 256:
+        out[p] = 0x4B  # BININT1
+        out[p + 1] = np.uint8(c)
+        p += 2
+    elif c < (1 << 16):
+        out[p] = 0x4D  # BININT2
+        out[p + 1] = np.uint8(c & 0xFF)
+        out[p + 2] = np.uint8(c >> 8)
+        p += 3
+    else:
+        width = 4 if c < (1 << 31) else 8
+        if width == 4:
+            out[p] = 0x4A  # BININT (4 bytes, signed)
+            p += 1
+        else:
+            out[p] = 0x8A  # LONG1: 8 bytes, two's complement
+            out[p + 1] = 8
+            p += 2
+        for k in range(width):
+            out[p + k] = np.uint8((c >> (8 * k)) & 0xFF)
+        p += width
+    if in_batch == batch - 1:
+        out[p] = 0x75  # SETITEMS
+        p += 1
+    return p
+
+
+@njit(cache=True, nogil=True)
+def _find(slots, refs, arena, key, length, src_arena, at):
+    """The slot of ``slots`` that holds ``key`` (a long key's bytes: ``src_arena[at:at + length]``), or -1."""
+    mask = slots.shape[0] // 2 - 1
+    s = np.int64(key >> _shift(slots))
+    while True:
+        kk = slots[2 * s]
+        if kk == 0:
+            return -1
+        if kk == key and (length < 8 or (refs[2 * s + 1] == length and _same(arena, refs[2 * s], src_arena, at,
+                                                                              length))):
+            return s
+        s = (s + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def pickle_entries(table, lo, hi, keys, extra, out, batch):
     """Write the entries in slots ``[lo, hi)`` whose key is in ``keys[0]..keys[1]`` to ``out`` as the body of a
     pickle of ``{bytes: int}`` (``pretokenize.table_to_dict`` adds the header, PROTO 5 and EMPTY_DICT, and
-    STOP): ``batch`` entries at a time between MARK and SETITEMS, each key as SHORT_BINBYTES, BINBYTES or
-    BINBYTES8 and each count as BININT1, BININT2, BININT or LONG1 (counts below 2**63). Returns the bytes
-    written. An entry takes at most its length plus :data:`PICKLE_RECORD_MAX` bytes, a batch 2 more; an
-    ``out`` too small raises ``ValueError`` before anything is written past it."""
+    STOP), ``batch`` entries at a time between MARK and SETITEMS (:func:`_pickle_entry`). ``extra``: int64
+    per slot, added to the counts (or empty). Returns the bytes written. An entry takes at most its length
+    plus :data:`PICKLE_RECORD_MAX` bytes, a batch 2 more; an ``out`` too small raises ``ValueError`` before
+    anything is written past it."""
     slots = table.slots
     refs = table.refs
     arena = table.arena
     k_lo = keys[0]
     k_hi = keys[1]
-    size = out.shape[0]
+    more = extra.shape[0] > 0
     p = 0
     in_batch = 0
     for s in range(lo, hi):
@@ -694,57 +782,90 @@ def pickle_entries(table, lo, hi, keys, out, batch):
         length = np.int64(pre >> _U(56))
         if length == 0:
             length = refs[2 * s + 1]
-        if p + length + PICKLE_RECORD_MAX + 2 > size:
+        if p + length + PICKLE_RECORD_MAX + 2 > out.shape[0]:
             raise ValueError("pickle_entries: out too small")
-        if in_batch == 0:
-            out[p] = 0x28  # MARK
-            p += 1
-        if length < 256:
-            out[p] = 0x43  # SHORT_BINBYTES
-            out[p + 1] = np.uint8(length)
-            p += 2
-        else:
-            width = 4 if length < (1 << 32) else 8
-            out[p] = 0x42 if width == 4 else 0x8E  # BINBYTES, BINBYTES8
-            for k in range(width):
-                out[p + 1 + k] = np.uint8((length >> (8 * k)) & 0xFF)
-            p += 1 + width
-        if length < 8:
-            for k in range(length):
-                out[p + k] = np.uint8((pre >> _U(8 * k)) & _U(0xFF))
-        else:
-            a = refs[2 * s]
-            for q in range(length):
-                out[p + q] = arena[a + q]
-        p += length
-        c = slots[2 * s + 1]
-        if c < _U(256):
-            out[p] = 0x4B  # BININT1
-            out[p + 1] = np.uint8(c)
-            p += 2
-        elif c < _U(1 << 16):
-            out[p] = 0x4D  # BININT2
-            out[p + 1] = np.uint8(c & _U(0xFF))
-            out[p + 2] = np.uint8(c >> _U(8))
-            p += 3
-        else:
-            width = 4 if c < _U(1 << 31) else 8
-            if width == 4:
-                out[p] = 0x4A  # BININT (4 bytes, signed)
-                p += 1
-            else:
-                out[p] = 0x8A  # LONG1: 8 bytes, two's complement
-                out[p + 1] = 8
-                p += 2
-            for k in range(width):
-                out[p + k] = np.uint8((c >> _U(8 * k)) & _U(0xFF))
-            p += width
+        c = np.int64(slots[2 * s + 1]) + (extra[s] if more else 0)
+        p = _pickle_entry(out, p, in_batch, batch, pre, length, arena, refs[2 * s], c)
         in_batch += 1
         if in_batch == batch:
-            out[p] = 0x75  # SETITEMS
-            p += 1
             in_batch = 0
     if in_batch > 0:
         out[p] = 0x75
         p += 1
     return p
+
+
+@njit(cache=True, nogil=True)
+def pickle_two(big, small, ranges, extra, out, progress, runs, batch):
+    """Pickle (as :func:`pickle_entries`) the sums of two tables without merging them (neither is written),
+    range by range of keys (``ranges``: uint64 ``[first, last]`` rows, :func:`key_ranges`): first the
+    entries of ``small`` in the range that ``big`` lacks, adding the counts of the others to ``extra``
+    (int64 per slot of ``big``, any values: each range's slots are cleared first), then the entries of
+    ``big`` in the range with ``extra`` added. So every key comes once, with its sum.
+
+    After each range, ``progress[0]`` (int64) is set to the bytes written so far, by a store with release
+    ordering: a thread that reads it with :func:`published` may read that much of ``out`` while this kernel
+    goes on, and it ends at a whole entry. ``runs``: int64, 8 entries of scratch (the kernel allocates
+    nothing, see ``text_kernels.split_specials``). Returns the bytes written; ``out`` is checked as in
+    :func:`pickle_entries` (sized for both tables, it is large enough)."""
+    slots = big.slots
+    refs = big.refs
+    arena = big.arena
+    s_slots = small.slots
+    s_refs = small.refs
+    s_arena = small.arena
+    if runs.shape[0] < 8:
+        raise ValueError("pickle_two: runs needs 8 entries")
+    s_runs = runs[4:8]
+    p = 0
+    in_batch = 0
+    for r in range(ranges.shape[0]):
+        k_lo = ranges[r, 0]
+        k_hi = ranges[r, 1]
+        _slot_runs(slots, k_lo, k_hi, runs)
+        for q in range(2):
+            for s in range(runs[2 * q], runs[2 * q + 1]):
+                extra[s] = 0
+        _slot_runs(s_slots, k_lo, k_hi, s_runs)
+        for q in range(2):
+            for s in range(s_runs[2 * q], s_runs[2 * q + 1]):
+                key = s_slots[2 * s]
+                if key == 0 or not _in_range(key, k_lo, k_hi):
+                    continue
+                length = _entry_length(s_slots, s_refs, s)
+                c = np.int64(s_slots[2 * s + 1])
+                j = _find(slots, refs, arena, key, length, s_arena, s_refs[2 * s])
+                if j >= 0:
+                    extra[j] += c
+                    continue
+                if p + length + PICKLE_RECORD_MAX + 2 > out.shape[0]:
+                    raise ValueError("pickle_two: out too small")
+                p = _pickle_entry(out, p, in_batch, batch, key * _M1_INV, length, s_arena, s_refs[2 * s], c)
+                in_batch += 1
+                if in_batch == batch:
+                    in_batch = 0
+        for q in range(2):
+            for s in range(runs[2 * q], runs[2 * q + 1]):
+                key = slots[2 * s]
+                if key == 0 or not _in_range(key, k_lo, k_hi):
+                    continue
+                length = _entry_length(slots, refs, s)
+                if p + length + PICKLE_RECORD_MAX + 2 > out.shape[0]:
+                    raise ValueError("pickle_two: out too small")
+                p = _pickle_entry(out, p, in_batch, batch, key * _M1_INV, length, arena, refs[2 * s],
+                                  np.int64(slots[2 * s + 1]) + extra[s])
+                in_batch += 1
+                if in_batch == batch:
+                    in_batch = 0
+        if in_batch > 0:
+            out[p] = 0x75
+            p += 1
+            in_batch = 0
+        _store_release(progress, 0, p)
+    return p
+
+
+@njit(cache=True, nogil=True)
+def published(progress):
+    """``progress[0]`` read with acquire ordering (see :func:`pickle_two`)."""
+    return _load_acquire(progress, 0)

@@ -165,7 +165,8 @@ def default_chunk_size(size: int, workers: int) -> int:
     return int(min(max(size // (16 * max(workers, 1)), _CHUNK_MIN), _CHUNK_MAX))
 
 
-_RANGES_PER_TABLE = 2  # key ranges per thread's table (SplitTable): the dict starts on the first one done
+_RANGES_PER_TABLE = 2  # key ranges per thread's table (SplitTable): the dict of three tables or more starts on
+# the first one done
 # (prose_en, two threads, median of 21: from merging to the dict 26.9, 27.5, 29.8 and 39.1 ms with 1, 2, 4
 # and 8 ranges per table, ``/work/scratch/s26/rr_ab.py``; each range costs kernel calls and GIL hand-overs;
 # with one merging thread for the dict, end of the call 30.7, 30.0, 34.3 ms with 1, 2, 3 per table, median
@@ -176,7 +177,8 @@ class SplitTable:
     """The counts of the threads that counted, each in a table of its own (a pre-token may be in all of
     them): their sums are made range by range of keys (:func:`~bpe_numba.count_kernels.key_ranges`), once,
     by the first reader (:func:`flatten_table`, :func:`table_to_dict`, :func:`distinct`), on one thread per
-    table (:func:`table_to_dict`: one fewer, as the calling thread builds the ``dict``). Each range ``r`` of
+    table (:func:`table_to_dict`: one fewer, as the calling thread builds the ``dict``; of two tables, it
+    sums them as it reads them, without merging: :func:`_two_dict`). Each range ``r`` of
     every other table is added to table ``w = r % len(tables)`` by the thread that takes table ``w``, which
     then flattens the range there; no thread writes what another reads
     (:func:`~bpe_numba.count_kernels.merge_into`). Afterwards ``tables[r % len(tables)]`` holds the sums of
@@ -402,14 +404,16 @@ def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
 
     The entries are written as a pickle by a ``nogil`` kernel (:func:`~bpe_numba.count_kernels.pickle_entries`)
     and the ``dict`` is made by ``pickle.load`` in one C loop: the keys, the counts and the inserts, under
-    the GIL, with no Python object per entry on the way. A :class:`SplitTable` is merged and pickled range
-    by range of keys meanwhile, on one thread fewer than its tables (this thread is busy; two tables: one
-    thread takes all their ranges in order), and ``pickle.load`` reads each range as it comes
-    (:class:`_PickleFeed`); a table is pickled in ``workers`` ranges of slots on as many threads.
+    the GIL, with no Python object per entry on the way. A table is pickled in ``workers`` ranges of slots
+    on as many threads. A :class:`SplitTable` of two tables not merged yet (two threads counted) is pickled
+    by one thread without merging (:func:`_two_dict`) while ``pickle.load`` reads it; one of more tables is
+    merged and pickled range by range of keys, on one thread fewer than its tables (this thread is busy),
+    and ``pickle.load`` reads each range as it comes (:class:`_PickleFeed`).
 
     prose_en (137 K keys), one table on one thread, median of 15: 26.2 ms against 32.6 ms for the flattened
     entries made into ``bytes`` objects and inserted 2,048 at a time (the ``dict`` alone: ``pickle.loads``
-    15.8 ms, ``dict.update`` 21 ms; the kernel 7.3 ms, ``flatten`` 13); ``/work/scratch/s29/pk2.py``.
+    15.8 ms, ``dict.update`` 21 ms; the kernel 7.3 ms, ``flatten`` 13); ``/work/scratch/s29/pk2.py``. Two
+    threads' tables: see :func:`_two_dict`.
 
     Tried before (``/work/scratch/s25/fd.py``, median of 15): a kernel that walks the table and inserts each
     entry through the C API (``PyBytes_FromStringAndSize``, ``PyLong_FromLongLong``, ``PyDict_SetItem``):
@@ -433,6 +437,8 @@ def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
                 feed.put(None, None)
 
         return feed.load(lambda take: run_threads(part, parts, on_tick=take, tick=0))
+    if len(table.tables) == 2 and not table.merged and not table.failed:
+        return _two_dict(table)
     threads = max(1, len(table.tables) - 1)  # this thread is the last one
     feed = _PickleFeed(threads)
     return feed.load(lambda take: _read_ranges(table, _pickled, feed.put, on_tick=take, threads=threads))
@@ -443,41 +449,86 @@ _PICKLE_STOP = b"."
 _PICKLE_BATCH = 1000  # entries between MARK and SETITEMS (the unpickler's stack holds them)
 
 
-def _pickled(table, keys: np.ndarray, lo: int, hi: int, whole: bool = False) -> np.ndarray:
-    """The pickle body of the entries in slots ``[lo, hi)`` whose key is in ``keys``; ``whole``: with the
-    header and STOP, a pickle of the ``dict`` of just these. Written into an array sized by the table's
-    state (entries <= ``n_distinct``, key bytes <= ``arena_used + 7 * n_distinct``), so the entries are not
-    counted first."""
+_NO_EXTRA = np.zeros(0, dtype=np.int64)
+
+
+def _pickled(table, keys: np.ndarray, lo: int, hi: int, whole: bool = False, extra: np.ndarray = _NO_EXTRA
+             ) -> np.ndarray:
+    """The pickle body of the entries in slots ``[lo, hi)`` whose key is in ``keys`` (counts plus ``extra``,
+    :func:`~bpe_numba.count_kernels.pickle_entries`); ``whole``: with the header and STOP, a pickle of the
+    ``dict`` of just these."""
     from . import count_kernels as K
 
-    n_max = int(table.state[K.N_DISTINCT])
-    size = int(table.state[K.ARENA_USED]) + n_max * (7 + K.PICKLE_RECORD_MAX) + 2 * (n_max // _PICKLE_BATCH + 1)
+    size = _pickle_bound(table, lo, hi)
     head, stop = (len(_PICKLE_HEAD), len(_PICKLE_STOP)) if whole else (0, 0)
     out = np.empty(head + size + stop, dtype=np.uint8)
-    end = head + K.pickle_entries(table, lo, hi, keys, out[head : head + size], _PICKLE_BATCH)
+    end = head + K.pickle_entries(table, lo, hi, keys, extra, out[head : head + size], _PICKLE_BATCH)
     if whole:
         out[:head] = np.frombuffer(_PICKLE_HEAD, dtype=np.uint8)
         out[end : end + stop] = np.frombuffer(_PICKLE_STOP, dtype=np.uint8)
     return out[: end + stop]
 
 
-class _PickleFeed:
-    """The pickle of a ``dict`` as a file that ``pickle.load`` reads (``peek``, ``read``, ``readinto``) while
-    threads write it: the header, then the pieces the threads ``put`` in the order they come (each holds
-    whole batches of entries, so the order does not matter), then STOP once each of ``producers`` threads
-    has put ``None``. A read waits for the next piece, releasing the GIL; ``peek`` gives at most
-    :data:`_FEED_STEP` bytes, so that a thread waiting for the GIL gets it between two (the unpickler
-    holds it while it reads what it was given)."""
+def _pickle_bound(table, lo: int, hi: int) -> int:
+    """Bytes enough for the pickle body of the entries in slots ``[lo, hi)`` of ``table``, from its state
+    (entries: at most ``hi - lo`` and ``n_distinct``; key bytes: at most ``arena_used`` and 7 per entry), so
+    that the entries are not counted first."""
+    from . import count_kernels as K
 
-    def __init__(self, producers: int):
-        self.ready: queue.SimpleQueue = queue.SimpleQueue()
-        self.left = producers
+    n = min(int(table.state[K.N_DISTINCT]), hi - lo)
+    return int(table.state[K.ARENA_USED]) + n * (7 + K.PICKLE_RECORD_MAX) + 2 * (n // _PICKLE_BATCH + 1)
+
+
+_TWO_RANGES = 32  # ranges of keys of _two_dict: the dict starts after the first, 1/32 of the entries
+
+
+def _two_dict(split: SplitTable) -> dict[bytes, int]:
+    """The ``dict`` of the sums of a :class:`SplitTable` of two tables, without merging them: one thread
+    pickles them in one kernel call (:func:`~bpe_numba.count_kernels.pickle_two`), range by range of keys,
+    publishing how far it got, while ``pickle.load`` reads each range as it is published
+    (:class:`_GrowingFeed`). The thread never needs the GIL, which ``pickle.load`` holds, and no table is
+    written, so ``split`` stays as it was.
+
+    prose_en on two threads, from the end of counting to the end of the call, per-pair medians of 21 and 31
+    interleaved calls against the tables merged and pickled range by range (:class:`_PickleFeed`): 4.45
+    and 4.41 ms less (23.1 against 28.2 ms, 21.0 against 25.8; ``/work/scratch/s29/ab2.py``). The first
+    range is published about 1 ms after counting ends, where a quarter of the keys merged first took 3.3 ms;
+    then ``pickle.load`` is the end (17 ms alone for 137 K entries)."""
+    from . import count_kernels as K
+    from .threads import run_threads
+
+    big, small = sorted(split.tables, key=lambda t: -int(t.state[K.N_DISTINCT]))
+    n_big = big.slots.shape[0] // 2
+    out = np.empty(_pickle_bound(big, 0, n_big) + _pickle_bound(small, 0, small.slots.shape[0] // 2),
+                   dtype=np.uint8)
+    extra = np.empty(n_big, dtype=np.int64)
+    ranges = np.stack(K.key_ranges(_TWO_RANGES))
+    feed = _GrowingFeed(out, np.zeros(1, dtype=np.int64))
+
+    def work(i: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
+        try:
+            K.pickle_two(big, small, ranges, extra, out, feed.progress, np.empty(8, dtype=np.int64), _PICKLE_BATCH)
+        finally:
+            feed.done.set()
+
+    return feed.load(lambda take: run_threads(work, 1, on_tick=take, tick=0))
+
+
+class _Feed:
+    """The pickle of a ``dict`` as a file that ``pickle.load`` reads (``peek``, ``read``, ``readinto``) while
+    threads write it: the header, then the pieces that :meth:`_more` gives (each holds whole entries, so
+    the order does not matter), then STOP. A read waits for the next piece, releasing the GIL; ``peek``
+    gives at most :data:`_FEED_STEP` bytes, so that a thread waiting for the GIL gets it between two (the
+    unpickler holds it while it reads what it was given)."""
+
+    def __init__(self):
         self.pieces: list = [memoryview(_PICKLE_HEAD)]
         self.at = 0
+        self.ended = False
 
-    def put(self, r, pieces) -> None:
-        """From a thread: range ``r``'s ``pieces`` (arrays of pickle bodies), or ``None, None`` when done."""
-        self.ready.put(pieces)
+    def _more(self) -> list | None:
+        """The next pieces (buffers), waiting for them; ``None`` when there are no more."""
+        raise NotImplementedError
 
     def _current(self):
         """The piece being read, with bytes left (None at the end)."""
@@ -486,12 +537,12 @@ class _PickleFeed:
                 self.pieces.pop(0)
                 self.at = 0
                 continue
-            if self.left == 0:
+            if self.ended:
                 return None
-            got = self.ready.get()
+            got = self._more()
             if got is None:
-                self.left -= 1
-                got = [_PICKLE_STOP] if self.left == 0 else []
+                self.ended = True
+                got = [_PICKLE_STOP]
             self.pieces = [memoryview(p) for p in got]
         return self.pieces[0]
 
@@ -516,10 +567,10 @@ class _PickleFeed:
         raise io.UnsupportedOperation("readline")
 
     def load(self, run) -> dict:
-        """The ``dict``: ``run(take)`` starts the threads that ``put`` and calls ``take`` on this thread while
-        they work (:func:`~bpe_numba.threads.run_threads`' ``on_tick``); the first ``take`` reads the whole
-        pickle. When a thread fails, the others are stopped and put ``None``, the pickle ends with the
-        entries put so far, and ``run`` raises the thread's error."""
+        """The ``dict``: ``run(take)`` starts the threads that write the pieces and calls ``take`` on this
+        thread while they work (:func:`~bpe_numba.threads.run_threads`' ``on_tick``); the first ``take``
+        reads the whole pickle. When a thread fails, the others are stopped, the pickle ends with the
+        entries written so far, and ``run`` raises the thread's error."""
         out: list = []
 
         def take() -> None:
@@ -533,7 +584,57 @@ class _PickleFeed:
         return out[0]
 
 
-_FEED_STEP = 1 << 15  # bytes per peek of _PickleFeed: about 2,500 entries, 0.3 ms of pickle.load
+class _PickleFeed(_Feed):
+    """A :class:`_Feed` of the pieces that ``producers`` threads ``put``, in the order they come."""
+
+    def __init__(self, producers: int):
+        super().__init__()
+        self.ready: queue.SimpleQueue = queue.SimpleQueue()
+        self.left = producers
+
+    def put(self, r, pieces) -> None:
+        """From a thread: range ``r``'s ``pieces`` (arrays of pickle bodies), or ``None, None`` when done."""
+        self.ready.put(pieces)
+
+    def _more(self) -> list | None:
+        while self.left > 0:
+            got = self.ready.get()
+            if got is not None:
+                return got
+            self.left -= 1
+        return None
+
+
+class _GrowingFeed(_Feed):
+    """A :class:`_Feed` of one buffer that a kernel fills while it runs: ``out[:progress[0]]`` is written
+    (read with :func:`~bpe_numba.count_kernels.published`); the kernel's thread sets ``done`` when it
+    returns. While nothing new is published, this thread sleeps in ``done.wait`` for 20 us, then longer."""
+
+    def __init__(self, out: np.ndarray, progress: np.ndarray):
+        super().__init__()
+        self.out = out
+        self.progress = progress
+        self.done = threading.Event()
+        self.taken = 0
+
+    def _more(self) -> list | None:
+        from . import count_kernels as K
+
+        nap = 2e-5
+        while True:
+            finished = self.done.is_set()  # (before reading the progress: the last range counts)
+            ready = int(K.published(self.progress))
+            if ready > self.taken:
+                piece = self.out[self.taken : ready]
+                self.taken = ready
+                return [piece]
+            if finished:
+                return None
+            self.done.wait(nap)
+            nap = min(2 * nap, 1e-3)
+
+
+_FEED_STEP = 1 << 15  # bytes per peek of a _Feed: about 2,500 entries, 0.3 ms of pickle.load
 
 
 # ---------------------------------------------------------------------------------------------------------

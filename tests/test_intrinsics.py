@@ -1,5 +1,6 @@
-"""The prefetch intrinsic: a kernel that uses it compiles, computes what it computes without it, and (on
-x86-64) really carries the prefetch instruction."""
+"""The intrinsics: a kernel that prefetches compiles, computes what it computes without it, and (on x86-64)
+really carries the prefetch instruction; the release store and the acquire load move the value they are
+given and are atomic, with those orderings, in the IR."""
 
 import platform
 
@@ -40,3 +41,21 @@ def test_prefetch_is_in_the_machine_code(gather):
     table = np.arange(100, dtype=np.int64)
     gather(table, np.arange(10))
     assert "prefetch" in gather.inspect_asm(gather.signatures[0])
+
+
+def test_release_store_and_acquire_load_move_the_value_atomically():
+    from numba import njit
+
+    from bpe_numba.intrinsics import load_acquire, store_release
+
+    @njit(nogil=True)
+    def publish(arr, i, v):
+        store_release(arr, i, v)
+        return load_acquire(arr, i)
+
+    a = np.zeros(4, dtype=np.int64)
+    assert publish(a, 2, 7) == 7 and a.tolist() == [0, 0, 7, 0]
+    assert publish(a, 0, -(1 << 62)) == -(1 << 62) and a.tolist() == [-(1 << 62), 0, 7, 0]
+    ir = publish.inspect_llvm(publish.signatures[0])
+    assert "store atomic i64" in ir and " release, align 8" in ir
+    assert "load atomic i64" in ir and " acquire, align 8" in ir

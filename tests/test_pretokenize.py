@@ -189,26 +189,59 @@ def test_the_dict_holds_every_key_width_and_count_width(monkeypatch, feed_step):
     assert P.table_to_dict(_table_of(entries), 3) == entries
     half = dict(list(entries.items())[::2])
     rest = {k: n for k, n in entries.items() if k not in half}
-    split = P.merge_tables([_table_of(half), _table_of(rest), _table_of({b"a": 4})], 3)
-    assert P.table_to_dict(split, 3) == {**entries, b"a": entries[b"a"] + 4}
+    for extra in ([], [_table_of({b"a": 4})]):  # two tables (not merged: pickle_two), three (merged)
+        split = P.merge_tables([_table_of(half), _table_of(rest), *extra], 2 + len(extra))
+        assert P.table_to_dict(split, 2 + len(extra)) == {**entries, b"a": entries[b"a"] + 4 * len(extra)}
 
 
 def test_pickled_entries_never_write_past_their_array():
-    """An array too small for the entries raises before the kernel writes past it, at any size."""
+    """An array too small for the entries raises before a kernel writes past it, at any size."""
     import numpy as np
 
     from bpe_numba import count_kernels as K
 
     table = _table_of({b"abc": 1, b"y" * 300: 70_000, b"q": (1 << 40)})
+    other = _table_of({b"abc": 2, b"zz": 3})
     n = table.slots.shape[0] // 2
     everything = K.key_ranges(1)[0]
-    full = np.empty(1000, dtype=np.uint8)
-    need = K.pickle_entries(table, 0, n, everything, full, 1000)
-    for size in range(need):
-        out = np.zeros(size + 64, dtype=np.uint8)
-        with pytest.raises(ValueError, match="out too small"):
-            K.pickle_entries(table, 0, n, everything, out[:size], 1000)
-        assert not out[size:].any()
+    extra = np.zeros(n, dtype=np.int64)
+    ranges = np.stack(K.key_ranges(3))
+    progress = np.zeros(1, dtype=np.int64)
+    writers = {
+        "pickle_entries": lambda out: K.pickle_entries(table, 0, n, everything, extra, out, 1000),
+        "pickle_two": lambda out: K.pickle_two(table, other, ranges, extra, out, progress, np.empty(8, np.int64), 1000),
+    }
+    for name, write in writers.items():
+        need = write(np.empty(1000, dtype=np.uint8))
+        for size in range(need):
+            out = np.zeros(size + 64, dtype=np.uint8)
+            with pytest.raises(ValueError, match="out too small"):
+                write(out[:size])
+            assert not out[size:].any(), name
+
+
+@given(st.lists(st.dictionaries(st.binary(min_size=1, max_size=20), st.integers(1, 1 << 61), max_size=200),
+                min_size=2, max_size=2),
+       st.sampled_from([4, 1 << 10]))
+def test_two_tables_read_as_a_dict_are_summed_and_left_as_they_were(parts, slots):
+    """Two threads' tables made into a dict without merging them (pickle_two): every key once with its
+    sum, whichever table is larger and whatever their sizes; the tables are not written, so the SplitTable
+    can still be flattened or counted afterwards."""
+    import numpy as np
+
+    from bpe_numba import pretokenize as P
+
+    tables = [_table_of(parts[0], slots), _table_of(parts[1])]
+    before = [[a.copy() for a in t] for t in tables]
+    expected = dict(parts[0])
+    for k, n in parts[1].items():
+        expected[k] = expected.get(k, 0) + n
+    split = P.merge_tables(tables, 2)
+    assert P.table_to_dict(split, 2) == expected
+    assert all(np.array_equal(a, b) for t, was in zip(split.tables, before) for a, b in zip(t, was))
+    assert not split.merged
+    assert P.distinct(split) == len(expected)
+    assert P.table_to_dict(split, 2) == expected  # now merged: read range by range
 
 
 def _table_of(entries: dict, slots: int = 4, arena: int = 16):
@@ -292,26 +325,33 @@ def _reader(split, name: str):
             "distinct": lambda: P.distinct(split)}[name]
 
 
-@pytest.mark.parametrize("reader", ["dict", "flatten", "distinct"])
-def test_the_calling_thread_waits_without_spinning(monkeypatch, reader):
-    """While the threads merge a SplitTable, the calling thread sleeps in a wait (or builds the dict), it
-    does not poll: its CPU time stays far below the threads' wall time."""
+@pytest.mark.parametrize("reader, n_tables", [("dict", 3), ("dict", 2), ("flatten", 2), ("distinct", 2)])
+def test_the_calling_thread_waits_without_spinning(monkeypatch, reader, n_tables):
+    """While the threads merge a SplitTable (or pickle two tables without merging them), the calling thread
+    sleeps in a wait (or builds the dict), it does not poll: its CPU time stays far below the threads'
+    wall time."""
     import time
 
+    from bpe_numba import count_kernels as K
     from bpe_numba import pretokenize as P
 
-    tables = [_table_of({b"a": 1, b"bb": 2, bytes([i]) * 9: 3}) for i in range(1, 3)]
-    merge = P._merge_into
+    tables = [_table_of({b"a": 1, b"bb": 2, bytes([i]) * 9: 3}) for i in range(1, n_tables + 1)]
+    merge, two = P._merge_into, K.pickle_two
 
-    def slow(dst, src, keys):
+    def slow_merge(dst, src, keys):
         time.sleep(0.05)
         return merge(dst, src, keys)
 
-    monkeypatch.setattr(P, "_merge_into", slow)
-    split = P.merge_tables(tables, 2)
+    def slow_two(*args):
+        time.sleep(0.05 * P._RANGES_PER_TABLE)
+        return two(*args)
+
+    monkeypatch.setattr(P, "_merge_into", slow_merge)
+    monkeypatch.setattr(K, "pickle_two", slow_two)
+    split = P.merge_tables(tables, n_tables)
     read = _reader(split, reader)
     cpu, wall = time.thread_time(), time.perf_counter()
-    read()
+    assert read()
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     assert wall >= 0.05 * P._RANGES_PER_TABLE
     assert cpu < 0.25 * wall, (cpu, wall)
