@@ -137,6 +137,12 @@ shared 2-core dev machine, where the same run moves by up to 40 % from one minut
   the larger table's slots summed with the other's counts, then the whole smaller table, then the rest of
   the larger): the end 25-27 ms against 22, as the smaller table's pass probes 100 K entries to emit 37 K,
   and the loader waited for it (``tl.py``).
+- A table's arrays cleared by :func:`_rehash` (``nogil``) instead of ``np.zeros`` (2026-12-01): a thread's
+  first table, 8 MB on two threads and 16 MB on one, took 2-15 ms to make, zeroed or faulted in while
+  holding the GIL, so the other thread's start waited (``/work/scratch/s29/init.py``). Whole
+  ``count_pretokens`` on prose_en, per-pair differences of 21-31 interleaved calls in one process, in three
+  runs on a quiet and on noisy minutes: one thread +16.4, -2.2 and -13.6 ms, two threads -8.3, -2.7 and
+  -11.0 ms (``abinit.py``; an earlier try that allocated inside a kernel gave 1.023, see above).
 """
 
 from __future__ import annotations
@@ -202,9 +208,9 @@ def grow_table(table: CountTable, min_distinct: int = 0, min_arena: int = 0) -> 
     if want == n_slots and want_arena == arena_size:
         return table
     slots, refs = table.slots, table.refs
-    if want != n_slots:
-        slots = np.zeros(2 * want, dtype=np.uint64)
-        refs = np.zeros(2 * want, dtype=np.int64)
+    if want != n_slots:  # (np.empty: _rehash clears them without the GIL, see the performance notes)
+        slots = np.empty(2 * want, dtype=np.uint64)
+        refs = np.empty(2 * want, dtype=np.int64)
         _rehash(table.slots, table.refs, slots, refs)
     arena = table.arena
     if want_arena != arena_size:
@@ -265,7 +271,11 @@ def _shift(slots):
 
 @njit(cache=True, nogil=True)
 def _rehash(old_slots, old_refs, slots, refs):
-    """Re-insert every entry of ``old_*`` into the empty, larger ``slots``/``refs`` (keys are kept)."""
+    """Clear the larger ``slots``/``refs`` (whatever they hold) and re-insert every entry of ``old_*`` there
+    (keys are kept)."""
+    for s in range(slots.shape[0]):
+        slots[s] = 0
+        refs[s] = 0
     shift = _shift(slots)
     mask = slots.shape[0] // 2 - 1
     for s in range(old_slots.shape[0] // 2):
