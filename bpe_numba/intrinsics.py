@@ -1,6 +1,7 @@
 """LLVM intrinsics for the kernels, through Numba's ``@intrinsic``: compiled into the kernels that call them
-(the encoding loop, the merge loop, and the pickling of two tables read while it is written). Numba is imported when a kernel that calls one is compiled
-(:mod:`bpe_numba.jit`), not by importing this module."""
+(the encoding loop, the merge loop, and the pickling of two tables that is read while it is written).
+Numba is imported when a kernel that calls one is compiled (:mod:`bpe_numba.jit`), not by importing this
+module."""
 
 from __future__ import annotations
 

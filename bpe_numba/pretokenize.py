@@ -406,9 +406,9 @@ def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
     and the ``dict`` is made by ``pickle.load`` in one C loop: the keys, the counts and the inserts, under
     the GIL, with no Python object per entry on the way. A table is pickled in ``workers`` ranges of slots
     on as many threads. A :class:`SplitTable` of two tables not merged yet (two threads counted) is pickled
-    by one thread without merging (:func:`_two_dict`) while ``pickle.load`` reads it; one of more tables is
-    merged and pickled range by range of keys, on one thread fewer than its tables (this thread is busy),
-    and ``pickle.load`` reads each range as it comes (:class:`_PickleFeed`).
+    by one thread without merging (:func:`_two_dict`) while ``pickle.load`` reads it; any other is merged
+    (if it is not yet) and pickled range by range of keys, on one thread fewer than its tables (this thread
+    is busy), and ``pickle.load`` reads each range as it comes (:class:`_PickleFeed`).
 
     prose_en (137 K keys), one table on one thread, median of 15: 26.2 ms against 32.6 ms for the flattened
     entries made into ``bytes`` objects and inserted 2,048 at a time (the ``dict`` alone: ``pickle.loads``

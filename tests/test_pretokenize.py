@@ -209,7 +209,8 @@ def test_pickled_entries_never_write_past_their_array():
     progress = np.zeros(1, dtype=np.int64)
     writers = {
         "pickle_entries": lambda out: K.pickle_entries(table, 0, n, everything, extra, out, 1000),
-        "pickle_two": lambda out: K.pickle_two(table, other, ranges, extra, out, progress, np.empty(8, np.int64), 1000),
+        "pickle_two": lambda out: K.pickle_two(table, other, ranges, extra, out, progress, np.empty(8, np.int64),
+                                               1000),
     }
     for name, write in writers.items():
         need = write(np.empty(1000, dtype=np.uint8))
@@ -412,6 +413,34 @@ def test_a_failing_merge_thread_raises_in_the_caller(monkeypatch, reader):
             assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
         assert sys.getswitchinterval() == pytest.approx(P._HANDOFF)
     assert sys.getswitchinterval() == before
+
+
+def test_a_failing_pickling_thread_raises_in_the_caller(monkeypatch):
+    """Two tables read as a dict: when the thread that pickles them fails, the caller gets its error (not a
+    dict of what was published), no thread is left and the switch interval is restored; the tables were
+    not written, so reading them again gives the sums."""
+    import sys
+    import threading
+
+    from bpe_numba import count_kernels as K
+    from bpe_numba import pretokenize as P
+
+    tables = [_table_of({b"a": 1, b"bb": 2, bytes([i]) * 9: 3}) for i in range(1, 3)]
+    two = K.pickle_two
+
+    def fails(*args):
+        two(*args)
+        raise MemoryError("planted")
+
+    monkeypatch.setattr(K, "pickle_two", fails)
+    split = P.merge_tables(tables, 2)
+    before = sys.getswitchinterval()
+    with pytest.raises(MemoryError, match="planted"):
+        P.table_to_dict(split, 2)
+    assert not [t for t in threading.enumerate() if t.name.startswith("bpe_numba-")]
+    assert sys.getswitchinterval() == before
+    monkeypatch.setattr(K, "pickle_two", two)
+    assert P.table_to_dict(split, 2) == {b"a": 2, b"bb": 4, b"\x01" * 9: 3, b"\x02" * 9: 3}
 
 
 @given(st.integers(0, 5 << 20), st.integers(4096, 1 << 20), st.integers(1, 4))
