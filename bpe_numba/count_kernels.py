@@ -769,21 +769,12 @@ def _find(slots, refs, arena, key, length, src_arena, at):
 
 
 @njit(cache=True, nogil=True)
-def pickle_entries(table, lo, hi, keys, extra, out, batch):
-    """Write the entries in slots ``[lo, hi)`` whose key is in ``keys[0]..keys[1]`` to ``out`` as the body of a
-    pickle of ``{bytes: int}`` (``pretokenize.table_to_dict`` adds the header, PROTO 5 and EMPTY_DICT, and
-    STOP), ``batch`` entries at a time between MARK and SETITEMS (:func:`_pickle_entry`). ``extra``: int64
-    per slot, added to the counts (or empty). Returns the bytes written. An entry takes at most its length
-    plus :data:`PICKLE_RECORD_MAX` bytes, a batch 2 more; an ``out`` too small raises ``ValueError`` before
-    anything is written past it."""
-    slots = table.slots
-    refs = table.refs
-    arena = table.arena
-    k_lo = keys[0]
-    k_hi = keys[1]
+def _pickle_slots(slots, refs, arena, lo, hi, k_lo, k_hi, extra, out, p, in_batch, batch):
+    """Write the entries in slots ``[lo, hi)`` whose key is in ``k_lo..k_hi`` at ``out[p:]``
+    (:func:`_pickle_entry`), their counts plus ``extra[s]`` unless ``extra`` is empty, going on with a batch
+    that holds ``in_batch`` entries. Returns ``(p, in_batch)`` after them; raises ``ValueError`` before an
+    entry would not fit in ``out`` (:data:`PICKLE_RECORD_MAX`)."""
     more = extra.shape[0] > 0
-    p = 0
-    in_batch = 0
     for s in range(lo, hi):
         key = slots[2 * s]
         if key == 0 or not _in_range(key, k_lo, k_hi):
@@ -793,14 +784,27 @@ def pickle_entries(table, lo, hi, keys, extra, out, batch):
         if length == 0:
             length = refs[2 * s + 1]
         if p + length + PICKLE_RECORD_MAX + 2 > out.shape[0]:
-            raise ValueError("pickle_entries: out too small")
+            raise ValueError("pickling: out too small")
         c = np.int64(slots[2 * s + 1]) + (extra[s] if more else 0)
         p = _pickle_entry(out, p, in_batch, batch, pre, length, arena, refs[2 * s], c)
         in_batch += 1
         if in_batch == batch:
             in_batch = 0
+    return p, in_batch
+
+
+@njit(cache=True, nogil=True)
+def pickle_entries(table, lo, hi, keys, extra, out, batch):
+    """Write the entries in slots ``[lo, hi)`` whose key is in ``keys[0]..keys[1]`` to ``out`` as the body of a
+    pickle of ``{bytes: int}`` (``pretokenize.table_to_dict`` adds the header, PROTO 5 and EMPTY_DICT, and
+    STOP), ``batch`` entries at a time between MARK and SETITEMS (:func:`_pickle_entry`). ``extra``: int64
+    per slot, added to the counts (or empty). Returns the bytes written. An entry takes at most its length
+    plus :data:`PICKLE_RECORD_MAX` bytes, a batch 2 more; an ``out`` too small raises ``ValueError`` before
+    anything is written past it."""
+    p, in_batch = _pickle_slots(table.slots, table.refs, table.arena, lo, hi, keys[0], keys[1], extra, out, 0, 0,
+                                batch)
     if in_batch > 0:
-        out[p] = 0x75
+        out[p] = 0x75  # SETITEMS
         p += 1
     return p
 
@@ -849,26 +853,16 @@ def pickle_two(big, small, ranges, extra, out, progress, runs, batch):
                     extra[j] += c
                     continue
                 if p + length + PICKLE_RECORD_MAX + 2 > out.shape[0]:
-                    raise ValueError("pickle_two: out too small")
+                    raise ValueError("pickling: out too small")
                 p = _pickle_entry(out, p, in_batch, batch, key * _M1_INV, length, s_arena, s_refs[2 * s], c)
                 in_batch += 1
                 if in_batch == batch:
                     in_batch = 0
         for q in range(2):
-            for s in range(runs[2 * q], runs[2 * q + 1]):
-                key = slots[2 * s]
-                if key == 0 or not _in_range(key, k_lo, k_hi):
-                    continue
-                length = _entry_length(slots, refs, s)
-                if p + length + PICKLE_RECORD_MAX + 2 > out.shape[0]:
-                    raise ValueError("pickle_two: out too small")
-                p = _pickle_entry(out, p, in_batch, batch, key * _M1_INV, length, arena, refs[2 * s],
-                                  np.int64(slots[2 * s + 1]) + extra[s])
-                in_batch += 1
-                if in_batch == batch:
-                    in_batch = 0
+            p, in_batch = _pickle_slots(slots, refs, arena, runs[2 * q], runs[2 * q + 1], k_lo, k_hi, extra, out,
+                                        p, in_batch, batch)
         if in_batch > 0:
-            out[p] = 0x75
+            out[p] = 0x75  # SETITEMS
             p += 1
             in_batch = 0
         _store_release(progress, 0, p)

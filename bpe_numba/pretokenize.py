@@ -357,20 +357,27 @@ def flatten_table(table, min_len: int, workers: int = 1) -> tuple[np.ndarray, np
     from . import count_kernels as K
 
     everything = K.key_ranges(1)[0]
+    parts = _slot_parts(table, workers)
+    if len(parts) == 1:
+        return _flatten_range(table, everything, min_len, *parts[0])
+    from .threads import run_threads
+
+    pieces: list = [None] * len(parts)
+
+    def flatten(i: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
+        pieces[i] = _flatten_range(table, everything, min_len, *parts[i])
+
+    run_threads(flatten, len(parts))
+    return _concatenated(pieces)
+
+
+def _slot_parts(table, workers: int) -> list[tuple[int, int]]:
+    """The table's slots cut in ``workers`` ranges ``[lo, hi)`` of about equal size (fewer if it has fewer
+    slots), one per thread."""
     n = table.slots.shape[0] // 2
     parts = max(1, min(int(workers), n))
     cuts = [n * i // parts for i in range(parts + 1)]
-    if parts == 1:
-        return _flatten_range(table, everything, min_len, 0, n)
-    from .threads import run_threads
-
-    pieces: list = [None] * parts
-
-    def flatten(i: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
-        pieces[i] = _flatten_range(table, everything, min_len, cuts[i], cuts[i + 1])
-
-    run_threads(flatten, parts)
-    return _concatenated(pieces)
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 _HANDOFF = 2e-4  # seconds: Python's thread switch interval while the dict is built (Python's default: 5 ms)
@@ -422,21 +429,19 @@ def table_to_dict(table, workers: int = 1) -> dict[bytes, int]:
     from .threads import run_threads
 
     if not isinstance(table, SplitTable):
-        n = table.slots.shape[0] // 2
-        parts = max(1, min(int(workers), n))
+        parts = _slot_parts(table, workers)
         everything = K.key_ranges(1)[0]
-        if parts == 1:
-            return pickle.loads(_pickled(table, everything, 0, n, whole=True))
-        cuts = [n * i // parts for i in range(parts + 1)]
-        feed = _PickleFeed(parts)
+        if len(parts) == 1:
+            return pickle.loads(_pickled(table, everything, *parts[0], whole=True))
+        feed = _PickleFeed(len(parts))
 
         def part(i: int, stop: threading.Event) -> None:  # milliseconds of a kernel: no stop flag to check
             try:
-                feed.put(i, [_pickled(table, everything, cuts[i], cuts[i + 1])])
+                feed.put(i, [_pickled(table, everything, *parts[i])])
             finally:
                 feed.put(None, None)
 
-        return feed.load(lambda take: run_threads(part, parts, on_tick=take, tick=0))
+        return feed.load(lambda take: run_threads(part, len(parts), on_tick=take, tick=0))
     if len(table.tables) == 2 and not table.merged and not table.failed:
         return _two_dict(table)
     threads = max(1, len(table.tables) - 1)  # this thread is the last one
